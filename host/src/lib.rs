@@ -1,0 +1,4 @@
+//! rmq-openmldb: stream RocketMQ into OpenMLDB, with user code in sandboxed
+//! WebAssembly components.
+
+pub mod plugin;

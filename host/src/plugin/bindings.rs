@@ -1,0 +1,58 @@
+//! Host-side bindings of the WIT contract (`wit/plugin.wit`), one module per
+//! world. `types` and `host` are generated once (in `converter`) and shared,
+//! so a `Message` or a `Cell` is one Rust type whatever the role.
+
+pub mod converter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "converter-plugin",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub mod transform {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform-plugin",
+        with: {
+            "rmq-openmldb:plugin/types@0.1.0": super::converter::rmq_openmldb::plugin::types,
+            "rmq-openmldb:plugin/host@0.1.0": super::converter::rmq_openmldb::plugin::host,
+        },
+    });
+}
+
+pub mod sink {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "sink-plugin",
+        with: {
+            "rmq-openmldb:plugin/types@0.1.0": super::converter::rmq_openmldb::plugin::types,
+            "rmq-openmldb:plugin/host@0.1.0": super::converter::rmq_openmldb::plugin::host,
+        },
+    });
+}
+
+pub mod source {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "source-plugin",
+        with: {
+            "rmq-openmldb:plugin/types@0.1.0": super::converter::rmq_openmldb::plugin::types,
+            "rmq-openmldb:plugin/host@0.1.0": super::converter::rmq_openmldb::plugin::host,
+        },
+    });
+}
+
+pub use converter::rmq_openmldb::plugin::host::Level;
+pub use converter::rmq_openmldb::plugin::types::{
+    Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError,
+    PluginInfo, Property, RecordFailure, Row, RowBatch, TableSchema,
+};
+pub use converter::exports::rmq_openmldb::plugin::converter::Converted;
+pub use source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
+pub use transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Transformed};
+
+/// The WIT package every plugin must be built against.
+pub const CONTRACT_PACKAGE: &str = "rmq-openmldb:plugin";
+/// The contract version this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";

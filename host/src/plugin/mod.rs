@@ -1,0 +1,19 @@
+//! The plugin runtime: loads WebAssembly components that implement the WIT
+//! contract, checks their role and version, compiles them once (cached on
+//! disk), and runs them in warm, sandboxed instances with a memory cap and
+//! a per-call deadline.
+
+pub mod bindings;
+mod cache;
+mod engine;
+mod error;
+mod instance;
+mod state;
+
+pub use cache::{CacheOutcome, CompileCache};
+pub use engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, PluginOrigin, Role, RuntimeConfig, default_cache_dir};
+pub use error::{CallError, LoadError, TrapKind};
+pub use instance::{
+    ConverterInstance, PluginConfig, SinkInstance, SourceInstance, TransformInstance, check_row, column_type_name,
+};
+pub use state::{HistogramSummary, PluginMetrics, PluginServices};

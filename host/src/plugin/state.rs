@@ -1,0 +1,338 @@
+//! What a plugin's `Store` holds, and the host imports it can call: log,
+//! metrics and small keyed state. The services outlive any one instance so
+//! that state and metrics survive instance recycling after a trap.
+
+use super::bindings::Level;
+use super::bindings::converter::rmq_openmldb::plugin::{host, types};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use wasmtime::StoreLimits;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+/// Longest log line a plugin may write; longer ones are cut.
+pub const MAX_LOG_LINE: usize = 4096;
+/// Limits of the keyed state (documented in the WIT).
+pub const MAX_STATE_KEY: usize = 256;
+pub const MAX_STATE_VALUE: usize = 64 * 1024;
+pub const MAX_STATE_TOTAL: usize = 1024 * 1024;
+/// Distinct metric names one plugin may create.
+pub const MAX_METRIC_NAMES: usize = 128;
+/// How much of a plugin's stderr is kept to explain a trap.
+pub const STDERR_TAIL: usize = 8 * 1024;
+
+/// Per (connector task, plugin) services: labels, metrics and state.
+#[derive(Debug, Default)]
+pub struct PluginServices {
+    /// Plugin name, for log lines and metric labels.
+    pub plugin: String,
+    /// Connector name, or a label such as "plugin-test".
+    pub connector: String,
+    metrics: Mutex<PluginMetrics>,
+    state: Mutex<KeyedState>,
+}
+
+/// A histogram as count, sum, min and max; exported by the metrics layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HistogramSummary {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PluginMetrics {
+    pub counters: BTreeMap<String, u64>,
+    pub histograms: BTreeMap<String, HistogramSummary>,
+}
+
+#[derive(Debug, Default)]
+struct KeyedState {
+    entries: HashMap<String, Vec<u8>>,
+    bytes: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl PluginServices {
+    pub fn new(plugin: impl Into<String>, connector: impl Into<String>) -> Arc<Self> {
+        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), ..Default::default() })
+    }
+
+    /// A copy of the plugin's metrics so far.
+    pub fn metrics(&self) -> PluginMetrics {
+        lock(&self.metrics).clone()
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        let message = truncate(message, MAX_LOG_LINE);
+        let (plugin, connector) = (self.plugin.as_str(), self.connector.as_str());
+        match level {
+            Level::Trace => tracing::trace!(plugin, connector, "{message}"),
+            Level::Debug => tracing::debug!(plugin, connector, "{message}"),
+            Level::Info => tracing::info!(plugin, connector, "{message}"),
+            Level::Warn => tracing::warn!(plugin, connector, "{message}"),
+            Level::Error => tracing::error!(plugin, connector, "{message}"),
+        }
+    }
+
+    fn counter_add(&self, name: &str, delta: u64) {
+        let mut metrics = lock(&self.metrics);
+        if let Some(name) = admit_metric(name, metrics.counters.len(), metrics.counters.contains_key(name)) {
+            let counter = metrics.counters.entry(name).or_default();
+            *counter = counter.saturating_add(delta);
+        }
+    }
+
+    fn histogram_record(&self, name: &str, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        let mut metrics = lock(&self.metrics);
+        if let Some(name) = admit_metric(name, metrics.histograms.len(), metrics.histograms.contains_key(name)) {
+            let h = metrics.histograms.entry(name).or_insert(HistogramSummary {
+                count: 0,
+                sum: 0.0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            });
+            h.count += 1;
+            h.sum += value;
+            h.min = h.min.min(value);
+            h.max = h.max.max(value);
+        }
+    }
+
+    pub fn state_get(&self, key: &str) -> Option<Vec<u8>> {
+        lock(&self.state).entries.get(key).cloned()
+    }
+
+    pub fn state_put(&self, key: String, value: Vec<u8>) -> bool {
+        if key.len() > MAX_STATE_KEY || value.len() > MAX_STATE_VALUE {
+            return false;
+        }
+        let mut state = lock(&self.state);
+        let replaced = state.entries.get(&key).map(|old| key.len() + old.len()).unwrap_or(0);
+        let after = state.bytes - replaced + key.len() + value.len();
+        if after > MAX_STATE_TOTAL {
+            return false;
+        }
+        state.bytes = after;
+        state.entries.insert(key, value);
+        true
+    }
+
+    pub fn state_delete(&self, key: &str) {
+        let mut state = lock(&self.state);
+        if let Some(old) = state.entries.remove(key) {
+            state.bytes -= key.len() + old.len();
+        }
+    }
+}
+
+/// The metric name to use, or None when the plugin has too many names.
+/// Names are restricted to Prometheus' alphabet.
+fn admit_metric(name: &str, known: usize, exists: bool) -> Option<String> {
+    if !exists && known >= MAX_METRIC_NAMES {
+        return None;
+    }
+    let clean: String = name
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The data of one plugin `Store`.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) services: Arc<PluginServices>,
+    pub(crate) stderr: TailPipe,
+}
+
+impl PluginState {
+    /// A sandbox with no files, no network, no environment; stdout and
+    /// stderr go to a bounded tail kept to explain traps.
+    pub fn new(services: Arc<PluginServices>, memory_cap: usize) -> Self {
+        let stderr = TailPipe::new(STDERR_TAIL);
+        let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
+        let limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(memory_cap)
+            .trap_on_grow_failure(true)
+            .instances(64)
+            .build();
+        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: Level, message: String) {
+        self.services.log(level, &message)
+    }
+    fn counter_add(&mut self, name: String, delta: u64) {
+        self.services.counter_add(&name, delta)
+    }
+    fn histogram_record(&mut self, name: String, value: f64) {
+        self.services.histogram_record(&name, value)
+    }
+    fn state_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.services.state_get(&key)
+    }
+    fn state_put(&mut self, key: String, value: Vec<u8>) -> bool {
+        self.services.state_put(key, value)
+    }
+    fn state_delete(&mut self, key: String) {
+        self.services.state_delete(&key)
+    }
+}
+
+/// An output stream that never fails and keeps the last `capacity` bytes.
+/// A plugin that prints a lot loses old output, never its ability to run.
+#[derive(Clone)]
+pub struct TailPipe {
+    capacity: usize,
+    buffer: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl TailPipe {
+    pub fn new(capacity: usize) -> Self {
+        TailPipe { capacity, buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))) }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut buffer = lock(&self.buffer);
+        let keep = bytes.len().min(self.capacity);
+        let overflow = (buffer.len() + keep).saturating_sub(self.capacity);
+        buffer.drain(..overflow);
+        buffer.extend(&bytes[bytes.len() - keep..]);
+    }
+
+    /// The kept output as text, trimmed.
+    pub fn contents(&self) -> String {
+        let buffer = lock(&self.buffer);
+        let (a, b) = buffer.as_slices();
+        let mut bytes = Vec::with_capacity(buffer.len());
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+}
+
+impl IsTerminal for TailPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for TailPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for TailPipe {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for TailPipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for TailPipe {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_pipe_keeps_the_last_bytes() {
+        let pipe = TailPipe::new(8);
+        pipe.push(b"hello ");
+        pipe.push(b"world!");
+        assert_eq!(pipe.contents(), "o world!");
+        pipe.push(b"0123456789abc");
+        assert_eq!(pipe.contents(), "56789abc");
+    }
+
+    #[test]
+    fn keyed_state_enforces_its_limits() {
+        let s = PluginServices::new("p", "c");
+        assert!(s.state_put("k".into(), vec![1; 10]));
+        assert_eq!(s.state_get("k"), Some(vec![1; 10]));
+        assert!(!s.state_put("x".repeat(MAX_STATE_KEY + 1), vec![]));
+        assert!(!s.state_put("big".into(), vec![0; MAX_STATE_VALUE + 1]));
+        for i in 0..15 {
+            assert!(s.state_put(format!("k{i}"), vec![0; MAX_STATE_VALUE - 16]));
+        }
+        assert!(!s.state_put("k15".into(), vec![0; MAX_STATE_VALUE - 16]), "total cap of 1 MiB");
+        s.state_delete("k0");
+        assert!(s.state_put("k15".into(), vec![0; MAX_STATE_VALUE - 16]));
+    }
+
+    #[test]
+    fn metrics_accumulate_with_clean_names() {
+        let s = PluginServices::new("p", "c");
+        s.counter_add("rows.bad", 2);
+        s.counter_add("rows.bad", 3);
+        s.histogram_record("size", 4.0);
+        s.histogram_record("size", 2.0);
+        s.histogram_record("size", f64::NAN);
+        let m = s.metrics();
+        assert_eq!(m.counters["rows_bad"], 5);
+        assert_eq!(m.histograms["size"], HistogramSummary { count: 2, sum: 6.0, min: 2.0, max: 4.0 });
+    }
+}
