@@ -1,4 +1,5 @@
 //! rmq-openmldb: stream RocketMQ into OpenMLDB, with user code in sandboxed
 //! WebAssembly components.
 
+pub mod cli;
 pub mod plugin;

@@ -29,7 +29,10 @@ pub trait Converter: Sized + 'static {
 pub trait Transform: Sized + 'static {
     /// `output` is the schema this transform must produce; return the input
     /// schema it needs.
-    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError>;
+    fn init(
+        config: PluginConfig,
+        output: Vec<Column>,
+    ) -> Result<(Self, TransformInfo), PluginError>;
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError>;
 }
 

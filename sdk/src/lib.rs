@@ -94,20 +94,20 @@ pub mod bindings {
     }
 }
 
+pub use bindings::converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use bindings::converter::rmq_openmldb::plugin::host;
 pub use bindings::converter::rmq_openmldb::plugin::types::{
     Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError,
     PluginInfo, Property, RecordFailure, Row, RowBatch, TableSchema,
 };
-pub use bindings::converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use bindings::source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
 pub use bindings::transform::exports::rmq_openmldb::plugin::transform::{
     TransformInfo, Transformed,
 };
 pub use config::PluginConfig;
-pub use export::{Converter, Sink, Source, Transform};
 #[doc(hidden)]
 pub use export::not_initialised as __not_initialised;
+pub use export::{Converter, Sink, Source, Transform};
 pub use row::{ColumnIndex, RowBuilder};
 
 /// The version of the WIT contract this SDK implements.
@@ -117,9 +117,9 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 pub mod prelude {
     pub use crate::coerce::{CellError, CoerceOptions, json_to_cell};
     pub use crate::{
-        Cell, Column, ColumnType, Converted, Converter, Date, ErrorKind, FailureKind, Message,
-        Needs, Origin, PluginConfig, PluginError, PluginInfo, RecordFailure, Row, RowBatch,
-        ColumnIndex, RowBuilder, Sink, Source, SourcePosition, SourceRecord, TableSchema, Transform,
+        Cell, Column, ColumnIndex, ColumnType, Converted, Converter, Date, ErrorKind, FailureKind,
+        Message, Needs, Origin, PluginConfig, PluginError, PluginInfo, RecordFailure, Row,
+        RowBatch, RowBuilder, Sink, Source, SourcePosition, SourceRecord, TableSchema, Transform,
         TransformInfo, Transformed, log, plugin_info,
     };
 }
@@ -136,7 +136,10 @@ pub fn plugin_info(name: &str, version: &str) -> PluginInfo {
 
 impl PluginError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        PluginError { kind, message: message.into() }
+        PluginError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)

@@ -43,12 +43,12 @@ pub mod source {
     });
 }
 
+pub use converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use converter::rmq_openmldb::plugin::host::Level;
 pub use converter::rmq_openmldb::plugin::types::{
     Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError,
     PluginInfo, Property, RecordFailure, Row, RowBatch, TableSchema,
 };
-pub use converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
 pub use transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Transformed};
 
@@ -56,3 +56,16 @@ pub use transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Tra
 pub const CONTRACT_PACKAGE: &str = "rmq-openmldb:plugin";
 /// The contract version this host implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// The WIT spelling of a failure kind (`out-of-range`), as users see it in
+/// `plugin test` output and dead-letter properties.
+pub fn failure_kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Decode => "decode",
+        FailureKind::MissingField => "missing-field",
+        FailureKind::TypeMismatch => "type-mismatch",
+        FailureKind::OutOfRange => "out-of-range",
+        FailureKind::InvalidValue => "invalid-value",
+        FailureKind::Rejected => "rejected",
+    }
+}

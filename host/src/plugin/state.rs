@@ -59,12 +59,18 @@ struct KeyedState {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave them inconsistent.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl PluginServices {
     pub fn new(plugin: impl Into<String>, connector: impl Into<String>) -> Arc<Self> {
-        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), ..Default::default() })
+        Arc::new(PluginServices {
+            plugin: plugin.into(),
+            connector: connector.into(),
+            ..Default::default()
+        })
     }
 
     /// A copy of the plugin's metrics so far.
@@ -86,7 +92,11 @@ impl PluginServices {
 
     fn counter_add(&self, name: &str, delta: u64) {
         let mut metrics = lock(&self.metrics);
-        if let Some(name) = admit_metric(name, metrics.counters.len(), metrics.counters.contains_key(name)) {
+        if let Some(name) = admit_metric(
+            name,
+            metrics.counters.len(),
+            metrics.counters.contains_key(name),
+        ) {
             let counter = metrics.counters.entry(name).or_default();
             *counter = counter.saturating_add(delta);
         }
@@ -97,7 +107,11 @@ impl PluginServices {
             return;
         }
         let mut metrics = lock(&self.metrics);
-        if let Some(name) = admit_metric(name, metrics.histograms.len(), metrics.histograms.contains_key(name)) {
+        if let Some(name) = admit_metric(
+            name,
+            metrics.histograms.len(),
+            metrics.histograms.contains_key(name),
+        ) {
             let h = metrics.histograms.entry(name).or_insert(HistogramSummary {
                 count: 0,
                 sum: 0.0,
@@ -120,7 +134,11 @@ impl PluginServices {
             return false;
         }
         let mut state = lock(&self.state);
-        let replaced = state.entries.get(&key).map(|old| key.len() + old.len()).unwrap_or(0);
+        let replaced = state
+            .entries
+            .get(&key)
+            .map(|old| key.len() + old.len())
+            .unwrap_or(0);
         let after = state.bytes - replaced + key.len() + value.len();
         if after > MAX_STATE_TOTAL {
             return false;
@@ -147,7 +165,13 @@ fn admit_metric(name: &str, known: usize, exists: bool) -> Option<String> {
     let clean: String = name
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     (!clean.is_empty()).then_some(clean)
 }
@@ -177,19 +201,31 @@ impl PluginState {
     /// stderr go to a bounded tail kept to explain traps.
     pub fn new(services: Arc<PluginServices>, memory_cap: usize) -> Self {
         let stderr = TailPipe::new(STDERR_TAIL);
-        let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .build();
         let limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size(memory_cap)
             .trap_on_grow_failure(true)
             .instances(64)
             .build();
-        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr }
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            services,
+            stderr,
+        }
     }
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -226,7 +262,10 @@ pub struct TailPipe {
 
 impl TailPipe {
     pub fn new(capacity: usize) -> Self {
-        TailPipe { capacity, buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))) }
+        TailPipe {
+            capacity,
+            buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -282,7 +321,11 @@ impl OutputStream for TailPipe {
 }
 
 impl tokio::io::AsyncWrite for TailPipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -315,12 +358,15 @@ mod tests {
         assert_eq!(s.state_get("k"), Some(vec![1; 10]));
         assert!(!s.state_put("x".repeat(MAX_STATE_KEY + 1), vec![]));
         assert!(!s.state_put("big".into(), vec![0; MAX_STATE_VALUE + 1]));
-        for i in 0..15 {
-            assert!(s.state_put(format!("k{i}"), vec![0; MAX_STATE_VALUE - 16]));
-        }
-        assert!(!s.state_put("k15".into(), vec![0; MAX_STATE_VALUE - 16]), "total cap of 1 MiB");
-        s.state_delete("k0");
-        assert!(s.state_put("k15".into(), vec![0; MAX_STATE_VALUE - 16]));
+        let stored = (0..20)
+            .filter(|i| s.state_put(format!("k{i:02}"), vec![0; MAX_STATE_VALUE]))
+            .count();
+        assert_eq!(stored, 15, "16 full values would pass the 1 MiB total");
+        s.state_delete("k00");
+        assert!(
+            s.state_put("k19".into(), vec![0; MAX_STATE_VALUE]),
+            "deleting frees room"
+        );
     }
 
     #[test]
@@ -333,6 +379,14 @@ mod tests {
         s.histogram_record("size", f64::NAN);
         let m = s.metrics();
         assert_eq!(m.counters["rows_bad"], 5);
-        assert_eq!(m.histograms["size"], HistogramSummary { count: 2, sum: 6.0, min: 2.0, max: 4.0 });
+        assert_eq!(
+            m.histograms["size"],
+            HistogramSummary {
+                count: 2,
+                sum: 6.0,
+                min: 2.0,
+                max: 4.0
+            }
+        );
     }
 }

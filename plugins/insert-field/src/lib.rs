@@ -31,7 +31,10 @@ pub struct InsertField {
 }
 
 impl InsertField {
-    pub fn new(config: &PluginConfig, output: &[Column]) -> Result<(Self, Vec<Column>), PluginError> {
+    pub fn new(
+        config: &PluginConfig,
+        output: &[Column],
+    ) -> Result<(Self, Vec<Column>), PluginError> {
         let mut slots = vec![Slot::Input; output.len()];
         let mut any = false;
         for (key, slot) in [
@@ -42,15 +45,27 @@ impl InsertField {
             ("store.timestamp.field", Slot::StoreTimestamp),
         ] {
             if let Some(name) = config.get(key) {
-                place(&mut slots, column_position(output, name.trim(), key)?, slot, key)?;
+                place(
+                    &mut slots,
+                    column_position(output, name.trim(), key)?,
+                    slot,
+                    key,
+                )?;
                 any = true;
             }
         }
         if let Some(name) = config.get("static.field") {
             let position = column_position(output, name.trim(), "static.field")?;
             let raw = config.require("static.value")?;
-            let cell = json_to_cell(&Value::String(raw.to_string()), &output[position], Logical::None, &CoerceOptions::default())
-                .map_err(|e| PluginError::invalid_config(format!("config key \"static.value\": {}", e.message)))?;
+            let cell = json_to_cell(
+                &Value::String(raw.to_string()),
+                &output[position],
+                Logical::None,
+                &CoerceOptions::default(),
+            )
+            .map_err(|e| {
+                PluginError::invalid_config(format!("config key \"static.value\": {}", e.message))
+            })?;
             place(&mut slots, position, Slot::Static(cell), "static.field")?;
             any = true;
         }
@@ -65,20 +80,32 @@ impl InsertField {
             .filter(|(_, slot)| matches!(slot, Slot::Input))
             .map(|(c, _)| c.clone())
             .collect();
-        Ok((InsertField { slots, output: output.to_vec(), opts: CoerceOptions::default() }, input))
+        Ok((
+            InsertField {
+                slots,
+                output: output.to_vec(),
+                opts: CoerceOptions::default(),
+            },
+            input,
+        ))
     }
 }
 
 fn place(slots: &mut [Slot], position: usize, slot: Slot, key: &str) -> Result<(), PluginError> {
     if !matches!(slots[position], Slot::Input) {
-        return Err(PluginError::invalid_config(format!("config key \"{key}\": that column is already filled by another key")));
+        return Err(PluginError::invalid_config(format!(
+            "config key \"{key}\": that column is already filled by another key"
+        )));
     }
     slots[position] = slot;
     Ok(())
 }
 
 impl Transform for InsertField {
-    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
+    fn init(
+        config: PluginConfig,
+        output: Vec<Column>,
+    ) -> Result<(Self, TransformInfo), PluginError> {
         let (insert, input) = InsertField::new(&config, &output)?;
         let mut info = plugin_info("insert-field", env!("CARGO_PKG_VERSION"));
         info.needs = Needs::ORIGIN;
@@ -86,7 +113,10 @@ impl Transform for InsertField {
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
-        let mut out = Transformed { rows: Vec::with_capacity(batch.rows.len()), failures: Vec::new() };
+        let mut out = Transformed {
+            rows: Vec::with_capacity(batch.rows.len()),
+            failures: Vec::new(),
+        };
         'rows: for (index, row) in batch.rows.into_iter().enumerate() {
             let origin = batch.origins.get(row.source_index as usize);
             let mut input = row.cells.into_iter();
@@ -102,7 +132,9 @@ impl Transform for InsertField {
                         continue;
                     }
                     (_, None) => {
-                        return Err(PluginError::fatal("the host sent no origin for a row; insert-field needs origins"));
+                        return Err(PluginError::fatal(
+                            "the host sent no origin for a row; insert-field needs origins",
+                        ));
                     }
                     (Slot::Topic, Some(o)) => Value::String(o.topic.clone()),
                     (Slot::QueueId, Some(o)) => Value::from(o.queue_id),
@@ -122,7 +154,10 @@ impl Transform for InsertField {
                     }
                 }
             }
-            out.rows.push(Row { source_index: row.source_index, cells });
+            out.rows.push(Row {
+                source_index: row.source_index,
+                cells,
+            });
         }
         Ok(out)
     }
@@ -135,7 +170,11 @@ mod tests {
     use super::*;
 
     fn col(name: &str, type_: ColumnType) -> Column {
-        Column { name: name.into(), type_, nullable: true }
+        Column {
+            name: name.into(),
+            type_,
+            nullable: true,
+        }
     }
 
     #[test]
@@ -148,28 +187,67 @@ mod tests {
             col("region", ColumnType::String),
         ];
         let config = PluginConfig::new(
-            [("topic.field", "src_topic"), ("queue.offset.field", "src_offset"), ("born.timestamp.field", "ingested"), ("static.field", "region"), ("static.value", "eu")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            [
+                ("topic.field", "src_topic"),
+                ("queue.offset.field", "src_offset"),
+                ("born.timestamp.field", "ingested"),
+                ("static.field", "region"),
+                ("static.value", "eu"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         );
         let (mut insert, info) = InsertField::init(config, output).unwrap();
-        assert_eq!(info.input.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["id"]);
+        assert_eq!(
+            info.input
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["id"]
+        );
         assert!(info.info.needs.contains(Needs::ORIGIN));
-        let origins = vec![Origin { topic: "t".into(), queue_id: 3, queue_offset: 77, born_timestamp: 1000, store_timestamp: 2000 }];
-        let out = insert.process(RowBatch { rows: vec![Row { source_index: 0, cells: vec![Cell::Bigint(9)] }], origins }).unwrap();
+        let origins = vec![Origin {
+            topic: "t".into(),
+            queue_id: 3,
+            queue_offset: 77,
+            born_timestamp: 1000,
+            store_timestamp: 2000,
+        }];
+        let out = insert
+            .process(RowBatch {
+                rows: vec![Row {
+                    source_index: 0,
+                    cells: vec![Cell::Bigint(9)],
+                }],
+                origins,
+            })
+            .unwrap();
         assert_eq!(
             out.rows[0].cells,
-            vec![Cell::Bigint(9), Cell::String("t".into()), Cell::Bigint(77), Cell::Timestamp(1000), Cell::String("eu".into())]
+            vec![
+                Cell::Bigint(9),
+                Cell::String("t".into()),
+                Cell::Bigint(77),
+                Cell::Timestamp(1000),
+                Cell::String("eu".into())
+            ]
         );
     }
 
     #[test]
     fn bad_config_is_named() {
         let output = vec![col("n", ColumnType::Int)];
-        let config = PluginConfig::new(vec![("static.field".into(), "n".into()), ("static.value".into(), "x".into())]);
+        let config = PluginConfig::new(vec![
+            ("static.field".into(), "n".into()),
+            ("static.value".into(), "x".into()),
+        ]);
         let err = InsertField::init(config, output.clone()).err().unwrap();
-        assert!(err.message.contains("static.value") && err.message.contains("\"x\""), "{}", err.message);
+        assert!(
+            err.message.contains("static.value") && err.message.contains("\"x\""),
+            "{}",
+            err.message
+        );
         assert!(InsertField::init(PluginConfig::default(), output).is_err());
     }
 }

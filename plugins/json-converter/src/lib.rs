@@ -49,21 +49,38 @@ pub struct JsonConverter {
 
 impl JsonConverter {
     pub fn new(config: &PluginConfig, target: TableSchema) -> Result<Self, PluginError> {
-        let format = match config.choice_or("json.format", &["auto", "envelope", "plain"], "auto")? {
-            "envelope" => Format::Envelope,
-            "plain" => Format::Plain,
-            _ => Format::Auto,
-        };
+        let format =
+            match config.choice_or("json.format", &["auto", "envelope", "plain"], "auto")? {
+                "envelope" => Format::Envelope,
+                "plain" => Format::Plain,
+                _ => Format::Auto,
+            };
         let zone = match config.get("timezone").or_else(|| config.get("db.timezone")) {
             None => Zone::default(),
-            Some(spec) => Zone::parse(spec).map_err(|e| PluginError::invalid_config(format!("config key \"timezone\": {e}")))?,
+            Some(spec) => Zone::parse(spec).map_err(|e| {
+                PluginError::invalid_config(format!("config key \"timezone\": {e}"))
+            })?,
         };
-        let fail_on_unknown = config.choice_or("unknown.fields", &["ignore", "fail"], "ignore")? == "fail";
+        let fail_on_unknown =
+            config.choice_or("unknown.fields", &["ignore", "fail"], "ignore")? == "fail";
         if target.columns.is_empty() {
-            return Err(PluginError::schema_mismatch(format!("table \"{}\" has no columns", target.table)));
+            return Err(PluginError::schema_mismatch(format!(
+                "table \"{}\" has no columns",
+                target.table
+            )));
         }
-        let by_name = target.columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
-        let by_lower_name = target.columns.iter().enumerate().map(|(i, c)| (c.name.to_lowercase(), i)).collect();
+        let by_name = target
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let by_lower_name = target
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.to_lowercase(), i))
+            .collect();
         Ok(JsonConverter {
             columns: target.columns,
             by_name,
@@ -77,12 +94,18 @@ impl JsonConverter {
     }
 
     fn column_of(&self, field: &str) -> Option<usize> {
-        self.by_name.get(field).or_else(|| self.by_lower_name.get(&field.to_lowercase())).copied()
+        self.by_name
+            .get(field)
+            .or_else(|| self.by_lower_name.get(&field.to_lowercase()))
+            .copied()
     }
 
     /// Convert a batch; never fails as a whole.
     pub fn convert_batch(&mut self, batch: &[Message]) -> Converted {
-        let mut out = Converted { rows: Vec::with_capacity(batch.len()), failures: Vec::new() };
+        let mut out = Converted {
+            rows: Vec::with_capacity(batch.len()),
+            failures: Vec::new(),
+        };
         for (index, message) in batch.iter().enumerate() {
             let index = index as u32;
             match self.convert_one(&message.body, index, &mut out.rows) {
@@ -93,7 +116,12 @@ impl JsonConverter {
         out
     }
 
-    fn convert_one(&mut self, body: &[u8], index: u32, rows: &mut Vec<Row>) -> Result<(), CellError> {
+    fn convert_one(
+        &mut self,
+        body: &[u8],
+        index: u32,
+        rows: &mut Vec<Row>,
+    ) -> Result<(), CellError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| CellError {
             kind: FailureKind::Decode,
             message: format!("body is not valid JSON: {e}"),
@@ -104,7 +132,9 @@ impl JsonConverter {
                 let payload = top.remove("payload").unwrap_or(Value::Null);
                 self.convert_envelope(schema, payload, index, rows)
             }
-            (Format::Envelope, _) => Err(decode("body is not a JsonConverter envelope {\"schema\": …, \"payload\": …}")),
+            (Format::Envelope, _) => Err(decode(
+                "body is not a JsonConverter envelope {\"schema\": …, \"payload\": …}",
+            )),
             (_, Value::Object(object)) => {
                 rows.push(self.row_from_object(&object, None, index)?);
                 Ok(())
@@ -113,11 +143,15 @@ impl JsonConverter {
                 let mut built = Vec::with_capacity(items.len());
                 for (position, item) in items.iter().enumerate() {
                     let Value::Object(object) = item else {
-                        return Err(decode(&format!("array element {position} is not a JSON object")));
+                        return Err(decode(&format!(
+                            "array element {position} is not a JSON object"
+                        )));
                     };
-                    built.push(self.row_from_object(object, None, index).map_err(|e| CellError {
-                        message: format!("array element {position}: {}", e.message),
-                        ..e
+                    built.push(self.row_from_object(object, None, index).map_err(|e| {
+                        CellError {
+                            message: format!("array element {position}: {}", e.message),
+                            ..e
+                        }
                     })?);
                 }
                 rows.extend(built);
@@ -130,9 +164,18 @@ impl JsonConverter {
         }
     }
 
-    fn convert_envelope(&mut self, schema: Value, payload: Value, index: u32, rows: &mut Vec<Row>) -> Result<(), CellError> {
+    fn convert_envelope(
+        &mut self,
+        schema: Value,
+        payload: Value,
+        index: u32,
+        rows: &mut Vec<Row>,
+    ) -> Result<(), CellError> {
         let Value::Object(payload) = payload else {
-            return Err(decode(&format!("envelope payload is a JSON {}, expected an object", json_kind(&payload))));
+            return Err(decode(&format!(
+                "envelope payload is a JSON {}, expected an object",
+                json_kind(&payload)
+            )));
         };
         if self.cached_schema.as_ref() != Some(&schema) {
             self.cached_logicals = self.plan_for(&schema)?;
@@ -151,14 +194,18 @@ impl JsonConverter {
         let mut logicals = vec![Logical::None; self.columns.len()];
         for field in fields {
             let Some(name) = field.get("field").and_then(Value::as_str) else {
-                return Err(decode("envelope schema has a field without a \"field\" name"));
+                return Err(decode(
+                    "envelope schema has a field without a \"field\" name",
+                ));
             };
             match self.column_of(name) {
                 Some(position) => logicals[position] = logical_of(field)?,
                 None if self.fail_on_unknown => {
                     return Err(CellError {
                         kind: FailureKind::Rejected,
-                        message: format!("field \"{name}\" is not a column of the table (unknown.fields=fail)"),
+                        message: format!(
+                            "field \"{name}\" is not a column of the table (unknown.fields=fail)"
+                        ),
                     });
                 }
                 None => {}
@@ -167,20 +214,32 @@ impl JsonConverter {
         Ok(logicals)
     }
 
-    fn row_from_object(&self, object: &Map<String, Value>, logicals: Option<&[Logical]>, index: u32) -> Result<Row, CellError> {
+    fn row_from_object(
+        &self,
+        object: &Map<String, Value>,
+        logicals: Option<&[Logical]>,
+        index: u32,
+    ) -> Result<Row, CellError> {
         let mut cells: Vec<Option<Cell>> = vec![None; self.columns.len()];
         for (field, value) in object {
             let Some(position) = self.column_of(field) else {
                 if self.fail_on_unknown {
                     return Err(CellError {
                         kind: FailureKind::Rejected,
-                        message: format!("field \"{field}\" is not a column of the table (unknown.fields=fail)"),
+                        message: format!(
+                            "field \"{field}\" is not a column of the table (unknown.fields=fail)"
+                        ),
                     });
                 }
                 continue;
             };
             let logical = logicals.map(|l| l[position]).unwrap_or_default();
-            cells[position] = Some(json_to_cell(value, &self.columns[position], logical, &self.opts)?);
+            cells[position] = Some(json_to_cell(
+                value,
+                &self.columns[position],
+                logical,
+                &self.opts,
+            )?);
         }
         let cells = cells
             .into_iter()
@@ -190,7 +249,10 @@ impl JsonConverter {
                 None => null_cell(column),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Row { source_index: index, cells })
+        Ok(Row {
+            source_index: index,
+            cells,
+        })
     }
 }
 
@@ -199,7 +261,10 @@ fn is_envelope(top: &Map<String, Value>) -> bool {
 }
 
 fn decode(message: &str) -> CellError {
-    CellError { kind: FailureKind::Decode, message: message.to_string() }
+    CellError {
+        kind: FailureKind::Decode,
+        message: message.to_string(),
+    }
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -225,9 +290,14 @@ fn logical_of(field: &Value) -> Result<Logical, CellError> {
             let scale = field
                 .get("parameters")
                 .and_then(|p| p.get("scale"))
-                .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|t| t.parse().ok())))
+                .and_then(|s| {
+                    s.as_u64()
+                        .or_else(|| s.as_str().and_then(|t| t.parse().ok()))
+                })
                 .ok_or_else(|| decode("decimal field has no \"scale\" parameter"))?;
-            Logical::Decimal { scale: scale as u32 }
+            Logical::Decimal {
+                scale: scale as u32,
+            }
         }
         _ if ty == "bytes" => Logical::Bytes,
         _ => Logical::None,
@@ -236,8 +306,14 @@ fn logical_of(field: &Value) -> Result<Logical, CellError> {
 
 /// The OpenMLDB column a JsonConverter field schema maps to.
 fn column_of_field(field: &Value) -> Result<Column, String> {
-    let name = field.get("field").and_then(Value::as_str).ok_or("a schema field has no \"field\" name")?;
-    let optional = field.get("optional").and_then(Value::as_bool).unwrap_or(true);
+    let name = field
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or("a schema field has no \"field\" name")?;
+    let optional = field
+        .get("optional")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let ty = field.get("type").and_then(Value::as_str).unwrap_or("");
     let logical = logical_of(field).map_err(|e| format!("field \"{name}\": {}", e.message))?;
     let type_ = match (logical, ty) {
@@ -254,7 +330,11 @@ fn column_of_field(field: &Value) -> Result<Column, String> {
         (_, "string" | "bytes" | "array" | "map" | "struct") => ColumnType::String,
         (_, other) => return Err(format!("field \"{name}\": unknown schema type \"{other}\"")),
     };
-    Ok(Column { name: name.to_string(), type_, nullable: optional })
+    Ok(Column {
+        name: name.to_string(),
+        type_,
+        nullable: optional,
+    })
 }
 
 /// The columns an envelope message declares (for `auto.create`).
@@ -272,14 +352,22 @@ pub fn infer_columns(body: &[u8]) -> Result<Vec<Column>, PluginError> {
     let fields = schema
         .get("fields")
         .and_then(Value::as_array)
-        .ok_or_else(|| PluginError::schema_mismatch("envelope schema is not a struct with \"fields\""))?;
-    fields.iter().map(|f| column_of_field(f).map_err(PluginError::schema_mismatch)).collect()
+        .ok_or_else(|| {
+            PluginError::schema_mismatch("envelope schema is not a struct with \"fields\"")
+        })?;
+    fields
+        .iter()
+        .map(|f| column_of_field(f).map_err(PluginError::schema_mismatch))
+        .collect()
 }
 
 impl Converter for JsonConverter {
     fn init(config: PluginConfig, target: TableSchema) -> Result<(Self, PluginInfo), PluginError> {
         let converter = JsonConverter::new(&config, target)?;
-        Ok((converter, plugin_info("json-converter", env!("CARGO_PKG_VERSION"))))
+        Ok((
+            converter,
+            plugin_info("json-converter", env!("CARGO_PKG_VERSION")),
+        ))
     }
 
     fn convert(&mut self, batch: Vec<Message>) -> Result<Converted, PluginError> {

@@ -1,0 +1,463 @@
+//! `rmq-openmldb plugin list | inspect | test`: the plugin author's loop.
+
+use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema, failure_kind_name};
+use crate::plugin::{
+    CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin,
+    RuntimeConfig, StageSpec, default_cache_dir,
+};
+use anyhow::{Context, Result, bail};
+use clap::{ArgMatches, Args, Subcommand};
+use serde_json::{Map, Value, json};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options every plugin command shares.
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Folder of user plugins (`*.wasm`).
+    #[arg(long, env = "RMQ_OPENMLDB_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Compiled-component cache folder [default: ~/.cache/rmq-openmldb/components].
+    #[arg(long, env = "RMQ_OPENMLDB_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not read or write the compile cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Memory cap of one plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: usize,
+    /// Deadline of one call into a plugin, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub call_timeout_ms: u64,
+}
+
+impl RuntimeArgs {
+    fn engine(&self) -> Result<PluginEngine> {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(default_cache_dir)
+        };
+        Ok(PluginEngine::new(RuntimeConfig {
+            memory_cap_bytes: self.memory_mib * 1024 * 1024,
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            cache_dir,
+        })?)
+    }
+
+    fn catalog(&self) -> PluginCatalog {
+        PluginCatalog::new(self.plugins_dir.clone())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// List the built-in plugins and those in the plugins folder.
+    List {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Show a component's role, imports, exports and size.
+    Inspect {
+        /// A `.wasm` file or a plugin name.
+        file: String,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Run a converter (and transforms) over sample messages; print the rows
+    /// and the failures as JSON lines.
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// The converter: a built-in name, a plugins-folder name or a `.wasm` file.
+    pub converter: String,
+    /// One message body per line (a JSON value, or any text).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// `{"table": "...", "columns": [{"name": "...", "type": "bigint", "nullable": true}, ...]}`.
+    #[arg(long)]
+    pub table_schema: PathBuf,
+    /// A transform to apply after the converter; repeat for a chain.
+    #[arg(long = "transform", action = clap::ArgAction::Append)]
+    pub transforms: Vec<String>,
+    /// `key=value` for the plugin named last before it (the converter when
+    /// it comes before any --transform).
+    #[arg(long = "config", action = clap::ArgAction::Append)]
+    pub configs: Vec<String>,
+    /// Topic the sample messages claim to come from.
+    #[arg(long, default_value = "plugin-test")]
+    pub topic: String,
+    /// Born and store timestamp of the sample messages (epoch ms).
+    #[arg(long, default_value_t = 0)]
+    pub timestamp: i64,
+    /// Messages per call into the plugins.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Which plugin each --config belongs to (filled from the argument order).
+    #[arg(skip)]
+    pub config_owner: Vec<usize>,
+}
+
+impl TestArgs {
+    /// Attach each `--config` to the plugin named before it, by position on
+    /// the command line.
+    pub fn assign_configs(&mut self, matches: &ArgMatches) {
+        let transform_positions: Vec<usize> = matches
+            .indices_of("transforms")
+            .map(|i| i.collect())
+            .unwrap_or_default();
+        self.config_owner = matches
+            .indices_of("configs")
+            .map(|indices| {
+                indices
+                    .map(|at| transform_positions.iter().filter(|t| **t < at).count())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+}
+
+pub fn run(command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::List { runtime } => list(&runtime),
+        PluginCommand::Inspect { file, runtime } => inspect(&file, &runtime),
+        PluginCommand::Test(args) => test(&args),
+    }
+}
+
+fn list(runtime: &RuntimeArgs) -> Result<()> {
+    let engine = runtime.engine()?;
+    let catalog = runtime.catalog();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<16} {:<10} {:<26} {:<9} {}",
+        "NAME", "ROLE", "CONTRACT", "VERSION", "SOURCE"
+    )?;
+    let overridden: Vec<String> = catalog
+        .folder_files()?
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    for builtin in PluginCatalog::builtins() {
+        let source = if overridden.iter().any(|n| n == builtin.name) {
+            "built-in (overridden by the plugins folder)".to_string()
+        } else {
+            format!("built-in: {}", builtin.description)
+        };
+        let contract = format!(
+            "rmq-openmldb:plugin@{}",
+            crate::plugin::bindings::CONTRACT_VERSION
+        );
+        writeln!(
+            out,
+            "{:<16} {:<10} {:<26} {:<9} {}",
+            builtin.name,
+            builtin.role,
+            contract,
+            env!("CARGO_PKG_VERSION"),
+            source
+        )?;
+    }
+    for file in catalog.folder_files()? {
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match engine.load(PluginOrigin::File(file.clone()), None) {
+            Ok(plugin) => {
+                let contract = format!(
+                    "rmq-openmldb:plugin@{}",
+                    crate::plugin::bindings::CONTRACT_VERSION
+                );
+                let source = format!(
+                    "{} ({} KiB, sha256 {})",
+                    file.display(),
+                    plugin.size_bytes / 1024,
+                    &plugin.content_hash[..12]
+                );
+                writeln!(
+                    out,
+                    "{:<16} {:<10} {:<26} {:<9} {}",
+                    name, plugin.role, contract, "-", source
+                )?;
+            }
+            Err(e) => writeln!(
+                out,
+                "{:<16} {:<10} {:<26} {:<9} refused: {e}",
+                name, "-", "-", "-"
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn inspect(file: &str, runtime: &RuntimeArgs) -> Result<()> {
+    let engine = runtime.engine()?;
+    let origin = runtime.catalog().resolve(file)?;
+    let plugin = engine.load(origin, None)?;
+    let (imports, exports) = plugin.interface_names(&engine);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "plugin:   {}", plugin.name)?;
+    writeln!(out, "source:   {}", plugin.origin.describe())?;
+    writeln!(
+        out,
+        "role:     {} (world {}-plugin, exports {})",
+        plugin.role,
+        plugin.role,
+        plugin.role.interface()
+    )?;
+    writeln!(out, "size:     {} bytes", plugin.size_bytes)?;
+    writeln!(out, "sha256:   {}", plugin.content_hash)?;
+    let cache = match plugin.cache {
+        CacheOutcome::Hit => "loaded from the compile cache",
+        CacheOutcome::Compiled => "compiled now and cached",
+        CacheOutcome::Uncached => "compiled now (cache off)",
+    };
+    writeln!(
+        out,
+        "load:     {:.1} ms, {cache}",
+        plugin.load_time.as_secs_f64() * 1e3
+    )?;
+    writeln!(out, "imports:")?;
+    for name in imports {
+        writeln!(out, "  {name}")?;
+    }
+    writeln!(out, "exports:")?;
+    for name in exports {
+        writeln!(out, "  {name}")?;
+    }
+    Ok(())
+}
+
+/// The schema file of `plugin test`.
+pub fn read_table_schema(path: &PathBuf) -> Result<TableSchema> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the table schema {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let field = |name: &str| format!("{}: field \"{name}\"", path.display());
+    let table = value
+        .get("table")
+        .and_then(Value::as_str)
+        .with_context(|| format!("{} is missing (a string)", field("table")))?;
+    let database = value.get("database").and_then(Value::as_str).unwrap_or("");
+    let columns = value
+        .get("columns")
+        .and_then(Value::as_array)
+        .with_context(|| format!("{} is missing (a list)", field("columns")))?;
+    let mut parsed = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        let name = column
+            .get("name")
+            .and_then(Value::as_str)
+            .with_context(|| format!("{}[{i}].name is missing", field("columns")))?;
+        let ty = column
+            .get("type")
+            .and_then(Value::as_str)
+            .with_context(|| format!("{}[{i}].type is missing", field("columns")))?;
+        let type_ = parse_openmldb_type(ty).with_context(|| {
+            format!(
+                "{}[{i}].type: unknown type \"{ty}\" (use bool, smallint, int, bigint, float, double, string, date or timestamp)",
+                field("columns")
+            )
+        })?;
+        let nullable = match column.get("nullable") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => bail!(
+                "{}[{i}].nullable: expected true or false, got {other}",
+                field("columns")
+            ),
+        };
+        parsed.push(Column {
+            name: name.to_string(),
+            type_,
+            nullable,
+        });
+    }
+    if parsed.is_empty() {
+        bail!("{} is empty", field("columns"));
+    }
+    Ok(TableSchema {
+        database: database.to_string(),
+        table: table.to_string(),
+        columns: parsed,
+    })
+}
+
+/// OpenMLDB's type names, in SQL (`bigint`) and APIServer (`kBigInt`) spelling.
+pub fn parse_openmldb_type(name: &str) -> Option<ColumnType> {
+    Some(
+        match name.trim().to_ascii_lowercase().trim_start_matches('k') {
+            "bool" | "boolean" => ColumnType::Bool,
+            "smallint" | "int16" => ColumnType::Smallint,
+            "int" | "int32" | "integer" => ColumnType::Int,
+            "bigint" | "int64" => ColumnType::Bigint,
+            "float" => ColumnType::Float,
+            "double" => ColumnType::Double,
+            "string" | "varchar" => ColumnType::String,
+            "date" => ColumnType::Date,
+            "timestamp" => ColumnType::Timestamp,
+            _ => return None,
+        },
+    )
+}
+
+fn split_config(entry: &str) -> Result<(String, String)> {
+    match entry.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => bail!("--config \"{entry}\": expected key=value"),
+    }
+}
+
+fn test(args: &TestArgs) -> Result<()> {
+    let engine = args.runtime.engine()?;
+    let catalog = args.runtime.catalog();
+    let table = read_table_schema(&args.table_schema)?;
+    let mut stage_configs: Vec<Vec<(String, String)>> = vec![Vec::new(); args.transforms.len() + 1];
+    for (i, entry) in args.configs.iter().enumerate() {
+        let owner = args.config_owner.get(i).copied().unwrap_or(0);
+        stage_configs[owner].push(split_config(entry)?);
+    }
+    let converter = StageSpec {
+        plugin: args.converter.clone(),
+        config: stage_configs[0].clone(),
+    };
+    let transforms: Vec<StageSpec> = args
+        .transforms
+        .iter()
+        .zip(&stage_configs[1..])
+        .map(|(plugin, config)| StageSpec {
+            plugin: plugin.clone(),
+            config: config.clone(),
+        })
+        .collect();
+    let mut chain = PluginChain::new(
+        &engine,
+        &catalog,
+        &converter,
+        &transforms,
+        table.clone(),
+        "plugin-test",
+    )?;
+    let needs = chain.converter_needs();
+    tracing::debug!(stages = ?chain.stage_names(), ?needs, "chain ready");
+
+    let input = std::fs::File::open(&args.input)
+        .with_context(|| format!("cannot read the input {}", args.input.display()))?;
+    let mut lines = std::io::BufReader::new(input).lines().enumerate();
+    let mut out = std::io::stdout().lock();
+    let (mut messages, mut rows, mut failures, mut dropped) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        let mut batch: Vec<(usize, Message)> = Vec::with_capacity(args.batch_size);
+        for (number, line) in lines.by_ref() {
+            let line =
+                line.with_context(|| format!("{}: line {}", args.input.display(), number + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            batch.push((number + 1, sample_message(args, number, line)));
+            if batch.len() == args.batch_size.max(1) {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let bodies: Vec<Message> = batch.iter().map(|(_, m)| m.clone()).collect();
+        let output = chain.run(&bodies)?;
+        messages += batch.len() as u64;
+        for (index, (line, _)) in batch.iter().enumerate() {
+            let index = index as u32;
+            let mut produced = false;
+            for row in output.rows.iter().filter(|r| r.source_index == index) {
+                produced = true;
+                rows += 1;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"line": line, "row": row_json(&row.cells, &table.columns)})
+                )?;
+            }
+            for failure in output.failures.iter().filter(|f| f.source_index == index) {
+                produced = true;
+                failures += 1;
+                writeln!(out, "{}", failure_json(*line, failure))?;
+            }
+            if !produced {
+                dropped += 1;
+                writeln!(out, "{}", json!({"line": line, "dropped": true}))?;
+            }
+        }
+    }
+    eprintln!("{messages} messages: {rows} rows, {failures} failures, {dropped} dropped");
+    Ok(())
+}
+
+fn sample_message(args: &TestArgs, number: usize, line: String) -> Message {
+    Message {
+        topic: args.topic.clone(),
+        queue_id: 0,
+        queue_offset: number as i64,
+        born_timestamp: args.timestamp,
+        store_timestamp: args.timestamp,
+        message_id: None,
+        keys: None,
+        tags: None,
+        properties: None,
+        body: line.into_bytes(),
+    }
+}
+
+fn failure_json(line: usize, failure: &MessageFailure) -> Value {
+    json!({"line": line, "failure": {"stage": failure.stage, "kind": failure_kind_name(failure.kind), "message": failure.message}})
+}
+
+/// A row as a JSON object in column order.
+pub fn row_json(cells: &[Cell], columns: &[Column]) -> Value {
+    let mut object = Map::with_capacity(columns.len());
+    for (cell, column) in cells.iter().zip(columns) {
+        object.insert(column.name.clone(), cell_json(cell));
+    }
+    Value::Object(object)
+}
+
+/// A cell as JSON: dates as "yyyy-MM-dd", timestamps as epoch ms, NaN and
+/// infinities as strings.
+pub fn cell_json(cell: &Cell) -> Value {
+    let float = |f: f64| {
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or_else(|| {
+                Value::String(
+                    if f.is_nan() {
+                        "NaN"
+                    } else if f > 0.0 {
+                        "Infinity"
+                    } else {
+                        "-Infinity"
+                    }
+                    .into(),
+                )
+            })
+    };
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Bool(b) => Value::Bool(*b),
+        Cell::Smallint(n) => json!(n),
+        Cell::Int(n) => json!(n),
+        Cell::Bigint(n) => json!(n),
+        // Through f32's shortest text, so 0.1f32 prints as 0.1.
+        Cell::Float(f) => float(f.to_string().parse::<f64>().unwrap_or(f64::NAN)),
+        Cell::Double(f) => float(*f),
+        Cell::String(s) => Value::String(s.clone()),
+        Cell::Date(d) => Value::String(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)),
+        Cell::Timestamp(ms) => json!(ms),
+    }
+}
