@@ -4,40 +4,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn rmq_openmldb(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
         .args(args)
         .current_dir(root())
-        .env(
-            "RMQ_OPENMLDB_CACHE_DIR",
-            std::env::temp_dir().join("rmq-openmldb-cli-test-cache"),
-        )
+        .env("RMQ_OPENMLDB_CACHE_DIR", std::env::temp_dir().join("rmq-openmldb-cli-test-cache"))
         .env_remove("RMQ_OPENMLDB_PLUGINS_DIR")
         .output()
         .expect("run rmq-openmldb")
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 fn stderr(output: &Output) -> String {
-    assert!(
-        !output.status.success(),
-        "expected failure, got: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(!output.status.success(), "expected failure, got: {}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
@@ -46,15 +32,7 @@ const SCHEMA: &str = "examples/plugin-test/employee_test.schema.json";
 
 #[test]
 fn plugin_test_prints_rows_and_failures_as_json_lines() {
-    let out = stdout(&rmq_openmldb(&[
-        "plugin",
-        "test",
-        "json-converter",
-        "--input",
-        INPUT,
-        "--table-schema",
-        SCHEMA,
-    ]));
+    let out = stdout(&rmq_openmldb(&["plugin", "test", "json-converter", "--input", INPUT, "--table-schema", SCHEMA]));
     let expected = [
         r#"{"line":1,"row":{"id":2,"name":"name-02","howold":19,"male":7,"company":"company","money":32232.0,"begin_time":1640764800000}}"#,
         r#"{"line":2,"row":{"id":12,"name":"name-06","howold":19,"male":3,"company":null,"money":null,"begin_time":null}}"#,
@@ -110,12 +88,7 @@ fn plugin_list_shows_builtins_and_the_folder() {
     let hostile = Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("hostile.wasm");
     std::fs::copy(&hostile, dir.path().join("hostile.wasm")).unwrap();
     std::fs::write(dir.path().join("broken.wasm"), b"not wasm").unwrap();
-    let out = stdout(&rmq_openmldb(&[
-        "plugin",
-        "list",
-        "--plugins-dir",
-        dir.path().to_str().unwrap(),
-    ]));
+    let out = stdout(&rmq_openmldb(&["plugin", "list", "--plugins-dir", dir.path().to_str().unwrap()]));
     for (name, role) in [
         ("json-converter", "converter"),
         ("filter", "transform"),
@@ -130,68 +103,31 @@ fn plugin_list_shows_builtins_and_the_folder() {
             .lines()
             .find(|l| l.starts_with(&format!("{name} ")))
             .unwrap_or_else(|| panic!("{name} missing:\n{out}"));
-        assert!(
-            line.contains(role) && line.contains("rmq-openmldb:plugin@0.1.0"),
-            "{line}"
-        );
+        assert!(line.contains(role) && line.contains("rmq-openmldb:plugin@0.1.0"), "{line}");
     }
     let broken = out.lines().find(|l| l.starts_with("broken ")).unwrap();
-    assert!(
-        broken.contains("refused:") && broken.contains("not a WebAssembly component"),
-        "{broken}"
-    );
+    assert!(broken.contains("refused:") && broken.contains("not a WebAssembly component"), "{broken}");
 }
 
 #[test]
 fn plugin_inspect_shows_world_imports_and_exports() {
     let hostile = Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("hostile.wasm");
-    let out = stdout(&rmq_openmldb(&[
-        "plugin",
-        "inspect",
-        hostile.to_str().unwrap(),
-    ]));
-    assert!(out.contains("role:     transform (world transform-plugin, exports rmq-openmldb:plugin/transform@0.1.0)"), "{out}");
+    let out = stdout(&rmq_openmldb(&["plugin", "inspect", hostile.to_str().unwrap()]));
     assert!(
-        out.contains(&format!(
-            "size:     {} bytes",
-            std::fs::metadata(&hostile).unwrap().len()
-        )),
+        out.contains("role:     transform (world transform-plugin, exports rmq-openmldb:plugin/transform@0.1.0)"),
         "{out}"
     );
-    assert!(
-        out.contains("imports:\n") && out.contains("  rmq-openmldb:plugin/host@0.1.0"),
-        "{out}"
-    );
-    assert!(
-        out.contains("exports:\n  rmq-openmldb:plugin/transform@0.1.0"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("size:     {} bytes", std::fs::metadata(&hostile).unwrap().len())), "{out}");
+    assert!(out.contains("imports:\n") && out.contains("  rmq-openmldb:plugin/host@0.1.0"), "{out}");
+    assert!(out.contains("exports:\n  rmq-openmldb:plugin/transform@0.1.0"), "{out}");
 }
 
 #[test]
 fn plugin_errors_say_what_is_wrong() {
-    let unknown = stderr(&rmq_openmldb(&[
-        "plugin",
-        "test",
-        "xml-converter",
-        "--input",
-        INPUT,
-        "--table-schema",
-        SCHEMA,
-    ]));
-    assert!(
-        unknown.contains("no plugin named \"xml-converter\""),
-        "{unknown}"
-    );
-    let wrong_role = stderr(&rmq_openmldb(&[
-        "plugin",
-        "test",
-        "filter",
-        "--input",
-        INPUT,
-        "--table-schema",
-        SCHEMA,
-    ]));
+    let unknown =
+        stderr(&rmq_openmldb(&["plugin", "test", "xml-converter", "--input", INPUT, "--table-schema", SCHEMA]));
+    assert!(unknown.contains("no plugin named \"xml-converter\""), "{unknown}");
+    let wrong_role = stderr(&rmq_openmldb(&["plugin", "test", "filter", "--input", INPUT, "--table-schema", SCHEMA]));
     assert!(wrong_role.contains("expected a converter"), "{wrong_role}");
     let bad_config = stderr(&rmq_openmldb(&[
         "plugin",
@@ -206,18 +142,11 @@ fn plugin_errors_say_what_is_wrong() {
         "--config",
         "field=salary",
     ]));
-    assert!(
-        bad_config.contains("column \"salary\" is not in the schema"),
-        "{bad_config}"
-    );
+    assert!(bad_config.contains("column \"salary\" is not in the schema"), "{bad_config}");
 
     let dir = tempfile::tempdir().unwrap();
     let schema = dir.path().join("schema.json");
-    std::fs::write(
-        &schema,
-        r#"{"table": "t", "columns": [{"name": "a", "type": "money"}]}"#,
-    )
-    .unwrap();
+    std::fs::write(&schema, r#"{"table": "t", "columns": [{"name": "a", "type": "money"}]}"#).unwrap();
     let bad_type = stderr(&rmq_openmldb(&[
         "plugin",
         "test",
@@ -227,8 +156,5 @@ fn plugin_errors_say_what_is_wrong() {
         "--table-schema",
         schema.to_str().unwrap(),
     ]));
-    assert!(
-        bad_type.contains("field \"columns\"[0].type: unknown type \"money\""),
-        "{bad_type}"
-    );
+    assert!(bad_type.contains("field \"columns\"[0].type: unknown type \"money\""), "{bad_type}");
 }

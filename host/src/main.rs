@@ -5,11 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rmq_openmldb::cli::plugin::PluginCommand;
 
 #[derive(Parser)]
-#[command(
-    name = "rmq-openmldb",
-    version,
-    about = "Stream RocketMQ into OpenMLDB, with plugins in WebAssembly"
-)]
+#[command(name = "rmq-openmldb", version, about = "Stream RocketMQ into OpenMLDB, with plugins in WebAssembly")]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]

@@ -39,11 +39,7 @@ impl CellError {
 
     /// The failure of record `index`.
     pub fn into_failure(self, index: u32) -> RecordFailure {
-        RecordFailure {
-            index,
-            kind: self.kind,
-            message: self.message,
-        }
+        RecordFailure { index, kind: self.kind, message: self.message }
     }
 }
 
@@ -86,24 +82,15 @@ pub fn describe(value: &Value) -> String {
 }
 
 fn mismatch(column: &Column, value: &Value, why: &str) -> CellError {
-    CellError::new(
-        FailureKind::TypeMismatch,
-        format!("field \"{}\": value {} {why}", column.name, describe(value)),
-    )
+    CellError::new(FailureKind::TypeMismatch, format!("field \"{}\": value {} {why}", column.name, describe(value)))
 }
 
 fn out_of_range(column: &Column, value: &Value, why: &str) -> CellError {
-    CellError::new(
-        FailureKind::OutOfRange,
-        format!("field \"{}\": value {} {why}", column.name, describe(value)),
-    )
+    CellError::new(FailureKind::OutOfRange, format!("field \"{}\": value {} {why}", column.name, describe(value)))
 }
 
 fn invalid(column: &Column, value: &Value, why: &str) -> CellError {
-    CellError::new(
-        FailureKind::InvalidValue,
-        format!("field \"{}\": value {} {why}", column.name, describe(value)),
-    )
+    CellError::new(FailureKind::InvalidValue, format!("field \"{}\": value {} {why}", column.name, describe(value)))
 }
 
 /// NULL for a nullable column, `missing-field` otherwise.
@@ -113,21 +100,13 @@ pub fn null_cell(column: &Column) -> Result<Cell, CellError> {
     } else {
         Err(CellError::new(
             FailureKind::MissingField,
-            format!(
-                "field \"{}\": no value for a NOT NULL {} column",
-                column.name, column.type_
-            ),
+            format!("field \"{}\": no value for a NOT NULL {} column", column.name, column.type_),
         ))
     }
 }
 
 /// Convert a JSON value to a cell of `column`'s type.
-pub fn json_to_cell(
-    value: &Value,
-    column: &Column,
-    logical: Logical,
-    opts: &CoerceOptions,
-) -> Result<Cell, CellError> {
+pub fn json_to_cell(value: &Value, column: &Column, logical: Logical, opts: &CoerceOptions) -> Result<Cell, CellError> {
     if value.is_null() {
         return null_cell(column);
     }
@@ -153,9 +132,9 @@ pub fn json_to_cell(
         }
         ColumnType::Int => {
             let n = json_integer(value, column)?;
-            i32::try_from(n).map(Cell::Int).map_err(|_| {
-                out_of_range(column, value, "does not fit int (-2147483648..2147483647)")
-            })
+            i32::try_from(n)
+                .map(Cell::Int)
+                .map_err(|_| out_of_range(column, value, "does not fit int (-2147483648..2147483647)"))
         }
         ColumnType::Bigint => json_integer(value, column).map(Cell::Bigint),
         ColumnType::Float => {
@@ -171,9 +150,7 @@ pub fn json_to_cell(
             other => other.to_string(),
         })),
         ColumnType::Date => match value {
-            Value::String(s) => time::parse_date(s)
-                .map(Cell::Date)
-                .map_err(|why| date_error(column, value, why)),
+            Value::String(s) => time::parse_date(s).map(Cell::Date).map_err(|why| date_error(column, value, why)),
             Value::Number(_) => date_days_to_cell(value, column),
             _ => Err(mismatch(column, value, "is not a date (\"yyyy-MM-dd\")")),
         },
@@ -182,8 +159,7 @@ pub fn json_to_cell(
             Value::String(s) => {
                 let ms = match s.trim().parse::<i64>() {
                     Ok(ms) => ms,
-                    Err(_) => time::parse_timestamp_ms(s, &opts.zone)
-                        .map_err(|why| mismatch(column, value, &why))?,
+                    Err(_) => time::parse_timestamp_ms(s, &opts.zone).map_err(|why| mismatch(column, value, &why))?,
                 };
                 checked_timestamp(ms, column, value)
             }
@@ -216,9 +192,7 @@ fn json_integer(value: &Value, column: &Column) -> Result<i64, CellError> {
         }
         Value::String(s) => match s.trim().parse::<i64>() {
             Ok(i) => Ok(i),
-            Err(_) if s.trim().parse::<i128>().is_ok() => {
-                Err(out_of_range(column, value, "does not fit bigint"))
-            }
+            Err(_) if s.trim().parse::<i128>().is_ok() => Err(out_of_range(column, value, "does not fit bigint")),
             Err(_) => Err(mismatch(column, value, "is not an integer")),
         },
         _ => Err(mismatch(column, value, "is not an integer")),
@@ -227,21 +201,14 @@ fn json_integer(value: &Value, column: &Column) -> Result<i64, CellError> {
 
 /// `f` as i64 when it is integral and within i64.
 fn integral_float(f: f64) -> Option<i64> {
-    (f.is_finite()
-        && f.fract() == 0.0
-        && f >= -9.223_372_036_854_776e18
-        && f < 9.223_372_036_854_776e18)
+    (f.is_finite() && f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f))
         .then_some(f as i64)
 }
 
 fn json_float(value: &Value, column: &Column) -> Result<f64, CellError> {
     match value {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| mismatch(column, value, "is not a number")),
-        Value::String(s) => {
-            parse_float_text(s).ok_or_else(|| mismatch(column, value, "is not a number"))
-        }
+        Value::Number(n) => n.as_f64().ok_or_else(|| mismatch(column, value, "is not a number")),
+        Value::String(s) => parse_float_text(s).ok_or_else(|| mismatch(column, value, "is not a number")),
         _ => Err(mismatch(column, value, "is not a number")),
     }
 }
@@ -258,37 +225,25 @@ pub fn parse_float_text(s: &str) -> Option<f64> {
 
 fn checked_timestamp(ms: i64, column: &Column, value: &Value) -> Result<Cell, CellError> {
     if ms < 0 {
-        Err(invalid(
-            column,
-            value,
-            "is a negative timestamp, which OpenMLDB refuses",
-        ))
+        Err(invalid(column, value, "is a negative timestamp, which OpenMLDB refuses"))
     } else {
         Ok(Cell::Timestamp(ms))
     }
 }
 
 /// An epoch-ms number into a timestamp (or bigint/date/string) column.
-fn timestamp_number_to_cell(
-    value: &Value,
-    column: &Column,
-    opts: &CoerceOptions,
-) -> Result<Cell, CellError> {
+fn timestamp_number_to_cell(value: &Value, column: &Column, opts: &CoerceOptions) -> Result<Cell, CellError> {
     let ms = json_integer(value, column)?;
     match column.type_ {
         ColumnType::Timestamp => checked_timestamp(ms, column, value),
         ColumnType::Bigint => Ok(Cell::Bigint(ms)),
-        ColumnType::Date => time::date_of_timestamp(ms, &opts.zone)
-            .map(Cell::Date)
-            .map_err(|why| out_of_range(column, value, &why)),
+        ColumnType::Date => {
+            time::date_of_timestamp(ms, &opts.zone).map(Cell::Date).map_err(|why| out_of_range(column, value, &why))
+        }
         ColumnType::String => time::format_timestamp(ms, &opts.zone)
             .map(Cell::String)
             .ok_or_else(|| out_of_range(column, value, "is not a representable timestamp")),
-        other => Err(mismatch(
-            column,
-            value,
-            &format!("is a timestamp and cannot be stored in a {other} column"),
-        )),
+        other => Err(mismatch(column, value, &format!("is a timestamp and cannot be stored in a {other} column"))),
     }
 }
 
@@ -299,16 +254,12 @@ fn date_days_to_cell(value: &Value, column: &Column) -> Result<Cell, CellError> 
     match column.type_ {
         ColumnType::Date => date().map(Cell::Date),
         ColumnType::Timestamp => checked_timestamp(days.saturating_mul(86_400_000), column, value),
-        ColumnType::Int => i32::try_from(days)
-            .map(Cell::Int)
-            .map_err(|_| out_of_range(column, value, "does not fit int")),
+        ColumnType::Int => {
+            i32::try_from(days).map(Cell::Int).map_err(|_| out_of_range(column, value, "does not fit int"))
+        }
         ColumnType::Bigint => Ok(Cell::Bigint(days)),
         ColumnType::String => date().map(|d| Cell::String(time::format_date(&d))),
-        other => Err(mismatch(
-            column,
-            value,
-            &format!("is a date and cannot be stored in a {other} column"),
-        )),
+        other => Err(mismatch(column, value, &format!("is a date and cannot be stored in a {other} column"))),
     }
 }
 
@@ -316,11 +267,7 @@ fn date_days_to_cell(value: &Value, column: &Column) -> Result<Cell, CellError> 
 fn time_of_day_to_cell(value: &Value, column: &Column) -> Result<Cell, CellError> {
     let ms = json_integer(value, column)?;
     if !(0..86_400_000).contains(&ms) {
-        return Err(out_of_range(
-            column,
-            value,
-            "is not a time of day (0..86399999 ms)",
-        ));
+        return Err(out_of_range(column, value, "is not a time of day (0..86399999 ms)"));
     }
     match column.type_ {
         ColumnType::Int => Ok(Cell::Int(ms as i32)),
@@ -332,11 +279,7 @@ fn time_of_day_to_cell(value: &Value, column: &Column) -> Result<Cell, CellError
             ms / 1000 % 60,
             ms % 1000
         ))),
-        other => Err(mismatch(
-            column,
-            value,
-            &format!("is a time of day and cannot be stored in a {other} column"),
-        )),
+        other => Err(mismatch(column, value, &format!("is a time of day and cannot be stored in a {other} column"))),
     }
 }
 
@@ -348,11 +291,7 @@ fn decimal_to_cell(value: &Value, column: &Column, scale: u32) -> Result<Cell, C
                 .decode(b64.trim())
                 .map_err(|_| mismatch(column, value, "is not base64 decimal bytes"))?;
             if bytes.is_empty() || bytes.len() > 16 {
-                return Err(out_of_range(
-                    column,
-                    value,
-                    "is a decimal wider than 128 bits",
-                ));
+                return Err(out_of_range(column, value, "is a decimal wider than 128 bits"));
             }
             let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0 };
             let mut wide = [fill; 16];
@@ -365,14 +304,12 @@ fn decimal_to_cell(value: &Value, column: &Column, scale: u32) -> Result<Cell, C
     };
     match column.type_ {
         ColumnType::String => Ok(Cell::String(text)),
-        ColumnType::Double => text
-            .parse::<f64>()
-            .map(Cell::Double)
-            .map_err(|_| mismatch(column, value, "is not a decimal")),
-        ColumnType::Float => text
-            .parse::<f32>()
-            .map(Cell::Float)
-            .map_err(|_| mismatch(column, value, "is not a decimal")),
+        ColumnType::Double => {
+            text.parse::<f64>().map(Cell::Double).map_err(|_| mismatch(column, value, "is not a decimal"))
+        }
+        ColumnType::Float => {
+            text.parse::<f32>().map(Cell::Float).map_err(|_| mismatch(column, value, "is not a decimal"))
+        }
         ColumnType::Smallint | ColumnType::Int | ColumnType::Bigint => {
             let whole = match unscaled {
                 Some(u) if scale == 0 => Some(u),
@@ -382,19 +319,9 @@ fn decimal_to_cell(value: &Value, column: &Column, scale: u32) -> Result<Cell, C
                         .ok_or_else(|| out_of_range(column, value, "has too large a scale"))?;
                     (u % divisor == 0).then_some(u / divisor)
                 }
-                None => text
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(integral_float)
-                    .map(i128::from),
+                None => text.parse::<f64>().ok().and_then(integral_float).map(i128::from),
             }
-            .ok_or_else(|| {
-                mismatch(
-                    column,
-                    value,
-                    &format!("is the decimal {text}, which is not an integer"),
-                )
-            })?;
+            .ok_or_else(|| mismatch(column, value, &format!("is the decimal {text}, which is not an integer")))?;
             let (min, max) = match column.type_ {
                 ColumnType::Smallint => (i16::MIN as i128, i16::MAX as i128),
                 ColumnType::Int => (i32::MIN as i128, i32::MAX as i128),
@@ -413,11 +340,7 @@ fn decimal_to_cell(value: &Value, column: &Column, scale: u32) -> Result<Cell, C
                 _ => Cell::Bigint(whole as i64),
             })
         }
-        other => Err(mismatch(
-            column,
-            value,
-            &format!("is a decimal and cannot be stored in a {other} column"),
-        )),
+        other => Err(mismatch(column, value, &format!("is a decimal and cannot be stored in a {other} column"))),
     }
 }
 
@@ -468,20 +391,18 @@ pub fn cell_to_json(cell: &Cell) -> Value {
 }
 
 fn float_json(f: f64) -> Value {
-    serde_json::Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or_else(|| {
-            Value::String(
-                if f.is_nan() {
-                    "NaN"
-                } else if f > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                }
-                .into(),
-            )
-        })
+    serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| {
+        Value::String(
+            if f.is_nan() {
+                "NaN"
+            } else if f > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            }
+            .into(),
+        )
+    })
 }
 
 /// Convert a cell to `column`'s type (the `cast` transform). Numbers convert
@@ -497,43 +418,34 @@ pub fn cast_cell(cell: &Cell, column: &Column, opts: &CoerceOptions) -> Result<C
     let value = cell_to_json(cell);
     match (cell, column.type_) {
         (Cell::Date(d), ColumnType::Timestamp) => {
-            let days =
-                time::epoch_days(d).ok_or_else(|| invalid(column, &value, "is not a date"))?;
+            let days = time::epoch_days(d).ok_or_else(|| invalid(column, &value, "is not a date"))?;
             checked_timestamp(days * 86_400_000, column, &value)
         }
         (Cell::Date(d), ColumnType::String) => Ok(Cell::String(time::format_date(d))),
-        (Cell::Date(_), _) => Err(mismatch(
-            column,
-            &value,
-            &format!("is a date and cannot be cast to {}", column.type_),
-        )),
+        (Cell::Date(_), _) => {
+            Err(mismatch(column, &value, &format!("is a date and cannot be cast to {}", column.type_)))
+        }
         (Cell::Timestamp(ms), ColumnType::String) => time::format_timestamp(*ms, &opts.zone)
             .map(Cell::String)
             .ok_or_else(|| out_of_range(column, &value, "is not a representable timestamp")),
-        (Cell::Timestamp(ms), ColumnType::Date) => time::date_of_timestamp(*ms, &opts.zone)
-            .map(Cell::Date)
-            .map_err(|why| out_of_range(column, &value, &why)),
+        (Cell::Timestamp(ms), ColumnType::Date) => {
+            time::date_of_timestamp(*ms, &opts.zone).map(Cell::Date).map_err(|why| out_of_range(column, &value, &why))
+        }
         (Cell::Bool(b), ColumnType::Smallint) => Ok(Cell::Smallint(*b as i16)),
         (Cell::Bool(b), ColumnType::Int) => Ok(Cell::Int(*b as i32)),
         (Cell::Bool(b), ColumnType::Bigint) => Ok(Cell::Bigint(*b as i64)),
         (Cell::Smallint(_) | Cell::Int(_) | Cell::Bigint(_), ColumnType::Bool) => {
             Ok(Cell::Bool(value.as_i64().unwrap_or(0) != 0))
         }
-        (
-            Cell::Float(_) | Cell::Double(_),
-            ColumnType::Smallint | ColumnType::Int | ColumnType::Bigint,
-        ) => {
+        (Cell::Float(_) | Cell::Double(_), ColumnType::Smallint | ColumnType::Int | ColumnType::Bigint) => {
             let f = match cell {
                 Cell::Float(f) => *f as f64,
                 Cell::Double(f) => *f,
                 _ => f64::NAN,
             };
-            let whole =
-                integral_float(f).ok_or_else(|| mismatch(column, &value, "is not an integer"))?;
+            let whole = integral_float(f).ok_or_else(|| mismatch(column, &value, "is not an integer"))?;
             json_to_cell(&Value::from(whole), column, Logical::None, opts).map_err(|e| CellError {
-                message: e
-                    .message
-                    .replace(&Value::from(whole).to_string(), &value.to_string()),
+                message: e.message.replace(&Value::from(whole).to_string(), &value.to_string()),
                 ..e
             })
         }
@@ -552,9 +464,7 @@ pub fn compare_cells(a: &Cell, b: &Cell) -> Option<std::cmp::Ordering> {
         (Cell::Float(x), Cell::Float(y)) => x.partial_cmp(y),
         (Cell::Double(x), Cell::Double(y)) => x.partial_cmp(y),
         (Cell::String(x), Cell::String(y)) => Some(x.cmp(y)),
-        (Cell::Date(x), Cell::Date(y)) => {
-            Some((x.year, x.month, x.day).cmp(&(y.year, y.month, y.day)))
-        }
+        (Cell::Date(x), Cell::Date(y)) => Some((x.year, x.month, x.day).cmp(&(y.year, y.month, y.day))),
         (Cell::Timestamp(x), Cell::Timestamp(y)) => Some(x.cmp(y)),
         _ => None,
     }
@@ -567,20 +477,11 @@ mod tests {
     use serde_json::json;
 
     fn col(name: &str, ty: ColumnType) -> Column {
-        Column {
-            name: name.into(),
-            type_: ty,
-            nullable: true,
-        }
+        Column { name: name.into(), type_: ty, nullable: true }
     }
 
     fn cell(value: Value, ty: ColumnType) -> Result<Cell, CellError> {
-        json_to_cell(
-            &value,
-            &col("f", ty),
-            Logical::None,
-            &CoerceOptions::default(),
-        )
+        json_to_cell(&value, &col("f", ty), Logical::None, &CoerceOptions::default())
     }
 
     fn kind(value: Value, ty: ColumnType) -> FailureKind {
@@ -589,278 +490,108 @@ mod tests {
 
     #[test]
     fn null_stays_null_and_not_null_columns_refuse_it() {
-        for ty in [
-            ColumnType::Bool,
-            ColumnType::Int,
-            ColumnType::Double,
-            ColumnType::String,
-            ColumnType::Timestamp,
-        ] {
+        for ty in [ColumnType::Bool, ColumnType::Int, ColumnType::Double, ColumnType::String, ColumnType::Timestamp] {
             assert_eq!(cell(Value::Null, ty).unwrap(), Cell::Null);
         }
-        let strict = Column {
-            name: "id".into(),
-            type_: ColumnType::Bigint,
-            nullable: false,
-        };
-        let err = json_to_cell(
-            &Value::Null,
-            &strict,
-            Logical::None,
-            &CoerceOptions::default(),
-        )
-        .unwrap_err();
+        let strict = Column { name: "id".into(), type_: ColumnType::Bigint, nullable: false };
+        let err = json_to_cell(&Value::Null, &strict, Logical::None, &CoerceOptions::default()).unwrap_err();
         assert_eq!(err.kind, FailureKind::MissingField);
-        assert_eq!(
-            err.message,
-            "field \"id\": no value for a NOT NULL bigint column"
-        );
+        assert_eq!(err.message, "field \"id\": no value for a NOT NULL bigint column");
     }
 
     #[test]
     fn booleans_from_bools_and_their_strings() {
-        assert_eq!(
-            cell(json!(true), ColumnType::Bool).unwrap(),
-            Cell::Bool(true)
-        );
-        assert_eq!(
-            cell(json!("FALSE"), ColumnType::Bool).unwrap(),
-            Cell::Bool(false)
-        );
+        assert_eq!(cell(json!(true), ColumnType::Bool).unwrap(), Cell::Bool(true));
+        assert_eq!(cell(json!("FALSE"), ColumnType::Bool).unwrap(), Cell::Bool(false));
         assert_eq!(kind(json!(1), ColumnType::Bool), FailureKind::TypeMismatch);
     }
 
     #[test]
     fn smallint_and_int_are_range_checked() {
-        assert_eq!(
-            cell(json!(32767), ColumnType::Smallint).unwrap(),
-            Cell::Smallint(32767)
-        );
-        assert_eq!(
-            cell(json!(-32768), ColumnType::Smallint).unwrap(),
-            Cell::Smallint(-32768)
-        );
+        assert_eq!(cell(json!(32767), ColumnType::Smallint).unwrap(), Cell::Smallint(32767));
+        assert_eq!(cell(json!(-32768), ColumnType::Smallint).unwrap(), Cell::Smallint(-32768));
         let err = cell(json!(32768), ColumnType::Smallint).unwrap_err();
         assert_eq!(err.kind, FailureKind::OutOfRange);
-        assert_eq!(
-            err.message,
-            "field \"f\": value 32768 does not fit smallint (-32768..32767)"
-        );
-        assert_eq!(
-            cell(json!(2147483647), ColumnType::Int).unwrap(),
-            Cell::Int(i32::MAX)
-        );
-        assert_eq!(
-            kind(json!(2147483648i64), ColumnType::Int),
-            FailureKind::OutOfRange
-        );
-        assert_eq!(
-            kind(json!(u64::MAX), ColumnType::Bigint),
-            FailureKind::OutOfRange
-        );
-        assert_eq!(
-            cell(json!(i64::MIN), ColumnType::Bigint).unwrap(),
-            Cell::Bigint(i64::MIN)
-        );
+        assert_eq!(err.message, "field \"f\": value 32768 does not fit smallint (-32768..32767)");
+        assert_eq!(cell(json!(2147483647), ColumnType::Int).unwrap(), Cell::Int(i32::MAX));
+        assert_eq!(kind(json!(2147483648i64), ColumnType::Int), FailureKind::OutOfRange);
+        assert_eq!(kind(json!(u64::MAX), ColumnType::Bigint), FailureKind::OutOfRange);
+        assert_eq!(cell(json!(i64::MIN), ColumnType::Bigint).unwrap(), Cell::Bigint(i64::MIN));
     }
 
     #[test]
     fn integers_accept_integral_floats_and_integer_strings_only() {
-        assert_eq!(
-            cell(json!(32232.0), ColumnType::Bigint).unwrap(),
-            Cell::Bigint(32232)
-        );
+        assert_eq!(cell(json!(32232.0), ColumnType::Bigint).unwrap(), Cell::Bigint(32232));
         assert_eq!(cell(json!(" 42 "), ColumnType::Int).unwrap(), Cell::Int(42));
         assert_eq!(kind(json!(1.5), ColumnType::Int), FailureKind::TypeMismatch);
-        assert_eq!(
-            kind(json!("4x"), ColumnType::Int),
-            FailureKind::TypeMismatch
-        );
-        assert_eq!(
-            kind(json!("99999999999999999999"), ColumnType::Bigint),
-            FailureKind::OutOfRange
-        );
+        assert_eq!(kind(json!("4x"), ColumnType::Int), FailureKind::TypeMismatch);
+        assert_eq!(kind(json!("99999999999999999999"), ColumnType::Bigint), FailureKind::OutOfRange);
         assert_eq!(kind(json!([1]), ColumnType::Int), FailureKind::TypeMismatch);
     }
 
     #[test]
     fn floats_accept_numbers_strings_and_nan_inf() {
-        assert_eq!(
-            cell(json!(1), ColumnType::Double).unwrap(),
-            Cell::Double(1.0)
-        );
-        assert_eq!(
-            cell(json!("2.5"), ColumnType::Float).unwrap(),
-            Cell::Float(2.5)
-        );
-        assert!(
-            matches!(cell(json!("NaN"), ColumnType::Double).unwrap(), Cell::Double(f) if f.is_nan())
-        );
-        assert_eq!(
-            cell(json!("-Infinity"), ColumnType::Double).unwrap(),
-            Cell::Double(f64::NEG_INFINITY)
-        );
-        assert_eq!(
-            cell(json!("Inf"), ColumnType::Float).unwrap(),
-            Cell::Float(f32::INFINITY)
-        );
-        assert_eq!(
-            kind(json!(1e39), ColumnType::Float),
-            FailureKind::OutOfRange
-        );
-        assert_eq!(
-            kind(json!("abc"), ColumnType::Double),
-            FailureKind::TypeMismatch
-        );
+        assert_eq!(cell(json!(1), ColumnType::Double).unwrap(), Cell::Double(1.0));
+        assert_eq!(cell(json!("2.5"), ColumnType::Float).unwrap(), Cell::Float(2.5));
+        assert!(matches!(cell(json!("NaN"), ColumnType::Double).unwrap(), Cell::Double(f) if f.is_nan()));
+        assert_eq!(cell(json!("-Infinity"), ColumnType::Double).unwrap(), Cell::Double(f64::NEG_INFINITY));
+        assert_eq!(cell(json!("Inf"), ColumnType::Float).unwrap(), Cell::Float(f32::INFINITY));
+        assert_eq!(kind(json!(1e39), ColumnType::Float), FailureKind::OutOfRange);
+        assert_eq!(kind(json!("abc"), ColumnType::Double), FailureKind::TypeMismatch);
     }
 
     #[test]
     fn strings_keep_text_and_render_other_json() {
-        assert_eq!(
-            cell(json!("a\"b\\c\n☃"), ColumnType::String).unwrap(),
-            Cell::String("a\"b\\c\n☃".into())
-        );
-        assert_eq!(
-            cell(json!(42), ColumnType::String).unwrap(),
-            Cell::String("42".into())
-        );
-        assert_eq!(
-            cell(json!({"a": [1, 2]}), ColumnType::String).unwrap(),
-            Cell::String("{\"a\":[1,2]}".into())
-        );
+        assert_eq!(cell(json!("a\"b\\c\n☃"), ColumnType::String).unwrap(), Cell::String("a\"b\\c\n☃".into()));
+        assert_eq!(cell(json!(42), ColumnType::String).unwrap(), Cell::String("42".into()));
+        assert_eq!(cell(json!({"a": [1, 2]}), ColumnType::String).unwrap(), Cell::String("{\"a\":[1,2]}".into()));
     }
 
     #[test]
     fn dates_from_strings_and_epoch_days() {
         assert_eq!(
             cell(json!("2021-12-29"), ColumnType::Date).unwrap(),
-            Cell::Date(Date {
-                year: 2021,
-                month: 12,
-                day: 29
-            })
+            Cell::Date(Date { year: 2021, month: 12, day: 29 })
         );
-        assert_eq!(
-            cell(json!(18990), ColumnType::Date).unwrap(),
-            Cell::Date(Date {
-                year: 2021,
-                month: 12,
-                day: 29
-            })
-        );
-        assert_eq!(
-            kind(json!("2021-02-30"), ColumnType::Date),
-            FailureKind::InvalidValue
-        );
-        assert_eq!(
-            kind(json!("1800-01-01"), ColumnType::Date),
-            FailureKind::OutOfRange
-        );
-        assert_eq!(
-            kind(json!("yesterday"), ColumnType::Date),
-            FailureKind::TypeMismatch
-        );
+        assert_eq!(cell(json!(18990), ColumnType::Date).unwrap(), Cell::Date(Date { year: 2021, month: 12, day: 29 }));
+        assert_eq!(kind(json!("2021-02-30"), ColumnType::Date), FailureKind::InvalidValue);
+        assert_eq!(kind(json!("1800-01-01"), ColumnType::Date), FailureKind::OutOfRange);
+        assert_eq!(kind(json!("yesterday"), ColumnType::Date), FailureKind::TypeMismatch);
     }
 
     #[test]
     fn timestamps_from_epoch_ms_and_strings_in_the_zone() {
-        assert_eq!(
-            cell(json!(1640764800000i64), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(1640764800000)
-        );
-        assert_eq!(
-            cell(json!(0), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(0)
-        );
-        assert_eq!(
-            cell(json!("1640764800000"), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(1640764800000)
-        );
-        assert_eq!(
-            cell(json!("2021-12-29 08:00:00"), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(1640764800000)
-        );
-        let shanghai = CoerceOptions {
-            zone: Zone::parse("Asia/Shanghai").unwrap(),
-        };
-        let c = json_to_cell(
-            &json!("2021-12-29 16:00:00"),
-            &col("t", ColumnType::Timestamp),
-            Logical::None,
-            &shanghai,
-        );
+        assert_eq!(cell(json!(1640764800000i64), ColumnType::Timestamp).unwrap(), Cell::Timestamp(1640764800000));
+        assert_eq!(cell(json!(0), ColumnType::Timestamp).unwrap(), Cell::Timestamp(0));
+        assert_eq!(cell(json!("1640764800000"), ColumnType::Timestamp).unwrap(), Cell::Timestamp(1640764800000));
+        assert_eq!(cell(json!("2021-12-29 08:00:00"), ColumnType::Timestamp).unwrap(), Cell::Timestamp(1640764800000));
+        let shanghai = CoerceOptions { zone: Zone::parse("Asia/Shanghai").unwrap() };
+        let c = json_to_cell(&json!("2021-12-29 16:00:00"), &col("t", ColumnType::Timestamp), Logical::None, &shanghai);
         assert_eq!(c.unwrap(), Cell::Timestamp(1640764800000));
         let err = cell(json!(-1), ColumnType::Timestamp).unwrap_err();
         assert_eq!(err.kind, FailureKind::InvalidValue);
         assert!(err.message.contains("negative"), "{}", err.message);
         // A whole float is a whole number of ms; the writer formats it as an integer.
-        assert_eq!(
-            cell(json!(1.6e12), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(1_600_000_000_000)
-        );
-        assert_eq!(
-            kind(json!(true), ColumnType::Timestamp),
-            FailureKind::TypeMismatch
-        );
+        assert_eq!(cell(json!(1.6e12), ColumnType::Timestamp).unwrap(), Cell::Timestamp(1_600_000_000_000));
+        assert_eq!(kind(json!(true), ColumnType::Timestamp), FailureKind::TypeMismatch);
     }
 
     #[test]
     fn logical_types_follow_the_envelope() {
         let opts = CoerceOptions::default();
-        let ts = json_to_cell(
-            &json!(1640764800000i64),
-            &col("t", ColumnType::Timestamp),
-            Logical::Timestamp,
-            &opts,
-        );
+        let ts = json_to_cell(&json!(1640764800000i64), &col("t", ColumnType::Timestamp), Logical::Timestamp, &opts);
         assert_eq!(ts.unwrap(), Cell::Timestamp(1640764800000));
-        let as_string = json_to_cell(
-            &json!(1640764800000i64),
-            &col("t", ColumnType::String),
-            Logical::Timestamp,
-            &opts,
-        );
-        assert_eq!(
-            as_string.unwrap(),
-            Cell::String("2021-12-29 08:00:00".into())
-        );
-        let date = json_to_cell(
-            &json!(18990),
-            &col("d", ColumnType::Date),
-            Logical::Date,
-            &opts,
-        );
-        assert_eq!(
-            date.unwrap(),
-            Cell::Date(Date {
-                year: 2021,
-                month: 12,
-                day: 29
-            })
-        );
-        let date_ts = json_to_cell(
-            &json!(18990),
-            &col("d", ColumnType::Timestamp),
-            Logical::Date,
-            &opts,
-        );
+        let as_string =
+            json_to_cell(&json!(1640764800000i64), &col("t", ColumnType::String), Logical::Timestamp, &opts);
+        assert_eq!(as_string.unwrap(), Cell::String("2021-12-29 08:00:00".into()));
+        let date = json_to_cell(&json!(18990), &col("d", ColumnType::Date), Logical::Date, &opts);
+        assert_eq!(date.unwrap(), Cell::Date(Date { year: 2021, month: 12, day: 29 }));
+        let date_ts = json_to_cell(&json!(18990), &col("d", ColumnType::Timestamp), Logical::Date, &opts);
         assert_eq!(date_ts.unwrap(), Cell::Timestamp(1640736000000));
-        let time = json_to_cell(
-            &json!(3_723_004),
-            &col("t", ColumnType::String),
-            Logical::Time,
-            &opts,
-        );
+        let time = json_to_cell(&json!(3_723_004), &col("t", ColumnType::String), Logical::Time, &opts);
         assert_eq!(time.unwrap(), Cell::String("01:02:03.004".into()));
         assert_eq!(
-            json_to_cell(
-                &json!(86_400_000),
-                &col("t", ColumnType::Int),
-                Logical::Time,
-                &opts
-            )
-            .unwrap_err()
-            .kind,
+            json_to_cell(&json!(86_400_000), &col("t", ColumnType::Int), Logical::Time, &opts).unwrap_err().kind,
             FailureKind::OutOfRange
         );
     }
@@ -880,29 +611,15 @@ mod tests {
         );
         // -1 unscaled = 0xff, scale 3 -> -0.001
         assert_eq!(
-            json_to_cell(
-                &json!("/w=="),
-                &col("m", ColumnType::String),
-                Logical::Decimal { scale: 3 },
-                &opts
-            )
-            .unwrap(),
+            json_to_cell(&json!("/w=="), &col("m", ColumnType::String), Logical::Decimal { scale: 3 }, &opts).unwrap(),
             Cell::String("-0.001".into())
         );
         assert_eq!(
-            json_to_cell(
-                &json!("MDk="),
-                &col("m", ColumnType::Int),
-                Logical::Decimal { scale: 0 },
-                &opts
-            )
-            .unwrap(),
+            json_to_cell(&json!("MDk="), &col("m", ColumnType::Int), Logical::Decimal { scale: 0 }, &opts).unwrap(),
             Cell::Int(12345)
         );
         assert_eq!(
-            json_to_cell(&json!("MDk="), &col("m", ColumnType::Int), dec, &opts)
-                .unwrap_err()
-                .kind,
+            json_to_cell(&json!("MDk="), &col("m", ColumnType::Int), dec, &opts).unwrap_err().kind,
             FailureKind::TypeMismatch
         );
         assert_eq!(
@@ -910,9 +627,7 @@ mod tests {
             Cell::Double(123.45)
         );
         assert_eq!(
-            json_to_cell(&json!("***"), &col("m", ColumnType::Double), dec, &opts)
-                .unwrap_err()
-                .kind,
+            json_to_cell(&json!("***"), &col("m", ColumnType::Double), dec, &opts).unwrap_err().kind,
             FailureKind::TypeMismatch
         );
     }
@@ -927,102 +642,44 @@ mod tests {
     #[test]
     fn comparisons_are_typed_and_null_matches_nothing() {
         use std::cmp::Ordering;
-        assert_eq!(
-            compare_cells(&Cell::Int(1), &Cell::Int(2)),
-            Some(Ordering::Less)
-        );
-        assert_eq!(
-            compare_cells(&Cell::String("b".into()), &Cell::String("a".into())),
-            Some(Ordering::Greater)
-        );
-        let d = |day| {
-            Cell::Date(Date {
-                year: 2021,
-                month: 1,
-                day,
-            })
-        };
+        assert_eq!(compare_cells(&Cell::Int(1), &Cell::Int(2)), Some(Ordering::Less));
+        assert_eq!(compare_cells(&Cell::String("b".into()), &Cell::String("a".into())), Some(Ordering::Greater));
+        let d = |day| Cell::Date(Date { year: 2021, month: 1, day });
         assert_eq!(compare_cells(&d(2), &d(2)), Some(Ordering::Equal));
         assert_eq!(compare_cells(&Cell::Null, &Cell::Int(1)), None);
         assert_eq!(compare_cells(&Cell::Int(1), &Cell::Bigint(1)), None);
-        assert_eq!(
-            compare_cells(&Cell::Double(f64::NAN), &Cell::Double(1.0)),
-            None
-        );
+        assert_eq!(compare_cells(&Cell::Double(f64::NAN), &Cell::Double(1.0)), None);
     }
 
     #[test]
     fn casts_convert_between_types_with_checks() {
         let opts = CoerceOptions::default();
         let c = |cell: Cell, ty| cast_cell(&cell, &col("x", ty), &opts);
-        assert_eq!(
-            c(Cell::String("42".into()), ColumnType::Int).unwrap(),
-            Cell::Int(42)
-        );
-        assert_eq!(
-            c(Cell::Int(42), ColumnType::String).unwrap(),
-            Cell::String("42".into())
-        );
-        assert_eq!(
-            c(Cell::Bigint(70000), ColumnType::Smallint)
-                .unwrap_err()
-                .kind,
-            FailureKind::OutOfRange
-        );
+        assert_eq!(c(Cell::String("42".into()), ColumnType::Int).unwrap(), Cell::Int(42));
+        assert_eq!(c(Cell::Int(42), ColumnType::String).unwrap(), Cell::String("42".into()));
+        assert_eq!(c(Cell::Bigint(70000), ColumnType::Smallint).unwrap_err().kind, FailureKind::OutOfRange);
         assert_eq!(c(Cell::Double(3.0), ColumnType::Int).unwrap(), Cell::Int(3));
-        assert_eq!(
-            c(Cell::Double(3.5), ColumnType::Int).unwrap_err().kind,
-            FailureKind::TypeMismatch
-        );
-        assert_eq!(
-            c(Cell::Timestamp(1640764800000), ColumnType::Bigint).unwrap(),
-            Cell::Bigint(1640764800000)
-        );
-        assert_eq!(
-            c(Cell::Bigint(1640764800000), ColumnType::Timestamp).unwrap(),
-            Cell::Timestamp(1640764800000)
-        );
+        assert_eq!(c(Cell::Double(3.5), ColumnType::Int).unwrap_err().kind, FailureKind::TypeMismatch);
+        assert_eq!(c(Cell::Timestamp(1640764800000), ColumnType::Bigint).unwrap(), Cell::Bigint(1640764800000));
+        assert_eq!(c(Cell::Bigint(1640764800000), ColumnType::Timestamp).unwrap(), Cell::Timestamp(1640764800000));
         assert_eq!(
             c(Cell::Timestamp(1640764800000), ColumnType::String).unwrap(),
             Cell::String("2021-12-29 08:00:00".into())
         );
         assert_eq!(
             c(Cell::Timestamp(1640764800000), ColumnType::Date).unwrap(),
-            Cell::Date(Date {
-                year: 2021,
-                month: 12,
-                day: 29
-            })
+            Cell::Date(Date { year: 2021, month: 12, day: 29 })
         );
         assert_eq!(
-            c(
-                Cell::Date(Date {
-                    year: 2021,
-                    month: 12,
-                    day: 29
-                }),
-                ColumnType::Timestamp
-            )
-            .unwrap(),
+            c(Cell::Date(Date { year: 2021, month: 12, day: 29 }), ColumnType::Timestamp).unwrap(),
             Cell::Timestamp(1640736000000)
         );
         assert_eq!(
-            c(
-                Cell::Date(Date {
-                    year: 2021,
-                    month: 12,
-                    day: 29
-                }),
-                ColumnType::String
-            )
-            .unwrap(),
+            c(Cell::Date(Date { year: 2021, month: 12, day: 29 }), ColumnType::String).unwrap(),
             Cell::String("2021-12-29".into())
         );
         assert_eq!(c(Cell::Bool(true), ColumnType::Int).unwrap(), Cell::Int(1));
         assert_eq!(c(Cell::Null, ColumnType::Int).unwrap(), Cell::Null);
-        assert_eq!(
-            c(Cell::Double(f64::NAN), ColumnType::String).unwrap(),
-            Cell::String("NaN".into())
-        );
+        assert_eq!(c(Cell::Double(f64::NAN), ColumnType::String).unwrap(), Cell::String("NaN".into()));
     }
 }

@@ -17,20 +17,14 @@ impl PluginConfig {
 
     /// The value of `key`, if set. A key set twice takes the last value.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, or an `invalid-config` error saying it is missing.
     pub fn require(&self, key: &str) -> Result<&str, PluginError> {
         self.get(key)
             .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                PluginError::invalid_config(format!("missing required config key \"{key}\""))
-            })
+            .ok_or_else(|| PluginError::invalid_config(format!("missing required config key \"{key}\"")))
     }
 
     /// Parse `key` as `T`, or `default` when unset.
@@ -41,9 +35,7 @@ impl PluginConfig {
         match self.get(key) {
             None => Ok(default),
             Some(raw) => raw.trim().parse::<T>().map_err(|e| {
-                PluginError::invalid_config(format!(
-                    "config key \"{key}\": invalid value \"{raw}\": {e}"
-                ))
+                PluginError::invalid_config(format!("config key \"{key}\": invalid value \"{raw}\": {e}"))
             }),
         }
     }
@@ -61,37 +53,22 @@ impl PluginConfig {
     }
 
     /// One of `allowed` (case-insensitive), or `default` when unset.
-    pub fn choice_or<'a>(
-        &self,
-        key: &str,
-        allowed: &[&'a str],
-        default: &'a str,
-    ) -> Result<&'a str, PluginError> {
+    pub fn choice_or<'a>(&self, key: &str, allowed: &[&'a str], default: &'a str) -> Result<&'a str, PluginError> {
         let Some(raw) = self.get(key) else {
             return Ok(default);
         };
-        allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(raw.trim()))
-            .copied()
-            .ok_or_else(|| {
-                PluginError::invalid_config(format!(
-                    "config key \"{key}\": invalid value \"{raw}\": expected one of {}",
-                    allowed.join(", ")
-                ))
-            })
+        allowed.iter().find(|a| a.eq_ignore_ascii_case(raw.trim())).copied().ok_or_else(|| {
+            PluginError::invalid_config(format!(
+                "config key \"{key}\": invalid value \"{raw}\": expected one of {}",
+                allowed.join(", ")
+            ))
+        })
     }
 
     /// A comma-separated list; empty entries are skipped.
     pub fn list(&self, key: &str) -> Vec<String> {
         self.get(key)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default()
     }
 
@@ -112,11 +89,7 @@ impl PluginConfig {
 
     /// A comma-separated list of `column[:type]` entries; the type defaults
     /// to `default_type`.
-    pub fn typed_columns(
-        &self,
-        key: &str,
-        default_type: ColumnType,
-    ) -> Result<Vec<(String, ColumnType)>, PluginError> {
+    pub fn typed_columns(&self, key: &str, default_type: ColumnType) -> Result<Vec<(String, ColumnType)>, PluginError> {
         self.list(key)
             .into_iter()
             .map(|entry| {
@@ -145,12 +118,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> PluginConfig {
-        PluginConfig::new(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        PluginConfig::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     #[test]
@@ -165,11 +133,7 @@ mod tests {
     fn parse_errors_name_key_and_value() {
         let c = config(&[("n", "ten")]);
         let err = c.parse_or::<u32>("n", 1).unwrap_err();
-        assert!(
-            err.message.contains("\"n\"") && err.message.contains("\"ten\""),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("\"n\"") && err.message.contains("\"ten\""), "{}", err.message);
         assert_eq!(config(&[]).parse_or::<u32>("n", 7).unwrap(), 7);
     }
 
@@ -178,14 +142,9 @@ mod tests {
         let c = config(&[("f", "a, b:bigint")]);
         assert_eq!(
             c.typed_columns("f", ColumnType::String).unwrap(),
-            vec![
-                ("a".into(), ColumnType::String),
-                ("b".into(), ColumnType::Bigint)
-            ]
+            vec![("a".into(), ColumnType::String), ("b".into(), ColumnType::Bigint)]
         );
-        let err = config(&[("f", "a:money")])
-            .typed_columns("f", ColumnType::String)
-            .unwrap_err();
+        let err = config(&[("f", "a:money")]).typed_columns("f", ColumnType::String).unwrap_err();
         assert!(err.message.contains("a:money"), "{}", err.message);
     }
 
@@ -193,10 +152,6 @@ mod tests {
     fn choices_are_case_insensitive() {
         let c = config(&[("m", "DROP")]);
         assert_eq!(c.choice_or("m", &["keep", "drop"], "keep").unwrap(), "drop");
-        assert!(
-            config(&[("m", "x")])
-                .choice_or("m", &["keep", "drop"], "keep")
-                .is_err()
-        );
+        assert!(config(&[("m", "x")]).choice_or("m", &["keep", "drop"], "keep").is_err());
     }
 }

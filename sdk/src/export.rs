@@ -6,8 +6,8 @@
 //! instance is single-threaded) and wire it to the generated exports.
 
 use crate::{
-    Column, Converted, Message, PluginConfig, PluginError, PluginInfo, RecordFailure, RowBatch,
-    SourcePosition, SourceRecord, TableSchema, TransformInfo, Transformed,
+    Column, Converted, Message, PluginConfig, PluginError, PluginInfo, RecordFailure, RowBatch, SourcePosition,
+    SourceRecord, TableSchema, TransformInfo, Transformed,
 };
 
 /// Turns messages into rows of `target`.
@@ -29,10 +29,7 @@ pub trait Converter: Sized + 'static {
 pub trait Transform: Sized + 'static {
     /// `output` is the schema this transform must produce; return the input
     /// schema it needs.
-    fn init(
-        config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError>;
+    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError>;
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError>;
 }
 
@@ -45,10 +42,7 @@ pub trait Sink: Sized + 'static {
 
 /// Produces records for RocketMQ.
 pub trait Source: Sized + 'static {
-    fn init(
-        config: PluginConfig,
-        positions: Vec<SourcePosition>,
-    ) -> Result<(Self, PluginInfo), PluginError>;
+    fn init(config: PluginConfig, positions: Vec<SourcePosition>) -> Result<(Self, PluginInfo), PluginError>;
     fn poll(&mut self, max: u32) -> Result<Vec<SourceRecord>, PluginError>;
 }
 
@@ -111,7 +105,7 @@ macro_rules! export_converter {
             }
             // Native builds (unit tests, benches) have no component exports.
             #[cfg(target_family = "wasm")]
-            $crate::bindings::converter::__export_converter_world!(Export with_types_in $crate::bindings::converter);
+    $crate::bindings::converter::__export_converter_world!(Export with_types_in $crate::bindings::converter);
         };
     };
 }
@@ -140,7 +134,7 @@ macro_rules! export_transform {
             }
             // Native builds (unit tests, benches) have no component exports.
             #[cfg(target_family = "wasm")]
-            $crate::bindings::transform::__export_transform_world!(Export with_types_in $crate::bindings::transform);
+    $crate::bindings::transform::__export_transform_world!(Export with_types_in $crate::bindings::transform);
         };
     };
 }
@@ -172,7 +166,7 @@ macro_rules! export_sink {
             }
             // Native builds (unit tests, benches) have no component exports.
             #[cfg(target_family = "wasm")]
-            $crate::bindings::sink::__export_sink_world!(Export with_types_in $crate::bindings::sink);
+    $crate::bindings::sink::__export_sink_world!(Export with_types_in $crate::bindings::sink);
         };
     };
 }
@@ -201,7 +195,7 @@ macro_rules! export_source {
             }
             // Native builds (unit tests, benches) have no component exports.
             #[cfg(target_family = "wasm")]
-            $crate::bindings::source::__export_source_world!(Export with_types_in $crate::bindings::source);
+    $crate::bindings::source::__export_source_world!(Export with_types_in $crate::bindings::source);
         };
     };
 }

@@ -97,13 +97,11 @@ pub mod bindings {
 pub use bindings::converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use bindings::converter::rmq_openmldb::plugin::host;
 pub use bindings::converter::rmq_openmldb::plugin::types::{
-    Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError,
-    PluginInfo, Property, RecordFailure, Row, RowBatch, TableSchema,
+    Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError, PluginInfo, Property,
+    RecordFailure, Row, RowBatch, TableSchema,
 };
 pub use bindings::source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
-pub use bindings::transform::exports::rmq_openmldb::plugin::transform::{
-    TransformInfo, Transformed,
-};
+pub use bindings::transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Transformed};
 pub use config::PluginConfig;
 #[doc(hidden)]
 pub use export::not_initialised as __not_initialised;
@@ -117,29 +115,20 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 pub mod prelude {
     pub use crate::coerce::{CellError, CoerceOptions, json_to_cell};
     pub use crate::{
-        Cell, Column, ColumnIndex, ColumnType, Converted, Converter, Date, ErrorKind, FailureKind,
-        Message, Needs, Origin, PluginConfig, PluginError, PluginInfo, RecordFailure, Row,
-        RowBatch, RowBuilder, Sink, Source, SourcePosition, SourceRecord, TableSchema, Transform,
-        TransformInfo, Transformed, log, plugin_info,
+        Cell, Column, ColumnIndex, ColumnType, Converted, Converter, Date, ErrorKind, FailureKind, Message, Needs,
+        Origin, PluginConfig, PluginError, PluginInfo, RecordFailure, Row, RowBatch, RowBuilder, Sink, Source,
+        SourcePosition, SourceRecord, TableSchema, Transform, TransformInfo, Transformed, log, plugin_info,
     };
 }
 
 /// A `PluginInfo` with no batch limit and no optional message fields.
 pub fn plugin_info(name: &str, version: &str) -> PluginInfo {
-    PluginInfo {
-        name: name.to_string(),
-        version: version.to_string(),
-        max_batch: None,
-        needs: Needs::empty(),
-    }
+    PluginInfo { name: name.to_string(), version: version.to_string(), max_batch: None, needs: Needs::empty() }
 }
 
 impl PluginError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        PluginError {
-            kind,
-            message: message.into(),
-        }
+        PluginError { kind, message: message.into() }
     }
     pub fn invalid_config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidConfig, message)

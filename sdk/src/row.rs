@@ -14,11 +14,7 @@ pub struct ColumnIndex {
 
 impl ColumnIndex {
     pub fn new(columns: Vec<Column>) -> Self {
-        let by_name = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect();
+        let by_name = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
         ColumnIndex { columns, by_name }
     }
 
@@ -32,20 +28,13 @@ impl ColumnIndex {
 
     /// A builder for one row of this schema.
     pub fn row(&self) -> RowBuilder<'_> {
-        RowBuilder {
-            index: self,
-            cells: vec![None; self.columns.len()],
-        }
+        RowBuilder { index: self, cells: vec![None; self.columns.len()] }
     }
 }
 
 /// The position of column `name` in `columns`, or an `invalid-config`
 /// error naming the config key, the column and the columns there are.
-pub fn column_position(
-    columns: &[Column],
-    name: &str,
-    key: &str,
-) -> Result<usize, crate::PluginError> {
+pub fn column_position(columns: &[Column], name: &str, key: &str) -> Result<usize, crate::PluginError> {
     columns.iter().position(|c| c.name == name).ok_or_else(|| {
         let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         crate::PluginError::invalid_config(format!(
@@ -72,10 +61,7 @@ impl RowBuilder<'_> {
         if let Some(ty) = cell_type(&cell).filter(|ty| *ty != column.type_) {
             return Err(CellError {
                 kind: FailureKind::TypeMismatch,
-                message: format!(
-                    "field \"{}\": a {ty} value cannot go in a {} column",
-                    column.name, column.type_
-                ),
+                message: format!("field \"{}\": a {ty} value cannot go in a {} column", column.name, column.type_),
             });
         }
         self.cells[position] = Some(cell);
@@ -118,10 +104,7 @@ impl RowBuilder<'_> {
                 None => null_cell(column),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Row {
-            source_index,
-            cells,
-        })
+        Ok(Row { source_index, cells })
     }
 }
 
@@ -132,16 +115,8 @@ mod tests {
 
     fn schema() -> ColumnIndex {
         ColumnIndex::new(vec![
-            Column {
-                name: "id".into(),
-                type_: ColumnType::Bigint,
-                nullable: false,
-            },
-            Column {
-                name: "name".into(),
-                type_: ColumnType::String,
-                nullable: true,
-            },
+            Column { name: "id".into(), type_: ColumnType::Bigint, nullable: false },
+            Column { name: "name".into(), type_: ColumnType::String, nullable: true },
         ])
     }
 
@@ -150,13 +125,7 @@ mod tests {
         let s = schema();
         let mut b = s.row();
         b.set_named("id", Cell::Bigint(7)).unwrap();
-        assert_eq!(
-            b.build(3).unwrap(),
-            Row {
-                source_index: 3,
-                cells: vec![Cell::Bigint(7), Cell::Null]
-            }
-        );
+        assert_eq!(b.build(3).unwrap(), Row { source_index: 3, cells: vec![Cell::Bigint(7), Cell::Null] });
     }
 
     #[test]
@@ -172,13 +141,9 @@ mod tests {
         let s = schema();
         let mut b = s.row();
         let err = b.set_named("id", Cell::String("x".into())).unwrap_err();
-        assert_eq!(
-            err.message,
-            "field \"id\": a string value cannot go in a bigint column"
-        );
+        assert_eq!(err.message, "field \"id\": a string value cannot go in a bigint column");
         assert!(b.set_named("nope", Cell::Null).is_err());
-        b.set_json("id", &serde_json::json!("12"), &CoerceOptions::default())
-            .unwrap();
+        b.set_json("id", &serde_json::json!("12"), &CoerceOptions::default()).unwrap();
         assert_eq!(b.build(0).unwrap().cells[0], Cell::Bigint(12));
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema, failure_kind_name};
 use crate::plugin::{
-    CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin,
-    RuntimeConfig, StageSpec, default_cache_dir,
+    CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin, RuntimeConfig, StageSpec,
+    default_cache_dir,
 };
 use anyhow::{Context, Result, bail};
 use clap::{ArgMatches, Args, Subcommand};
@@ -34,11 +34,7 @@ pub struct RuntimeArgs {
 
 impl RuntimeArgs {
     fn engine(&self) -> Result<PluginEngine> {
-        let cache_dir = if self.no_cache {
-            None
-        } else {
-            self.cache_dir.clone().or_else(default_cache_dir)
-        };
+        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
         Ok(PluginEngine::new(RuntimeConfig {
             memory_cap_bytes: self.memory_mib * 1024 * 1024,
             call_timeout: Duration::from_millis(self.call_timeout_ms),
@@ -107,17 +103,10 @@ impl TestArgs {
     /// Attach each `--config` to the plugin named before it, by position on
     /// the command line.
     pub fn assign_configs(&mut self, matches: &ArgMatches) {
-        let transform_positions: Vec<usize> = matches
-            .indices_of("transforms")
-            .map(|i| i.collect())
-            .unwrap_or_default();
+        let transform_positions: Vec<usize> = matches.indices_of("transforms").map(|i| i.collect()).unwrap_or_default();
         self.config_owner = matches
             .indices_of("configs")
-            .map(|indices| {
-                indices
-                    .map(|at| transform_positions.iter().filter(|t| **t < at).count())
-                    .collect()
-            })
+            .map(|indices| indices.map(|at| transform_positions.iter().filter(|t| **t < at).count()).collect())
             .unwrap_or_default();
     }
 }
@@ -133,65 +122,35 @@ pub fn run(command: PluginCommand) -> Result<()> {
 fn list(runtime: &RuntimeArgs) -> Result<()> {
     let engine = runtime.engine()?;
     let catalog = runtime.catalog();
+    let files = catalog.folder_files()?;
+    let contract = format!("rmq-openmldb:plugin@{}", crate::plugin::bindings::CONTRACT_VERSION);
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<16} {:<10} {:<26} {:<9} {}",
-        "NAME", "ROLE", "CONTRACT", "VERSION", "SOURCE"
-    )?;
-    let overridden: Vec<String> = catalog
-        .folder_files()?
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
+    let mut line = |name: &str, role: &str, contract: &str, version: &str, source: &str| {
+        writeln!(out, "{name:<16} {role:<10} {contract:<26} {version:<9} {source}")
+    };
+    line("NAME", "ROLE", "CONTRACT", "VERSION", "SOURCE")?;
     for builtin in PluginCatalog::builtins() {
-        let source = if overridden.iter().any(|n| n == builtin.name) {
+        let overridden = files.iter().any(|f| f.file_stem().is_some_and(|s| s == builtin.name));
+        let source = if overridden {
             "built-in (overridden by the plugins folder)".to_string()
         } else {
             format!("built-in: {}", builtin.description)
         };
-        let contract = format!(
-            "rmq-openmldb:plugin@{}",
-            crate::plugin::bindings::CONTRACT_VERSION
-        );
-        writeln!(
-            out,
-            "{:<16} {:<10} {:<26} {:<9} {}",
-            builtin.name,
-            builtin.role,
-            contract,
-            env!("CARGO_PKG_VERSION"),
-            source
-        )?;
+        line(builtin.name, builtin.role, &contract, env!("CARGO_PKG_VERSION"), &source)?;
     }
-    for file in catalog.folder_files()? {
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for file in files {
+        let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         match engine.load(PluginOrigin::File(file.clone()), None) {
             Ok(plugin) => {
-                let contract = format!(
-                    "rmq-openmldb:plugin@{}",
-                    crate::plugin::bindings::CONTRACT_VERSION
-                );
                 let source = format!(
                     "{} ({} KiB, sha256 {})",
                     file.display(),
                     plugin.size_bytes / 1024,
                     &plugin.content_hash[..12]
                 );
-                writeln!(
-                    out,
-                    "{:<16} {:<10} {:<26} {:<9} {}",
-                    name, plugin.role, contract, "-", source
-                )?;
+                line(&name, plugin.role.name(), &contract, "-", &source)?;
             }
-            Err(e) => writeln!(
-                out,
-                "{:<16} {:<10} {:<26} {:<9} refused: {e}",
-                name, "-", "-", "-"
-            )?,
+            Err(e) => line(&name, "-", "-", "-", &format!("refused: {e}"))?,
         }
     }
     Ok(())
@@ -205,13 +164,7 @@ fn inspect(file: &str, runtime: &RuntimeArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "plugin:   {}", plugin.name)?;
     writeln!(out, "source:   {}", plugin.origin.describe())?;
-    writeln!(
-        out,
-        "role:     {} (world {}-plugin, exports {})",
-        plugin.role,
-        plugin.role,
-        plugin.role.interface()
-    )?;
+    writeln!(out, "role:     {} (world {}-plugin, exports {})", plugin.role, plugin.role, plugin.role.interface())?;
     writeln!(out, "size:     {} bytes", plugin.size_bytes)?;
     writeln!(out, "sha256:   {}", plugin.content_hash)?;
     let cache = match plugin.cache {
@@ -219,11 +172,7 @@ fn inspect(file: &str, runtime: &RuntimeArgs) -> Result<()> {
         CacheOutcome::Compiled => "compiled now and cached",
         CacheOutcome::Uncached => "compiled now (cache off)",
     };
-    writeln!(
-        out,
-        "load:     {:.1} ms, {cache}",
-        plugin.load_time.as_secs_f64() * 1e3
-    )?;
+    writeln!(out, "load:     {:.1} ms, {cache}", plugin.load_time.as_secs_f64() * 1e3)?;
     writeln!(out, "imports:")?;
     for name in imports {
         writeln!(out, "  {name}")?;
@@ -237,10 +186,9 @@ fn inspect(file: &str, runtime: &RuntimeArgs) -> Result<()> {
 
 /// The schema file of `plugin test`.
 pub fn read_table_schema(path: &PathBuf) -> Result<TableSchema> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the table schema {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the table schema {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
     let field = |name: &str| format!("{}: field \"{name}\"", path.display());
     let table = value
         .get("table")
@@ -270,43 +218,30 @@ pub fn read_table_schema(path: &PathBuf) -> Result<TableSchema> {
         let nullable = match column.get("nullable") {
             None => true,
             Some(Value::Bool(b)) => *b,
-            Some(other) => bail!(
-                "{}[{i}].nullable: expected true or false, got {other}",
-                field("columns")
-            ),
+            Some(other) => bail!("{}[{i}].nullable: expected true or false, got {other}", field("columns")),
         };
-        parsed.push(Column {
-            name: name.to_string(),
-            type_,
-            nullable,
-        });
+        parsed.push(Column { name: name.to_string(), type_, nullable });
     }
     if parsed.is_empty() {
         bail!("{} is empty", field("columns"));
     }
-    Ok(TableSchema {
-        database: database.to_string(),
-        table: table.to_string(),
-        columns: parsed,
-    })
+    Ok(TableSchema { database: database.to_string(), table: table.to_string(), columns: parsed })
 }
 
 /// OpenMLDB's type names, in SQL (`bigint`) and APIServer (`kBigInt`) spelling.
 pub fn parse_openmldb_type(name: &str) -> Option<ColumnType> {
-    Some(
-        match name.trim().to_ascii_lowercase().trim_start_matches('k') {
-            "bool" | "boolean" => ColumnType::Bool,
-            "smallint" | "int16" => ColumnType::Smallint,
-            "int" | "int32" | "integer" => ColumnType::Int,
-            "bigint" | "int64" => ColumnType::Bigint,
-            "float" => ColumnType::Float,
-            "double" => ColumnType::Double,
-            "string" | "varchar" => ColumnType::String,
-            "date" => ColumnType::Date,
-            "timestamp" => ColumnType::Timestamp,
-            _ => return None,
-        },
-    )
+    Some(match name.trim().to_ascii_lowercase().trim_start_matches('k') {
+        "bool" | "boolean" => ColumnType::Bool,
+        "smallint" | "int16" => ColumnType::Smallint,
+        "int" | "int32" | "integer" => ColumnType::Int,
+        "bigint" | "int64" => ColumnType::Bigint,
+        "float" => ColumnType::Float,
+        "double" => ColumnType::Double,
+        "string" | "varchar" => ColumnType::String,
+        "date" => ColumnType::Date,
+        "timestamp" => ColumnType::Timestamp,
+        _ => return None,
+    })
 }
 
 fn split_config(entry: &str) -> Result<(String, String)> {
@@ -325,40 +260,26 @@ fn test(args: &TestArgs) -> Result<()> {
         let owner = args.config_owner.get(i).copied().unwrap_or(0);
         stage_configs[owner].push(split_config(entry)?);
     }
-    let converter = StageSpec {
-        plugin: args.converter.clone(),
-        config: stage_configs[0].clone(),
-    };
+    let converter = StageSpec { plugin: args.converter.clone(), config: stage_configs[0].clone() };
     let transforms: Vec<StageSpec> = args
         .transforms
         .iter()
         .zip(&stage_configs[1..])
-        .map(|(plugin, config)| StageSpec {
-            plugin: plugin.clone(),
-            config: config.clone(),
-        })
+        .map(|(plugin, config)| StageSpec { plugin: plugin.clone(), config: config.clone() })
         .collect();
-    let mut chain = PluginChain::new(
-        &engine,
-        &catalog,
-        &converter,
-        &transforms,
-        table.clone(),
-        "plugin-test",
-    )?;
+    let mut chain = PluginChain::new(&engine, &catalog, &converter, &transforms, table.clone(), "plugin-test")?;
     let needs = chain.converter_needs();
     tracing::debug!(stages = ?chain.stage_names(), ?needs, "chain ready");
 
-    let input = std::fs::File::open(&args.input)
-        .with_context(|| format!("cannot read the input {}", args.input.display()))?;
+    let input =
+        std::fs::File::open(&args.input).with_context(|| format!("cannot read the input {}", args.input.display()))?;
     let mut lines = std::io::BufReader::new(input).lines().enumerate();
     let mut out = std::io::stdout().lock();
     let (mut messages, mut rows, mut failures, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let mut batch: Vec<(usize, Message)> = Vec::with_capacity(args.batch_size);
         for (number, line) in lines.by_ref() {
-            let line =
-                line.with_context(|| format!("{}: line {}", args.input.display(), number + 1))?;
+            let line = line.with_context(|| format!("{}: line {}", args.input.display(), number + 1))?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -379,11 +300,7 @@ fn test(args: &TestArgs) -> Result<()> {
             for row in output.rows.iter().filter(|r| r.source_index == index) {
                 produced = true;
                 rows += 1;
-                writeln!(
-                    out,
-                    "{}",
-                    json!({"line": line, "row": row_json(&row.cells, &table.columns)})
-                )?;
+                writeln!(out, "{}", json!({"line": line, "row": row_json(&row.cells, &table.columns)}))?;
             }
             for failure in output.failures.iter().filter(|f| f.source_index == index) {
                 produced = true;
@@ -432,20 +349,18 @@ pub fn row_json(cells: &[Cell], columns: &[Column]) -> Value {
 /// infinities as strings.
 pub fn cell_json(cell: &Cell) -> Value {
     let float = |f: f64| {
-        serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or_else(|| {
-                Value::String(
-                    if f.is_nan() {
-                        "NaN"
-                    } else if f > 0.0 {
-                        "Infinity"
-                    } else {
-                        "-Infinity"
-                    }
-                    .into(),
-                )
-            })
+        serde_json::Number::from_f64(f).map(Value::Number).unwrap_or_else(|| {
+            Value::String(
+                if f.is_nan() {
+                    "NaN"
+                } else if f > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                }
+                .into(),
+            )
+        })
     };
     match cell {
         Cell::Null => Value::Null,

@@ -46,8 +46,8 @@ pub mod source {
 pub use converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use converter::rmq_openmldb::plugin::host::Level;
 pub use converter::rmq_openmldb::plugin::types::{
-    Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError,
-    PluginInfo, Property, RecordFailure, Row, RowBatch, TableSchema,
+    Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError, PluginInfo, Property,
+    RecordFailure, Row, RowBatch, TableSchema,
 };
 pub use source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
 pub use transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Transformed};

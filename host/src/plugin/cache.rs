@@ -34,10 +34,7 @@ impl CompileCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        CompileCache {
-            dir,
-            engine_key: format!("{:016x}", hasher.finish()),
-        }
+        CompileCache { dir, engine_key: format!("{:016x}", hasher.finish()) }
     }
 
     /// The SHA-256 of a component, hex encoded.
@@ -58,10 +55,8 @@ impl CompileCache {
         content_hash: &str,
     ) -> Result<(Component, CacheOutcome), LoadError> {
         let compile = || {
-            Component::new(engine, bytes).map_err(|e| LoadError::NotAComponent {
-                origin: origin.to_string(),
-                reason: format!("{e:#}"),
-            })
+            Component::new(engine, bytes)
+                .map_err(|e| LoadError::NotAComponent { origin: origin.to_string(), reason: format!("{e:#}") })
         };
         let Some(dir) = &self.dir else {
             return Ok((compile()?, CacheOutcome::Uncached));
@@ -85,19 +80,11 @@ impl CompileCache {
     }
 
     fn store(&self, dir: &Path, path: &Path, component: &Component) -> Result<(), LoadError> {
-        let cache_error = |reason: String| LoadError::Cache {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let artifact = component
-            .serialize()
-            .map_err(|e| cache_error(format!("cannot serialize: {e:#}")))?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| cache_error(format!("cannot create the folder: {e}")))?;
-        let mut temp =
-            tempfile::NamedTempFile::new_in(dir).map_err(|e| cache_error(e.to_string()))?;
-        temp.write_all(&artifact)
-            .map_err(|e| cache_error(e.to_string()))?;
+        let cache_error = |reason: String| LoadError::Cache { path: path.to_path_buf(), reason };
+        let artifact = component.serialize().map_err(|e| cache_error(format!("cannot serialize: {e:#}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| cache_error(format!("cannot create the folder: {e}")))?;
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| cache_error(e.to_string()))?;
+        temp.write_all(&artifact).map_err(|e| cache_error(e.to_string()))?;
         temp.persist(path).map_err(|e| cache_error(e.to_string()))?;
         Ok(())
     }

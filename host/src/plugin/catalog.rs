@@ -76,18 +76,11 @@ impl PluginCatalog {
             }
         }
         if let Some(builtin) = Self::builtin(name_or_file) {
-            return Ok(PluginOrigin::Builtin {
-                name: builtin.name,
-                bytes: builtin.bytes,
-            });
+            return Ok(PluginOrigin::Builtin { name: builtin.name, bytes: builtin.bytes });
         }
         Err(LoadError::NotFound {
             name: name_or_file.to_string(),
-            builtins: BUILTINS
-                .iter()
-                .map(|b| b.name)
-                .collect::<Vec<_>>()
-                .join(", "),
+            builtins: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
             folder: self
                 .folder
                 .as_ref()

@@ -75,9 +75,8 @@ impl PluginChain {
             let plugin = engine.load(catalog.resolve(&spec.plugin)?, Some(Role::Transform))?;
             let services = PluginServices::new(plugin.name.clone(), connector);
             let stage = format!("transform {}", plugin.name);
-            let instance =
-                TransformInstance::new(engine, plugin, spec.config.clone(), output, services)
-                    .map_err(|source| ChainError::Call { stage, source })?;
+            let instance = TransformInstance::new(engine, plugin, spec.config.clone(), output, services)
+                .map_err(|source| ChainError::Call { stage, source })?;
             output = instance.input().to_vec();
             built.push(instance);
         }
@@ -85,18 +84,10 @@ impl PluginChain {
         let plugin = engine.load(catalog.resolve(&converter.plugin)?, Some(Role::Converter))?;
         let services = PluginServices::new(plugin.name.clone(), connector);
         let stage = format!("converter {}", plugin.name);
-        let target = TableSchema {
-            columns: output,
-            ..table.clone()
-        };
-        let converter =
-            ConverterInstance::new(engine, plugin, converter.config.clone(), target, services)
-                .map_err(|source| ChainError::Call { stage, source })?;
-        Ok(PluginChain {
-            converter,
-            transforms: built,
-            table,
-        })
+        let target = TableSchema { columns: output, ..table.clone() };
+        let converter = ConverterInstance::new(engine, plugin, converter.config.clone(), target, services)
+            .map_err(|source| ChainError::Call { stage, source })?;
+        Ok(PluginChain { converter, transforms: built, table })
     }
 
     /// The optional message fields the converter reads.
@@ -110,20 +101,13 @@ impl PluginChain {
 
     /// The columns the converter was asked to build.
     pub fn converter_columns(&self) -> &[Column] {
-        self.transforms
-            .first()
-            .map(|t| t.input())
-            .unwrap_or(&self.table.columns)
+        self.transforms.first().map(|t| t.input()).unwrap_or(&self.table.columns)
     }
 
     /// Names of the stages, front to back.
     pub fn stage_names(&self) -> Vec<String> {
         std::iter::once(format!("converter {}", self.converter.plugin().name))
-            .chain(
-                self.transforms
-                    .iter()
-                    .map(|t| format!("transform {}", t.plugin().name)),
-            )
+            .chain(self.transforms.iter().map(|t| format!("transform {}", t.plugin().name)))
             .collect()
     }
 
@@ -131,21 +115,12 @@ impl PluginChain {
     /// instance; a second trap, or a whole-batch plugin error, is `Err`.
     pub fn run(&mut self, messages: &[Message]) -> Result<ChainOutput, ChainError> {
         let stage = format!("converter {}", self.converter.plugin().name);
-        let converted = retry_trap_once(|| self.converter.convert(messages)).map_err(|source| {
-            ChainError::Call {
-                stage: stage.clone(),
-                source,
-            }
-        })?;
+        let converted = retry_trap_once(|| self.converter.convert(messages))
+            .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
         let mut failures: Vec<MessageFailure> = converted
             .failures
             .into_iter()
-            .map(|f| MessageFailure {
-                source_index: f.index,
-                stage: stage.clone(),
-                kind: f.kind,
-                message: f.message,
-            })
+            .map(|f| MessageFailure { source_index: f.index, stage: stage.clone(), kind: f.kind, message: f.message })
             .collect();
         let mut rows = converted.rows;
         let mut origins: Option<Vec<Origin>> = None;
@@ -155,19 +130,13 @@ impl PluginChain {
             }
             let stage = format!("transform {}", transform.plugin().name);
             let origins = if transform.info().needs.contains(Needs::ORIGIN) {
-                origins
-                    .get_or_insert_with(|| messages.iter().map(origin_of).collect())
-                    .clone()
+                origins.get_or_insert_with(|| messages.iter().map(origin_of).collect()).clone()
             } else {
                 Vec::new()
             };
             let batch = RowBatch { rows, origins };
-            let transformed = retry_trap_once(|| transform.process(&batch)).map_err(|source| {
-                ChainError::Call {
-                    stage: stage.clone(),
-                    source,
-                }
-            })?;
+            let transformed = retry_trap_once(|| transform.process(&batch))
+                .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
             failures.extend(transformed.failures.into_iter().map(|f| MessageFailure {
                 source_index: batch.rows[f.index as usize].source_index,
                 stage: stage.clone(),

@@ -86,10 +86,7 @@ impl std::fmt::Display for Role {
 #[derive(Debug, Clone)]
 pub enum PluginOrigin {
     /// Shipped inside the host binary.
-    Builtin {
-        name: &'static str,
-        bytes: &'static [u8],
-    },
+    Builtin { name: &'static str, bytes: &'static [u8] },
     /// A `.wasm` file (from the plugins folder or given on the command line).
     File(PathBuf),
 }
@@ -148,18 +145,13 @@ impl EpochTicker {
     fn start(engine: Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(EpochTicker {
-            stop,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
     }
 }
 
@@ -183,10 +175,7 @@ pub struct PluginEngine {
 
 impl PluginEngine {
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
-        let engine_error = |reason: String| LoadError::Unlinkable {
-            origin: "plugin engine".into(),
-            reason,
-        };
+        let engine_error = |reason: String| LoadError::Unlinkable { origin: "plugin engine".into(), reason };
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -195,23 +184,12 @@ impl PluginEngine {
             .parallel_compilation(true);
         let engine = Engine::new(&wasm).map_err(|e| engine_error(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| engine_error(format!("{e:#}")))?;
+        bindings::converter::ConverterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| engine_error(format!("{e:#}")))?;
-        bindings::converter::ConverterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| engine_error(format!("{e:#}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.clone());
-        let ticker = EpochTicker::start(engine.clone())
-            .map_err(|e| engine_error(format!("epoch thread: {e}")))?;
-        Ok(PluginEngine {
-            engine,
-            linker,
-            config,
-            cache,
-            _ticker: ticker,
-        })
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| engine_error(format!("epoch thread: {e}")))?;
+        Ok(PluginEngine { engine, linker, config, cache, _ticker: ticker })
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -220,24 +198,15 @@ impl PluginEngine {
 
     /// Load, check and link a component. With `expected`, a component of
     /// another role is refused.
-    pub fn load(
-        &self,
-        origin: PluginOrigin,
-        expected: Option<Role>,
-    ) -> Result<Arc<LoadedPlugin>, LoadError> {
+    pub fn load(&self, origin: PluginOrigin, expected: Option<Role>) -> Result<Arc<LoadedPlugin>, LoadError> {
         let started = Instant::now();
         let described = origin.describe();
         let (name, bytes): (String, std::borrow::Cow<'static, [u8]>) = match &origin {
             PluginOrigin::Builtin { name, bytes } => (name.to_string(), (*bytes).into()),
             PluginOrigin::File(path) => {
-                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-                    origin: described.clone(),
-                    source,
-                })?;
-                let name = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let bytes =
+                    std::fs::read(path).map_err(|source| LoadError::Read { origin: described.clone(), source })?;
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 (name, bytes.into())
             }
         };
@@ -248,9 +217,7 @@ impl PluginEngine {
             });
         }
         let content_hash = CompileCache::content_hash(&bytes);
-        let (component, cache) =
-            self.cache
-                .load_or_compile(&self.engine, &described, &bytes, &content_hash)?;
+        let (component, cache) = self.cache.load_or_compile(&self.engine, &described, &bytes, &content_hash)?;
         let role = self.role_of(&component, &described, expected)?;
         let pre = self.link(&component, role, &described)?;
         let loaded = LoadedPlugin {
@@ -270,17 +237,9 @@ impl PluginEngine {
 
     /// The role of a component, from its exports, checked against `expected`
     /// and the contract version.
-    fn role_of(
-        &self,
-        component: &Component,
-        origin: &str,
-        expected: Option<Role>,
-    ) -> Result<Role, LoadError> {
+    fn role_of(&self, component: &Component, origin: &str, expected: Option<Role>) -> Result<Role, LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let mut roles = Vec::new();
         let mut other_versions = Vec::new();
         for export in &exports {
@@ -307,33 +266,18 @@ impl PluginEngine {
                 });
             }
             ([], None) if exports.is_empty() => "exports nothing".to_string(),
-            ([], None) => format!(
-                "exports no {CONTRACT_PACKAGE} interface (its exports: {})",
-                exports.join(", ")
-            ),
+            ([], None) => format!("exports no {CONTRACT_PACKAGE} interface (its exports: {})", exports.join(", ")),
             (many, _) => {
                 let names: Vec<&str> = many.iter().map(|r| r.name()).collect();
-                format!(
-                    "exports several roles ({}); a plugin must have exactly one",
-                    names.join(", ")
-                )
+                format!("exports several roles ({}); a plugin must have exactly one", names.join(", "))
             }
         };
-        let expected = expected
-            .map(|r| r.name().to_string())
-            .unwrap_or_else(|| "plugin".into());
+        let expected = expected.map(|r| r.name().to_string()).unwrap_or_else(|| "plugin".into());
         let expected_interface = match Role::from_name(&expected) {
             Some(role) => role.interface(),
-            None => format!(
-                "one of {CONTRACT_PACKAGE}/{{converter,transform,sink,source}}@{CONTRACT_VERSION}"
-            ),
+            None => format!("one of {CONTRACT_PACKAGE}/{{converter,transform,sink,source}}@{CONTRACT_VERSION}"),
         };
-        Err(LoadError::WrongWorld {
-            origin: origin.to_string(),
-            expected,
-            expected_interface,
-            found,
-        })
+        Err(LoadError::WrongWorld { origin: origin.to_string(), expected, expected_interface, found })
     }
 
     fn link(&self, component: &Component, role: Role, origin: &str) -> Result<RolePre, LoadError> {
@@ -343,18 +287,14 @@ impl PluginEngine {
         };
         let pre = self.linker.instantiate_pre(component).map_err(unlinkable)?;
         Ok(match role {
-            Role::Converter => RolePre::Converter(
-                bindings::converter::ConverterPluginPre::new(pre).map_err(unlinkable)?,
-            ),
-            Role::Transform => RolePre::Transform(
-                bindings::transform::TransformPluginPre::new(pre).map_err(unlinkable)?,
-            ),
-            Role::Sink => {
-                RolePre::Sink(bindings::sink::SinkPluginPre::new(pre).map_err(unlinkable)?)
+            Role::Converter => {
+                RolePre::Converter(bindings::converter::ConverterPluginPre::new(pre).map_err(unlinkable)?)
             }
-            Role::Source => {
-                RolePre::Source(bindings::source::SourcePluginPre::new(pre).map_err(unlinkable)?)
+            Role::Transform => {
+                RolePre::Transform(bindings::transform::TransformPluginPre::new(pre).map_err(unlinkable)?)
             }
+            Role::Sink => RolePre::Sink(bindings::sink::SinkPluginPre::new(pre).map_err(unlinkable)?),
+            Role::Source => RolePre::Source(bindings::source::SourcePluginPre::new(pre).map_err(unlinkable)?),
         })
     }
 }
@@ -375,9 +315,7 @@ fn explain_link_error(raw: &str) -> String {
         };
         format!("imports something this host does not provide{hint}: {raw}")
     } else if raw.contains("type mismatch") || raw.contains("expected") {
-        format!(
-            "its exports do not match the contract rmq-openmldb:plugin@{CONTRACT_VERSION}: {raw}"
-        )
+        format!("its exports do not match the contract rmq-openmldb:plugin@{CONTRACT_VERSION}: {raw}")
     } else {
         raw.to_string()
     }
@@ -387,14 +325,8 @@ impl LoadedPlugin {
     /// Import and export names of the component (for `plugin inspect`).
     pub fn interface_names(&self, engine: &PluginEngine) -> (Vec<String>, Vec<String>) {
         let ty = self.component.component_type();
-        let imports = ty
-            .imports(&engine.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let exports = ty
-            .exports(&engine.engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
+        let imports = ty.imports(&engine.engine).map(|(n, _)| n.to_string()).collect();
+        let exports = ty.exports(&engine.engine).map(|(n, _)| n.to_string()).collect();
         (imports, exports)
     }
 }

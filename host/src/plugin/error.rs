@@ -8,42 +8,24 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{origin}: cannot read the file: {source}")]
-    Read {
-        origin: String,
-        source: std::io::Error,
-    },
+    Read { origin: String, source: std::io::Error },
 
     #[error("{origin}: not a WebAssembly component: {reason}")]
     NotAComponent { origin: String, reason: String },
 
-    #[error(
-        "{origin}: wrong plugin role: expected a {expected} (exporting {expected_interface}), but it {found}"
-    )]
-    WrongWorld {
-        origin: String,
-        expected: String,
-        expected_interface: String,
-        found: String,
-    },
+    #[error("{origin}: wrong plugin role: expected a {expected} (exporting {expected_interface}), but it {found}")]
+    WrongWorld { origin: String, expected: String, expected_interface: String, found: String },
 
     #[error(
         "{origin}: built against {found}, but this host implements rmq-openmldb:plugin@{supported}; rebuild the plugin with the current SDK/WIT"
     )]
-    IncompatibleVersion {
-        origin: String,
-        found: String,
-        supported: String,
-    },
+    IncompatibleVersion { origin: String, found: String, supported: String },
 
     #[error("{origin}: {reason}")]
     Unlinkable { origin: String, reason: String },
 
     #[error("no plugin named \"{name}\": not a built-in ({builtins}) and not a file in {folder}")]
-    NotFound {
-        name: String,
-        builtins: String,
-        folder: String,
-    },
+    NotFound { name: String, builtins: String, folder: String },
 
     #[error("compile cache at {path}: {reason}")]
     Cache { path: PathBuf, reason: String },
@@ -79,19 +61,11 @@ pub enum CallError {
     /// The instance trapped; it has been discarded and the next call gets a
     /// fresh one.
     #[error("plugin {plugin}: {kind}: {detail}")]
-    Trap {
-        plugin: String,
-        kind: TrapKind,
-        detail: String,
-    },
+    Trap { plugin: String, kind: TrapKind, detail: String },
 
     /// The plugin returned an error for the whole call.
     #[error("plugin {plugin}: {kind:?} error: {message}")]
-    Plugin {
-        plugin: String,
-        kind: ErrorKind,
-        message: String,
-    },
+    Plugin { plugin: String, kind: ErrorKind, message: String },
 
     /// The instance could not be created.
     #[error("plugin {plugin}: cannot instantiate: {reason}")]
@@ -104,11 +78,7 @@ pub enum CallError {
 
 impl CallError {
     pub(crate) fn from_guest(plugin: &str, error: GuestError) -> Self {
-        CallError::Plugin {
-            plugin: plugin.to_string(),
-            kind: error.kind,
-            message: error.message,
-        }
+        CallError::Plugin { plugin: plugin.to_string(), kind: error.kind, message: error.message }
     }
 
     /// True when the instance was lost (trap): the batch may be retried once

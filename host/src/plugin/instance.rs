@@ -6,9 +6,8 @@
 //! before anyone uses it.
 
 use super::bindings::{
-    self, Cell, Column, ColumnType, Converted, FailureKind, Message, PluginError as GuestError,
-    PluginInfo, RecordFailure, Row, RowBatch, SourcePosition, SourceRecord, TableSchema,
-    Transformed,
+    self, Cell, Column, ColumnType, Converted, FailureKind, Message, PluginError as GuestError, PluginInfo,
+    RecordFailure, Row, RowBatch, SourcePosition, SourceRecord, TableSchema, Transformed,
 };
 use super::engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, RolePre};
 use super::error::{CallError, TrapKind};
@@ -37,11 +36,7 @@ struct Warm<B> {
 }
 
 impl<B> Warm<B> {
-    fn new(
-        engine: &PluginEngine,
-        plugin: Arc<LoadedPlugin>,
-        services: Arc<PluginServices>,
-    ) -> Self {
+    fn new(engine: &PluginEngine, plugin: Arc<LoadedPlugin>, services: Arc<PluginServices>) -> Self {
         let timeout = engine.config.call_timeout;
         let deadline_ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
         Warm {
@@ -56,10 +51,7 @@ impl<B> Warm<B> {
     }
 
     fn fresh_store(&self) -> Store<PluginState> {
-        let mut store = Store::new(
-            &self.engine,
-            PluginState::new(self.services.clone(), self.memory_cap),
-        );
+        let mut store = Store::new(&self.engine, PluginState::new(self.services.clone(), self.memory_cap));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.deadline_ticks);
         store
@@ -69,10 +61,7 @@ impl<B> Warm<B> {
     /// (instantiate + init) when there is none.
     fn call<R>(
         &mut self,
-        create: impl FnOnce(
-            &RolePre,
-            &mut Store<PluginState>,
-        ) -> wasmtime::Result<Result<B, GuestError>>,
+        create: impl FnOnce(&RolePre, &mut Store<PluginState>) -> wasmtime::Result<Result<B, GuestError>>,
         call: impl FnOnce(&B, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.live.is_none() {
@@ -81,34 +70,19 @@ impl<B> Warm<B> {
                 Ok(Ok(bindings)) => bindings,
                 Ok(Err(guest)) => return Err(CallError::from_guest(&self.plugin.name, guest)),
                 Err(e) => {
-                    return Err(classify(
-                        &self.plugin.name,
-                        self.deadline_ticks,
-                        self.memory_cap,
-                        e,
-                        &store,
-                    ));
+                    return Err(classify(&self.plugin.name, self.deadline_ticks, self.memory_cap, e, &store));
                 }
             };
             self.live = Some(Live { store, bindings });
         }
         let Some(live) = self.live.as_mut() else {
-            return Err(CallError::Instantiate {
-                plugin: self.plugin.name.clone(),
-                reason: "no instance".into(),
-            });
+            return Err(CallError::Instantiate { plugin: self.plugin.name.clone(), reason: "no instance".into() });
         };
         live.store.set_epoch_deadline(self.deadline_ticks);
         match call(&live.bindings, &mut live.store) {
             Ok(result) => Ok(result),
             Err(e) => {
-                let error = classify(
-                    &self.plugin.name,
-                    self.deadline_ticks,
-                    self.memory_cap,
-                    e,
-                    &live.store,
-                );
+                let error = classify(&self.plugin.name, self.deadline_ticks, self.memory_cap, e, &live.store);
                 // A trapped instance is poisoned; the next call gets a fresh one.
                 self.live = None;
                 self.recycled += 1;
@@ -135,59 +109,32 @@ fn classify(
         _ if stderr.contains("memory allocation of") => TrapKind::MemoryLimit,
         Some(_) => TrapKind::Other,
         None if text.contains("instantiat") => {
-            return CallError::Instantiate {
-                plugin: plugin.to_string(),
-                reason: text,
-            };
+            return CallError::Instantiate { plugin: plugin.to_string(), reason: text };
         }
         None => TrapKind::Other,
     };
     let mut detail = match kind {
-        TrapKind::Deadline => format!(
-            "call ran longer than {} ms and was stopped",
-            deadline_ticks * EPOCH_TICK.as_millis() as u64
-        ),
-        TrapKind::MemoryLimit => format!(
-            "instance needed more than the {} byte memory cap",
-            memory_cap
-        ),
+        TrapKind::Deadline => {
+            format!("call ran longer than {} ms and was stopped", deadline_ticks * EPOCH_TICK.as_millis() as u64)
+        }
+        TrapKind::MemoryLimit => format!("instance needed more than the {} byte memory cap", memory_cap),
         // The trap itself ("wasm trap: wasm `unreachable` instruction
         // executed"), not the backtrace header that leads the chain.
         _ => match error.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
-            None => text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or(&text)
-                .trim()
-                .to_string(),
+            None => text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text).trim().to_string(),
         },
     };
     if !stderr.is_empty() {
-        let tail: String = stderr
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let tail: String =
+            stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
         detail.push_str(&format!("; plugin stderr: {tail}"));
     }
-    CallError::Trap {
-        plugin: plugin.to_string(),
-        kind,
-        detail,
-    }
+    CallError::Trap { plugin: plugin.to_string(), kind, detail }
 }
 
 fn contract(plugin: &LoadedPlugin, reason: String) -> CallError {
-    CallError::Contract {
-        plugin: plugin.name.clone(),
-        reason,
-    }
+    CallError::Contract { plugin: plugin.name.clone(), reason }
 }
 
 fn wrong_role(plugin: &LoadedPlugin, want: &str) -> wasmtime::Error {
@@ -198,11 +145,7 @@ fn wrong_role(plugin: &LoadedPlugin, want: &str) -> wasmtime::Error {
 /// or NULL where allowed. `Err` says what is wrong, naming the column.
 pub fn check_row(row: &Row, columns: &[Column]) -> Result<(), String> {
     if row.cells.len() != columns.len() {
-        return Err(format!(
-            "row has {} cells, the schema has {} columns",
-            row.cells.len(),
-            columns.len()
-        ));
+        return Err(format!("row has {} cells, the schema has {} columns", row.cells.len(), columns.len()));
     }
     for (cell, column) in row.cells.iter().zip(columns) {
         let fits = match (cell, column.type_) {
@@ -321,10 +264,7 @@ impl ConverterInstance {
     /// Run `call` on a ready instance; returns the `PluginInfo` when `init` ran.
     fn with_instance<R>(
         &mut self,
-        call: impl FnOnce(
-            &bindings::converter::ConverterPlugin,
-            &mut Store<PluginState>,
-        ) -> wasmtime::Result<R>,
+        call: impl FnOnce(&bindings::converter::ConverterPlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Option<PluginInfo>), CallError> {
         let mut fresh_info = None;
         let (config, target) = (&self.config, &self.target);
@@ -335,13 +275,10 @@ impl ConverterInstance {
                     return Err(wrong_role(&plugin, "converter"));
                 };
                 let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings
-                    .rmq_openmldb_plugin_converter()
-                    .call_init(&mut *store, config, target)?
-                    .map(|info| {
-                        fresh_info = Some(info);
-                        bindings
-                    }))
+                Ok(bindings.rmq_openmldb_plugin_converter().call_init(&mut *store, config, target)?.map(|info| {
+                    fresh_info = Some(info);
+                    bindings
+                }))
             },
             call,
         )?;
@@ -364,9 +301,8 @@ impl ConverterInstance {
     /// Convert a batch. Whole-batch errors and traps are `Err`; rows that
     /// break the target schema come back as failures of their message.
     pub fn convert(&mut self, batch: &[Message]) -> Result<Converted, CallError> {
-        let (result, fresh_info) = self.with_instance(|b, store| {
-            b.rmq_openmldb_plugin_converter().call_convert(store, batch)
-        })?;
+        let (result, fresh_info) =
+            self.with_instance(|b, store| b.rmq_openmldb_plugin_converter().call_convert(store, batch))?;
         if let Some(info) = fresh_info {
             self.info = info;
         }
@@ -376,25 +312,15 @@ impl ConverterInstance {
         if let Some(row) = converted.rows.iter().find(|r| r.source_index >= len) {
             return Err(contract(
                 plugin,
-                format!(
-                    "row source-index {} is outside the batch of {len}",
-                    row.source_index
-                ),
+                format!("row source-index {} is outside the batch of {len}", row.source_index),
             ));
         }
         if let Some(f) = converted.failures.iter().find(|f| f.index >= len) {
-            return Err(contract(
-                plugin,
-                format!("failure index {} is outside the batch of {len}", f.index),
-            ));
+            return Err(contract(plugin, format!("failure index {} is outside the batch of {len}", f.index)));
         }
-        quarantine_bad_rows(
-            plugin,
-            &mut converted.rows,
-            &mut converted.failures,
-            &self.target.columns,
-            |r| r.source_index,
-        );
+        quarantine_bad_rows(plugin, &mut converted.rows, &mut converted.failures, &self.target.columns, |r| {
+            r.source_index
+        });
         Ok(converted)
     }
 
@@ -406,8 +332,7 @@ impl ConverterInstance {
         sample: &Message,
         services: Arc<PluginServices>,
     ) -> Result<Vec<Column>, CallError> {
-        let mut warm: Warm<bindings::converter::ConverterPlugin> =
-            Warm::new(engine, plugin.clone(), services);
+        let mut warm: Warm<bindings::converter::ConverterPlugin> = Warm::new(engine, plugin.clone(), services);
         let result = warm.call(
             |pre, store| {
                 let RolePre::Converter(pre) = pre else {
@@ -415,10 +340,7 @@ impl ConverterInstance {
                 };
                 pre.instantiate(store).map(Ok)
             },
-            |b, store| {
-                b.rmq_openmldb_plugin_converter()
-                    .call_infer_schema(store, config, sample)
-            },
+            |b, store| b.rmq_openmldb_plugin_converter().call_infer_schema(store, config, sample),
         )?;
         result.map_err(|e| CallError::from_guest(&plugin.name, e))
     }
@@ -465,10 +387,7 @@ impl TransformInstance {
 
     fn with_instance<R>(
         &mut self,
-        call: impl FnOnce(
-            &bindings::transform::TransformPlugin,
-            &mut Store<PluginState>,
-        ) -> wasmtime::Result<R>,
+        call: impl FnOnce(&bindings::transform::TransformPlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Option<bindings::TransformInfo>), CallError> {
         let mut fresh_info = None;
         let (config, output) = (&self.config, &self.output);
@@ -479,13 +398,10 @@ impl TransformInstance {
                     return Err(wrong_role(&plugin, "transform"));
                 };
                 let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings
-                    .rmq_openmldb_plugin_transform()
-                    .call_init(&mut *store, config, output)?
-                    .map(|info| {
-                        fresh_info = Some(info);
-                        bindings
-                    }))
+                Ok(bindings.rmq_openmldb_plugin_transform().call_init(&mut *store, config, output)?.map(|info| {
+                    fresh_info = Some(info);
+                    bindings
+                }))
             },
             call,
         )?;
@@ -511,56 +427,30 @@ impl TransformInstance {
 
     /// Process a batch; failures index `batch.rows`.
     pub fn process(&mut self, batch: &RowBatch) -> Result<Transformed, CallError> {
-        let (result, fresh) = self.with_instance(|b, store| {
-            b.rmq_openmldb_plugin_transform().call_process(store, batch)
-        })?;
-        if let Some(fresh) = fresh {
-            if fresh.input != self.input {
-                return Err(contract(
-                    &self.warm.plugin,
-                    "init after a restart asked for a different input schema".into(),
-                ));
-            }
+        let (result, fresh) =
+            self.with_instance(|b, store| b.rmq_openmldb_plugin_transform().call_process(store, batch))?;
+        if let Some(fresh) = fresh
+            && fresh.input != self.input
+        {
+            return Err(contract(&self.warm.plugin, "init after a restart asked for a different input schema".into()));
         }
-        let mut transformed =
-            result.map_err(|e| CallError::from_guest(&self.warm.plugin.name, e))?;
+        let mut transformed = result.map_err(|e| CallError::from_guest(&self.warm.plugin.name, e))?;
         let plugin = &self.warm.plugin;
         let len = batch.rows.len() as u32;
         if let Some(f) = transformed.failures.iter().find(|f| f.index >= len) {
+            return Err(contract(plugin, format!("failure index {} is outside the batch of {len} rows", f.index)));
+        }
+        let known: std::collections::HashMap<u32, u32> =
+            batch.rows.iter().enumerate().map(|(i, r)| (r.source_index, i as u32)).collect();
+        if let Some(row) = transformed.rows.iter().find(|r| !known.contains_key(&r.source_index)) {
             return Err(contract(
                 plugin,
-                format!(
-                    "failure index {} is outside the batch of {len} rows",
-                    f.index
-                ),
+                format!("output row has source-index {}, which no input row had", row.source_index),
             ));
         }
-        let known: std::collections::HashMap<u32, u32> = batch
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.source_index, i as u32))
-            .collect();
-        if let Some(row) = transformed
-            .rows
-            .iter()
-            .find(|r| !known.contains_key(&r.source_index))
-        {
-            return Err(contract(
-                plugin,
-                format!(
-                    "output row has source-index {}, which no input row had",
-                    row.source_index
-                ),
-            ));
-        }
-        quarantine_bad_rows(
-            plugin,
-            &mut transformed.rows,
-            &mut transformed.failures,
-            &self.output,
-            |r| known.get(&r.source_index).copied().unwrap_or(0),
-        );
+        quarantine_bad_rows(plugin, &mut transformed.rows, &mut transformed.failures, &self.output, |r| {
+            known.get(&r.source_index).copied().unwrap_or(0)
+        });
         Ok(transformed)
     }
 }
@@ -580,11 +470,7 @@ impl SinkInstance {
         schema: TableSchema,
         services: Arc<PluginServices>,
     ) -> Result<Self, CallError> {
-        let mut instance = SinkInstance {
-            warm: Warm::new(engine, plugin, services),
-            config,
-            schema,
-        };
+        let mut instance = SinkInstance { warm: Warm::new(engine, plugin, services), config, schema };
         instance.call(|_, _| Ok(()))?;
         Ok(instance)
     }
@@ -601,10 +487,7 @@ impl SinkInstance {
                     return Err(wrong_role(&plugin, "sink"));
                 };
                 let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings
-                    .rmq_openmldb_plugin_sink()
-                    .call_init(&mut *store, config, schema)?
-                    .map(|_| bindings))
+                Ok(bindings.rmq_openmldb_plugin_sink().call_init(&mut *store, config, schema)?.map(|_| bindings))
             },
             call,
         )
@@ -618,13 +501,7 @@ impl SinkInstance {
             .map_err(|e| CallError::from_guest(&plugin.name, e))?;
         let len = batch.rows.len() as u32;
         match failures.iter().find(|f| f.index >= len) {
-            Some(f) => Err(contract(
-                &plugin,
-                format!(
-                    "failure index {} is outside the batch of {len} rows",
-                    f.index
-                ),
-            )),
+            Some(f) => Err(contract(&plugin, format!("failure index {} is outside the batch of {len} rows", f.index))),
             None => Ok(failures),
         }
     }
@@ -651,11 +528,7 @@ impl SourceInstance {
         positions: Vec<SourcePosition>,
         services: Arc<PluginServices>,
     ) -> Result<Self, CallError> {
-        let mut instance = SourceInstance {
-            warm: Warm::new(engine, plugin, services),
-            config,
-            positions,
-        };
+        let mut instance = SourceInstance { warm: Warm::new(engine, plugin, services), config, positions };
         instance.call(|_, _| Ok(()))?;
         Ok(instance)
     }
@@ -667,10 +540,7 @@ impl SourceInstance {
 
     fn call<R>(
         &mut self,
-        call: impl FnOnce(
-            &bindings::source::SourcePlugin,
-            &mut Store<PluginState>,
-        ) -> wasmtime::Result<R>,
+        call: impl FnOnce(&bindings::source::SourcePlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let (config, positions) = (&self.config, &self.positions);
         let plugin = self.warm.plugin.clone();
@@ -680,10 +550,7 @@ impl SourceInstance {
                     return Err(wrong_role(&plugin, "source"));
                 };
                 let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings
-                    .rmq_openmldb_plugin_source()
-                    .call_init(&mut *store, config, positions)?
-                    .map(|_| bindings))
+                Ok(bindings.rmq_openmldb_plugin_source().call_init(&mut *store, config, positions)?.map(|_| bindings))
             },
             call,
         )

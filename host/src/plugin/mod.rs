@@ -15,12 +15,9 @@ mod state;
 pub use cache::{CacheOutcome, CompileCache};
 pub use catalog::{Builtin, PluginCatalog};
 pub use chain::{ChainError, ChainOutput, MessageFailure, PluginChain, StageSpec};
-pub use engine::{
-    EPOCH_TICK, LoadedPlugin, PluginEngine, PluginOrigin, Role, RuntimeConfig, default_cache_dir,
-};
+pub use engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, PluginOrigin, Role, RuntimeConfig, default_cache_dir};
 pub use error::{CallError, LoadError, TrapKind};
 pub use instance::{
-    ConverterInstance, PluginConfig, SinkInstance, SourceInstance, TransformInstance, check_row,
-    column_type_name,
+    ConverterInstance, PluginConfig, SinkInstance, SourceInstance, TransformInstance, check_row, column_type_name,
 };
 pub use state::{HistogramSummary, PluginMetrics, PluginServices};

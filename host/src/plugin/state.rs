@@ -59,18 +59,12 @@ struct KeyedState {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding these locks cannot leave them inconsistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl PluginServices {
     pub fn new(plugin: impl Into<String>, connector: impl Into<String>) -> Arc<Self> {
-        Arc::new(PluginServices {
-            plugin: plugin.into(),
-            connector: connector.into(),
-            ..Default::default()
-        })
+        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), ..Default::default() })
     }
 
     /// A copy of the plugin's metrics so far.
@@ -92,11 +86,7 @@ impl PluginServices {
 
     fn counter_add(&self, name: &str, delta: u64) {
         let mut metrics = lock(&self.metrics);
-        if let Some(name) = admit_metric(
-            name,
-            metrics.counters.len(),
-            metrics.counters.contains_key(name),
-        ) {
+        if let Some(name) = admit_metric(name, metrics.counters.len(), metrics.counters.contains_key(name)) {
             let counter = metrics.counters.entry(name).or_default();
             *counter = counter.saturating_add(delta);
         }
@@ -107,11 +97,7 @@ impl PluginServices {
             return;
         }
         let mut metrics = lock(&self.metrics);
-        if let Some(name) = admit_metric(
-            name,
-            metrics.histograms.len(),
-            metrics.histograms.contains_key(name),
-        ) {
+        if let Some(name) = admit_metric(name, metrics.histograms.len(), metrics.histograms.contains_key(name)) {
             let h = metrics.histograms.entry(name).or_insert(HistogramSummary {
                 count: 0,
                 sum: 0.0,
@@ -134,11 +120,7 @@ impl PluginServices {
             return false;
         }
         let mut state = lock(&self.state);
-        let replaced = state
-            .entries
-            .get(&key)
-            .map(|old| key.len() + old.len())
-            .unwrap_or(0);
+        let replaced = state.entries.get(&key).map(|old| key.len() + old.len()).unwrap_or(0);
         let after = state.bytes - replaced + key.len() + value.len();
         if after > MAX_STATE_TOTAL {
             return false;
@@ -162,17 +144,8 @@ fn admit_metric(name: &str, known: usize, exists: bool) -> Option<String> {
     if !exists && known >= MAX_METRIC_NAMES {
         return None;
     }
-    let clean: String = name
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let clean: String =
+        name.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     (!clean.is_empty()).then_some(clean)
 }
 
@@ -201,31 +174,19 @@ impl PluginState {
     /// stderr go to a bounded tail kept to explain traps.
     pub fn new(services: Arc<PluginServices>, memory_cap: usize) -> Self {
         let stderr = TailPipe::new(STDERR_TAIL);
-        let wasi = WasiCtx::builder()
-            .stdout(stderr.clone())
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
         let limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size(memory_cap)
             .trap_on_grow_failure(true)
             .instances(64)
             .build();
-        PluginState {
-            wasi,
-            table: ResourceTable::new(),
-            limits,
-            services,
-            stderr,
-        }
+        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr }
     }
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -262,10 +223,7 @@ pub struct TailPipe {
 
 impl TailPipe {
     pub fn new(capacity: usize) -> Self {
-        TailPipe {
-            capacity,
-            buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
-        }
+        TailPipe { capacity, buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))) }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -321,11 +279,7 @@ impl OutputStream for TailPipe {
 }
 
 impl tokio::io::AsyncWrite for TailPipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -358,15 +312,10 @@ mod tests {
         assert_eq!(s.state_get("k"), Some(vec![1; 10]));
         assert!(!s.state_put("x".repeat(MAX_STATE_KEY + 1), vec![]));
         assert!(!s.state_put("big".into(), vec![0; MAX_STATE_VALUE + 1]));
-        let stored = (0..20)
-            .filter(|i| s.state_put(format!("k{i:02}"), vec![0; MAX_STATE_VALUE]))
-            .count();
+        let stored = (0..20).filter(|i| s.state_put(format!("k{i:02}"), vec![0; MAX_STATE_VALUE])).count();
         assert_eq!(stored, 15, "16 full values would pass the 1 MiB total");
         s.state_delete("k00");
-        assert!(
-            s.state_put("k19".into(), vec![0; MAX_STATE_VALUE]),
-            "deleting frees room"
-        );
+        assert!(s.state_put("k19".into(), vec![0; MAX_STATE_VALUE]), "deleting frees room");
     }
 
     #[test]
@@ -379,14 +328,6 @@ mod tests {
         s.histogram_record("size", f64::NAN);
         let m = s.metrics();
         assert_eq!(m.counters["rows_bad"], 5);
-        assert_eq!(
-            m.histograms["size"],
-            HistogramSummary {
-                count: 2,
-                sum: 6.0,
-                min: 2.0,
-                max: 4.0
-            }
-        );
+        assert_eq!(m.histograms["size"], HistogramSummary { count: 2, sum: 6.0, min: 2.0, max: 4.0 });
     }
 }

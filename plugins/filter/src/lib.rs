@@ -55,15 +55,8 @@ impl Filter {
             "eq",
         )?;
         let parse = |text: &str| {
-            json_to_cell(
-                &serde_json::Value::String(text.to_string()),
-                column,
-                Logical::None,
-                &CoerceOptions::default(),
-            )
-            .map_err(|e| {
-                PluginError::invalid_config(format!("config key \"value\": {}", e.message))
-            })
+            json_to_cell(&serde_json::Value::String(text.to_string()), column, Logical::None, &CoerceOptions::default())
+                .map_err(|e| PluginError::invalid_config(format!("config key \"value\": {}", e.message)))
         };
         let text = |op: &str| -> Result<String, PluginError> {
             if column.type_ != ColumnType::String {
@@ -78,16 +71,9 @@ impl Filter {
             "is-null" => Predicate::IsNull,
             "not-null" => Predicate::NotNull,
             "in" | "not-in" => {
-                let values = config
-                    .require("value")?
-                    .split(',')
-                    .map(|v| parse(v.trim()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if op == "in" {
-                    Predicate::In(values)
-                } else {
-                    Predicate::NotIn(values)
-                }
+                let values =
+                    config.require("value")?.split(',').map(|v| parse(v.trim())).collect::<Result<Vec<_>, _>>()?;
+                if op == "in" { Predicate::In(values) } else { Predicate::NotIn(values) }
             }
             "contains" => Predicate::Contains(text(op)?),
             "starts-with" => Predicate::StartsWith(text(op)?),
@@ -105,11 +91,7 @@ impl Filter {
             }
         };
         let keep_matches = config.choice_or("action", &["keep", "drop"], "keep")? == "keep";
-        Ok(Filter {
-            position,
-            predicate,
-            keep_matches,
-        })
+        Ok(Filter { position, predicate, keep_matches })
     }
 
     pub fn matches(&self, cell: &Cell) -> bool {
@@ -132,35 +114,18 @@ impl Filter {
 }
 
 impl Transform for Filter {
-    fn init(
-        config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError> {
+    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
         let filter = Filter::new(&config, &output)?;
-        Ok((
-            filter,
-            TransformInfo {
-                info: plugin_info("filter", env!("CARGO_PKG_VERSION")),
-                input: output,
-            },
-        ))
+        Ok((filter, TransformInfo { info: plugin_info("filter", env!("CARGO_PKG_VERSION")), input: output }))
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
         let rows = batch
             .rows
             .into_iter()
-            .filter(|row| {
-                row.cells
-                    .get(self.position)
-                    .is_some_and(|c| self.matches(c))
-                    == self.keep_matches
-            })
+            .filter(|row| row.cells.get(self.position).is_some_and(|c| self.matches(c)) == self.keep_matches)
             .collect();
-        Ok(Transformed {
-            rows,
-            failures: Vec::new(),
-        })
+        Ok(Transformed { rows, failures: Vec::new() })
     }
 }
 
@@ -172,29 +137,13 @@ mod tests {
 
     fn columns() -> Vec<Column> {
         vec![
-            Column {
-                name: "company".into(),
-                type_: ColumnType::String,
-                nullable: true,
-            },
-            Column {
-                name: "howold".into(),
-                type_: ColumnType::Int,
-                nullable: true,
-            },
+            Column { name: "company".into(), type_: ColumnType::String, nullable: true },
+            Column { name: "howold".into(), type_: ColumnType::Int, nullable: true },
         ]
     }
 
     fn filter(pairs: &[(&str, &str)]) -> Result<Filter, PluginError> {
-        Filter::new(
-            &PluginConfig::new(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            &columns(),
-        )
+        Filter::new(&PluginConfig::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), &columns())
     }
 
     fn ages(f: &mut Filter, ages: &[Option<i32>]) -> Vec<Option<i32>> {
@@ -206,12 +155,7 @@ mod tests {
                 cells: vec![Cell::Null, a.map(Cell::Int).unwrap_or(Cell::Null)],
             })
             .collect();
-        let out = f
-            .process(RowBatch {
-                rows,
-                origins: vec![],
-            })
-            .unwrap();
+        let out = f.process(RowBatch { rows, origins: vec![] }).unwrap();
         out.rows
             .iter()
             .map(|r| match r.cells[1] {
@@ -224,37 +168,20 @@ mod tests {
     #[test]
     fn comparisons_keep_matching_rows_and_never_null() {
         let mut f = filter(&[("field", "howold"), ("op", "ge"), ("value", "20")]).unwrap();
-        assert_eq!(
-            ages(&mut f, &[Some(19), Some(20), None, Some(25)]),
-            vec![Some(20), Some(25)]
-        );
+        assert_eq!(ages(&mut f, &[Some(19), Some(20), None, Some(25)]), vec![Some(20), Some(25)]);
     }
 
     #[test]
     fn drop_action_inverts_and_in_lists_parse_per_type() {
-        let mut f = filter(&[
-            ("field", "howold"),
-            ("op", "in"),
-            ("value", "19, 25"),
-            ("action", "drop"),
-        ])
-        .unwrap();
-        assert_eq!(
-            ages(&mut f, &[Some(19), Some(20), None, Some(25)]),
-            vec![Some(20), None]
-        );
+        let mut f = filter(&[("field", "howold"), ("op", "in"), ("value", "19, 25"), ("action", "drop")]).unwrap();
+        assert_eq!(ages(&mut f, &[Some(19), Some(20), None, Some(25)]), vec![Some(20), None]);
         let mut nulls = filter(&[("field", "howold"), ("op", "is-null")]).unwrap();
         assert_eq!(ages(&mut nulls, &[Some(1), None]), vec![None]);
     }
 
     #[test]
     fn string_predicates() {
-        let f = filter(&[
-            ("field", "company"),
-            ("op", "starts-with"),
-            ("value", "com"),
-        ])
-        .unwrap();
+        let f = filter(&[("field", "company"), ("op", "starts-with"), ("value", "com")]).unwrap();
         assert!(f.matches(&Cell::String("company".into())));
         assert!(!f.matches(&Cell::String("acme".into())));
         assert!(!f.matches(&Cell::Null));
@@ -267,22 +194,10 @@ mod tests {
             err.message,
             "config key \"field\": column \"salary\" is not in the schema (columns: company, howold)"
         );
-        let err = filter(&[("field", "howold"), ("value", "old")])
-            .err()
-            .unwrap();
-        assert!(
-            err.message.contains("\"value\"") && err.message.contains("\"old\""),
-            "{}",
-            err.message
-        );
-        let err = filter(&[("field", "howold"), ("op", "contains"), ("value", "1")])
-            .err()
-            .unwrap();
-        assert!(
-            err.message.contains("needs a string column"),
-            "{}",
-            err.message
-        );
+        let err = filter(&[("field", "howold"), ("value", "old")]).err().unwrap();
+        assert!(err.message.contains("\"value\"") && err.message.contains("\"old\""), "{}", err.message);
+        let err = filter(&[("field", "howold"), ("op", "contains"), ("value", "1")]).err().unwrap();
+        assert!(err.message.contains("needs a string column"), "{}", err.message);
         assert!(filter(&[("field", "howold"), ("op", "like"), ("value", "1")]).is_err());
     }
 }

@@ -31,10 +31,7 @@ pub struct InsertField {
 }
 
 impl InsertField {
-    pub fn new(
-        config: &PluginConfig,
-        output: &[Column],
-    ) -> Result<(Self, Vec<Column>), PluginError> {
+    pub fn new(config: &PluginConfig, output: &[Column]) -> Result<(Self, Vec<Column>), PluginError> {
         let mut slots = vec![Slot::Input; output.len()];
         let mut any = false;
         for (key, slot) in [
@@ -45,12 +42,7 @@ impl InsertField {
             ("store.timestamp.field", Slot::StoreTimestamp),
         ] {
             if let Some(name) = config.get(key) {
-                place(
-                    &mut slots,
-                    column_position(output, name.trim(), key)?,
-                    slot,
-                    key,
-                )?;
+                place(&mut slots, column_position(output, name.trim(), key)?, slot, key)?;
                 any = true;
             }
         }
@@ -63,9 +55,7 @@ impl InsertField {
                 Logical::None,
                 &CoerceOptions::default(),
             )
-            .map_err(|e| {
-                PluginError::invalid_config(format!("config key \"static.value\": {}", e.message))
-            })?;
+            .map_err(|e| PluginError::invalid_config(format!("config key \"static.value\": {}", e.message)))?;
             place(&mut slots, position, Slot::Static(cell), "static.field")?;
             any = true;
         }
@@ -74,20 +64,9 @@ impl InsertField {
                 "set at least one of topic.field, queue.id.field, queue.offset.field, born.timestamp.field, store.timestamp.field, static.field",
             ));
         }
-        let input = output
-            .iter()
-            .zip(&slots)
-            .filter(|(_, slot)| matches!(slot, Slot::Input))
-            .map(|(c, _)| c.clone())
-            .collect();
-        Ok((
-            InsertField {
-                slots,
-                output: output.to_vec(),
-                opts: CoerceOptions::default(),
-            },
-            input,
-        ))
+        let input =
+            output.iter().zip(&slots).filter(|(_, slot)| matches!(slot, Slot::Input)).map(|(c, _)| c.clone()).collect();
+        Ok((InsertField { slots, output: output.to_vec(), opts: CoerceOptions::default() }, input))
     }
 }
 
@@ -102,10 +81,7 @@ fn place(slots: &mut [Slot], position: usize, slot: Slot, key: &str) -> Result<(
 }
 
 impl Transform for InsertField {
-    fn init(
-        config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError> {
+    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
         let (insert, input) = InsertField::new(&config, &output)?;
         let mut info = plugin_info("insert-field", env!("CARGO_PKG_VERSION"));
         info.needs = Needs::ORIGIN;
@@ -113,10 +89,7 @@ impl Transform for InsertField {
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
-        let mut out = Transformed {
-            rows: Vec::with_capacity(batch.rows.len()),
-            failures: Vec::new(),
-        };
+        let mut out = Transformed { rows: Vec::with_capacity(batch.rows.len()), failures: Vec::new() };
         'rows: for (index, row) in batch.rows.into_iter().enumerate() {
             let origin = batch.origins.get(row.source_index as usize);
             let mut input = row.cells.into_iter();
@@ -154,10 +127,7 @@ impl Transform for InsertField {
                     }
                 }
             }
-            out.rows.push(Row {
-                source_index: row.source_index,
-                cells,
-            });
+            out.rows.push(Row { source_index: row.source_index, cells });
         }
         Ok(out)
     }
@@ -170,11 +140,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, type_: ColumnType) -> Column {
-        Column {
-            name: name.into(),
-            type_,
-            nullable: true,
-        }
+        Column { name: name.into(), type_, nullable: true }
     }
 
     #[test]
@@ -199,13 +165,7 @@ mod tests {
             .collect(),
         );
         let (mut insert, info) = InsertField::init(config, output).unwrap();
-        assert_eq!(
-            info.input
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>(),
-            vec!["id"]
-        );
+        assert_eq!(info.input.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["id"]);
         assert!(info.info.needs.contains(Needs::ORIGIN));
         let origins = vec![Origin {
             topic: "t".into(),
@@ -215,13 +175,7 @@ mod tests {
             store_timestamp: 2000,
         }];
         let out = insert
-            .process(RowBatch {
-                rows: vec![Row {
-                    source_index: 0,
-                    cells: vec![Cell::Bigint(9)],
-                }],
-                origins,
-            })
+            .process(RowBatch { rows: vec![Row { source_index: 0, cells: vec![Cell::Bigint(9)] }], origins })
             .unwrap();
         assert_eq!(
             out.rows[0].cells,
@@ -238,16 +192,9 @@ mod tests {
     #[test]
     fn bad_config_is_named() {
         let output = vec![col("n", ColumnType::Int)];
-        let config = PluginConfig::new(vec![
-            ("static.field".into(), "n".into()),
-            ("static.value".into(), "x".into()),
-        ]);
+        let config = PluginConfig::new(vec![("static.field".into(), "n".into()), ("static.value".into(), "x".into())]);
         let err = InsertField::init(config, output.clone()).err().unwrap();
-        assert!(
-            err.message.contains("static.value") && err.message.contains("\"x\""),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("static.value") && err.message.contains("\"x\""), "{}", err.message);
         assert!(InsertField::init(PluginConfig::default(), output).is_err());
     }
 }

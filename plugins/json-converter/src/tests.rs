@@ -2,20 +2,12 @@ use super::*;
 use serde_json::json;
 
 fn employee_schema() -> TableSchema {
-    let col = |name: &str, type_| Column {
-        name: name.into(),
-        type_,
-        nullable: true,
-    };
+    let col = |name: &str, type_| Column { name: name.into(), type_, nullable: true };
     TableSchema {
         database: "demo".into(),
         table: "employee_test".into(),
         columns: vec![
-            Column {
-                name: "id".into(),
-                type_: ColumnType::Bigint,
-                nullable: false,
-            },
+            Column { name: "id".into(), type_: ColumnType::Bigint, nullable: false },
             col("name", ColumnType::String),
             col("howold", ColumnType::Int),
             col("male", ColumnType::Int),
@@ -42,12 +34,7 @@ fn message(body: Value) -> Message {
 }
 
 fn converter(pairs: &[(&str, &str)]) -> JsonConverter {
-    let config = PluginConfig::new(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
+    let config = PluginConfig::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     JsonConverter::new(&config, employee_schema()).unwrap()
 }
 
@@ -106,18 +93,14 @@ fn explicit_nulls_stay_null_and_are_not_zeroed() {
         "company": null, "money": null, "begin_time": null
     })))]);
     assert_eq!(out.failures, vec![]);
-    assert_eq!(
-        &out.rows[0].cells[4..],
-        &[Cell::Null, Cell::Null, Cell::Null]
-    );
+    assert_eq!(&out.rows[0].cells[4..], &[Cell::Null, Cell::Null, Cell::Null]);
 }
 
 #[test]
 fn plain_objects_map_by_name_and_missing_columns_are_null() {
     let mut c = converter(&[]);
-    let out = c.convert_batch(&[message(
-        json!({"ID": 4, "name": "gjk", "begin_time": "2021-12-24 20:43:36", "extra": 1}),
-    )]);
+    let out =
+        c.convert_batch(&[message(json!({"ID": 4, "name": "gjk", "begin_time": "2021-12-24 20:43:36", "extra": 1}))]);
     assert_eq!(out.failures, vec![]);
     assert_eq!(
         out.rows[0].cells,
@@ -136,9 +119,7 @@ fn plain_objects_map_by_name_and_missing_columns_are_null() {
 #[test]
 fn string_timestamps_use_the_configured_zone() {
     let mut c = converter(&[("timezone", "Asia/Shanghai")]);
-    let out = c.convert_batch(&[message(
-        json!({"id": 1, "begin_time": "2021-12-29 16:00:00"}),
-    )]);
+    let out = c.convert_batch(&[message(json!({"id": 1, "begin_time": "2021-12-29 16:00:00"}))]);
     assert_eq!(out.rows[0].cells[6], Cell::Timestamp(1640764800000));
 }
 
@@ -148,46 +129,22 @@ fn a_bad_message_fails_alone_with_field_value_and_reason() {
     let batch = [
         message(json!({"id": 1, "howold": 20})),
         message(json!({"id": 2, "howold": 3000000000i64})),
-        Message {
-            body: b"{not json".to_vec(),
-            ..message(json!({}))
-        },
+        Message { body: b"{not json".to_vec(), ..message(json!({})) },
         message(json!({"name": "no id"})),
         message(json!({"id": 5})),
     ];
     let out = c.convert_batch(&batch);
-    assert_eq!(
-        out.rows.iter().map(|r| r.source_index).collect::<Vec<_>>(),
-        vec![0, 4]
-    );
-    let failures: Vec<(u32, FailureKind, &str)> = out
-        .failures
-        .iter()
-        .map(|f| (f.index, f.kind, f.message.as_str()))
-        .collect();
+    assert_eq!(out.rows.iter().map(|r| r.source_index).collect::<Vec<_>>(), vec![0, 4]);
+    let failures: Vec<(u32, FailureKind, &str)> =
+        out.failures.iter().map(|f| (f.index, f.kind, f.message.as_str())).collect();
     assert_eq!(
         failures[0],
-        (
-            1,
-            FailureKind::OutOfRange,
-            "field \"howold\": value 3000000000 does not fit int (-2147483648..2147483647)"
-        )
+        (1, FailureKind::OutOfRange, "field \"howold\": value 3000000000 does not fit int (-2147483648..2147483647)")
     );
     assert_eq!(failures[1].0, 2);
     assert_eq!(failures[1].1, FailureKind::Decode);
-    assert!(
-        failures[1].2.starts_with("body is not valid JSON"),
-        "{}",
-        failures[1].2
-    );
-    assert_eq!(
-        failures[2],
-        (
-            3,
-            FailureKind::MissingField,
-            "field \"id\": no value for a NOT NULL bigint column"
-        )
-    );
+    assert!(failures[1].2.starts_with("body is not valid JSON"), "{}", failures[1].2);
+    assert_eq!(failures[2], (3, FailureKind::MissingField, "field \"id\": no value for a NOT NULL bigint column"));
 }
 
 #[test]
@@ -198,10 +155,7 @@ fn arrays_of_objects_give_one_row_each_from_the_same_message() {
     assert!(out.rows.iter().all(|r| r.source_index == 0));
     let bad = c.convert_batch(&[message(json!([{"id": 1}, 7]))]);
     assert!(bad.rows.is_empty());
-    assert_eq!(
-        bad.failures[0].message,
-        "array element 1 is not a JSON object"
-    );
+    assert_eq!(bad.failures[0].message, "array element 1 is not a JSON object");
 }
 
 #[test]
@@ -212,10 +166,7 @@ fn format_and_unknown_field_policies() {
 
     let mut strict = converter(&[("unknown.fields", "fail")]);
     let out = strict.convert_batch(&[message(json!({"id": 1, "salary": 5}))]);
-    assert_eq!(
-        out.failures[0].message,
-        "field \"salary\" is not a column of the table (unknown.fields=fail)"
-    );
+    assert_eq!(out.failures[0].message, "field \"salary\" is not a column of the table (unknown.fields=fail)");
 
     let mut plain = converter(&[("json.format", "plain")]);
     // In plain mode an object that looks like an envelope is just an object.
@@ -226,23 +177,11 @@ fn format_and_unknown_field_policies() {
 #[test]
 fn bad_config_names_the_key_and_value() {
     let config = PluginConfig::new(vec![("timezone".into(), "Mars/Base".into())]);
-    let err = JsonConverter::new(&config, employee_schema())
-        .err()
-        .unwrap();
+    let err = JsonConverter::new(&config, employee_schema()).err().unwrap();
     assert_eq!(err.kind, ErrorKind::InvalidConfig);
-    assert!(
-        err.message.contains("timezone") && err.message.contains("Mars/Base"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("timezone") && err.message.contains("Mars/Base"), "{}", err.message);
     let config = PluginConfig::new(vec![("json.format".into(), "xml".into())]);
-    assert!(
-        JsonConverter::new(&config, employee_schema())
-            .err()
-            .unwrap()
-            .message
-            .contains("\"xml\"")
-    );
+    assert!(JsonConverter::new(&config, employee_schema()).err().unwrap().message.contains("\"xml\""));
 }
 
 #[test]
@@ -251,21 +190,9 @@ fn logical_date_time_and_decimal_fields() {
         database: String::new(),
         table: "t".into(),
         columns: vec![
-            Column {
-                name: "d".into(),
-                type_: ColumnType::Date,
-                nullable: true,
-            },
-            Column {
-                name: "t".into(),
-                type_: ColumnType::String,
-                nullable: true,
-            },
-            Column {
-                name: "amount".into(),
-                type_: ColumnType::Double,
-                nullable: true,
-            },
+            Column { name: "d".into(), type_: ColumnType::Date, nullable: true },
+            Column { name: "t".into(), type_: ColumnType::String, nullable: true },
+            Column { name: "amount".into(), type_: ColumnType::Double, nullable: true },
         ],
     };
     let mut c = JsonConverter::new(&PluginConfig::default(), target).unwrap();
@@ -282,11 +209,7 @@ fn logical_date_time_and_decimal_fields() {
     assert_eq!(
         out.rows[0].cells,
         vec![
-            Cell::Date(Date {
-                year: 2021,
-                month: 12,
-                day: 29
-            }),
+            Cell::Date(Date { year: 2021, month: 12, day: 29 }),
             Cell::String("01:02:03.004".into()),
             Cell::Double(123.45),
         ]
@@ -297,8 +220,7 @@ fn logical_date_time_and_decimal_fields() {
 fn infer_schema_reads_the_envelope() {
     let body = envelope(json!({"id": 1})).to_string();
     let columns = infer_columns(body.as_bytes()).unwrap();
-    let summary: Vec<(&str, ColumnType)> =
-        columns.iter().map(|c| (c.name.as_str(), c.type_)).collect();
+    let summary: Vec<(&str, ColumnType)> = columns.iter().map(|c| (c.name.as_str(), c.type_)).collect();
     assert_eq!(
         summary,
         vec![
@@ -312,9 +234,5 @@ fn infer_schema_reads_the_envelope() {
         ]
     );
     let err = infer_columns(br#"{"id": 1}"#).unwrap_err();
-    assert!(
-        err.message.contains("plain JSON carries no schema"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("plain JSON carries no schema"), "{}", err.message);
 }

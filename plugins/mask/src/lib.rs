@@ -21,17 +21,13 @@ impl Mask {
     pub fn new(config: &PluginConfig, output: &[Column]) -> Result<Self, PluginError> {
         let names = config.list("fields");
         if names.is_empty() {
-            return Err(PluginError::invalid_config(
-                "missing required config key \"fields\"",
-            ));
+            return Err(PluginError::invalid_config("missing required config key \"fields\""));
         }
         let mut chars = config.get("mask.char").unwrap_or("*").chars();
         let mask_char = match (chars.next(), chars.next()) {
             (Some(c), None) => c,
             _ => {
-                return Err(PluginError::invalid_config(
-                    "config key \"mask.char\": expected exactly one character",
-                ));
+                return Err(PluginError::invalid_config("config key \"mask.char\": expected exactly one character"));
             }
         };
         let keep_last = config.parse_or("keep.last", 0usize)?;
@@ -49,21 +45,14 @@ impl Mask {
                             &CoerceOptions::default(),
                         )
                         .map_err(|e| {
-                            PluginError::invalid_config(format!(
-                                "config key \"replacement\": {}",
-                                e.message
-                            ))
+                            PluginError::invalid_config(format!("config key \"replacement\": {}", e.message))
                         })?,
                     ),
                 };
                 Ok((position, replacement))
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
-        Ok(Mask {
-            fields,
-            mask_char,
-            keep_last,
-        })
+        Ok(Mask { fields, mask_char, keep_last })
     }
 
     fn mask(&self, cell: &Cell) -> Cell {
@@ -82,29 +71,16 @@ impl Mask {
             Cell::Bigint(_) => Cell::Bigint(0),
             Cell::Float(_) => Cell::Float(0.0),
             Cell::Double(_) => Cell::Double(0.0),
-            Cell::Date(_) => Cell::Date(Date {
-                year: 1970,
-                month: 1,
-                day: 1,
-            }),
+            Cell::Date(_) => Cell::Date(Date { year: 1970, month: 1, day: 1 }),
             Cell::Timestamp(_) => Cell::Timestamp(0),
         }
     }
 }
 
 impl Transform for Mask {
-    fn init(
-        config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError> {
+    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
         let mask = Mask::new(&config, &output)?;
-        Ok((
-            mask,
-            TransformInfo {
-                info: plugin_info("mask", env!("CARGO_PKG_VERSION")),
-                input: output,
-            },
-        ))
+        Ok((mask, TransformInfo { info: plugin_info("mask", env!("CARGO_PKG_VERSION")), input: output }))
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
@@ -120,10 +96,7 @@ impl Transform for Mask {
                 }
             }
         }
-        Ok(Transformed {
-            rows,
-            failures: Vec::new(),
-        })
+        Ok(Transformed { rows, failures: Vec::new() })
     }
 }
 
@@ -135,38 +108,19 @@ mod tests {
 
     fn columns() -> Vec<Column> {
         vec![
-            Column {
-                name: "card".into(),
-                type_: ColumnType::String,
-                nullable: true,
-            },
-            Column {
-                name: "money".into(),
-                type_: ColumnType::Double,
-                nullable: true,
-            },
+            Column { name: "card".into(), type_: ColumnType::String, nullable: true },
+            Column { name: "money".into(), type_: ColumnType::Double, nullable: true },
         ]
     }
 
     fn run(pairs: &[(&str, &str)], cells: Vec<Cell>) -> Vec<Cell> {
-        let config = PluginConfig::new(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let config = PluginConfig::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
         let (mut mask, _) = Mask::init(config, columns()).unwrap();
-        mask.process(RowBatch {
-            rows: vec![Row {
-                source_index: 0,
-                cells,
-            }],
-            origins: vec![],
-        })
-        .unwrap()
-        .rows
-        .remove(0)
-        .cells
+        mask.process(RowBatch { rows: vec![Row { source_index: 0, cells }], origins: vec![] })
+            .unwrap()
+            .rows
+            .remove(0)
+            .cells
     }
 
     #[test]
@@ -175,37 +129,21 @@ mod tests {
             &[("fields", "card,money"), ("keep.last", "4")],
             vec![Cell::String("4111111111111111".into()), Cell::Double(3.5)],
         );
-        assert_eq!(
-            out,
-            vec![Cell::String("************1111".into()), Cell::Double(0.0)]
-        );
+        assert_eq!(out, vec![Cell::String("************1111".into()), Cell::Double(0.0)]);
     }
 
     #[test]
     fn replacements_are_typed_and_null_stays_null() {
-        let out = run(
-            &[("fields", "money"), ("replacement", "-1")],
-            vec![Cell::Null, Cell::Double(3.5)],
-        );
+        let out = run(&[("fields", "money"), ("replacement", "-1")], vec![Cell::Null, Cell::Double(3.5)]);
         assert_eq!(out, vec![Cell::Null, Cell::Double(-1.0)]);
-        let out = run(
-            &[("fields", "money"), ("replacement", "-1")],
-            vec![Cell::Null, Cell::Null],
-        );
+        let out = run(&[("fields", "money"), ("replacement", "-1")], vec![Cell::Null, Cell::Null]);
         assert_eq!(out[1], Cell::Null);
     }
 
     #[test]
     fn bad_config_is_named() {
-        let config = PluginConfig::new(vec![
-            ("fields".into(), "money".into()),
-            ("replacement".into(), "lots".into()),
-        ]);
+        let config = PluginConfig::new(vec![("fields".into(), "money".into()), ("replacement".into(), "lots".into())]);
         let err = Mask::init(config, columns()).err().unwrap();
-        assert!(
-            err.message.contains("replacement") && err.message.contains("\"lots\""),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("replacement") && err.message.contains("\"lots\""), "{}", err.message);
     }
 }

@@ -14,18 +14,12 @@ pub struct Rename;
 pub fn input_schema(config: &PluginConfig, output: &[Column]) -> Result<Vec<Column>, PluginError> {
     let renames = config.pairs("renames")?;
     if renames.is_empty() {
-        return Err(PluginError::invalid_config(
-            "missing required config key \"renames\" (old:new,...)",
-        ));
+        return Err(PluginError::invalid_config("missing required config key \"renames\" (old:new,...)"));
     }
     let mut input = output.to_vec();
     for (old, new) in renames {
         let position = column_position(output, &new, "renames")?;
-        if input
-            .iter()
-            .enumerate()
-            .any(|(i, c)| i != position && c.name == old)
-        {
+        if input.iter().enumerate().any(|(i, c)| i != position && c.name == old) {
             return Err(PluginError::invalid_config(format!(
                 "config key \"renames\": \"{old}:{new}\" would give two input columns named \"{old}\""
             )));
@@ -36,25 +30,13 @@ pub fn input_schema(config: &PluginConfig, output: &[Column]) -> Result<Vec<Colu
 }
 
 impl Transform for Rename {
-    fn init(
-        config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError> {
+    fn init(config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
         let input = input_schema(&config, &output)?;
-        Ok((
-            Rename,
-            TransformInfo {
-                info: plugin_info("rename", env!("CARGO_PKG_VERSION")),
-                input,
-            },
-        ))
+        Ok((Rename, TransformInfo { info: plugin_info("rename", env!("CARGO_PKG_VERSION")), input }))
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
-        Ok(Transformed {
-            rows: batch.rows,
-            failures: Vec::new(),
-        })
+        Ok(Transformed { rows: batch.rows, failures: Vec::new() })
     }
 }
 
@@ -65,14 +47,7 @@ mod tests {
     use super::*;
 
     fn columns(names: &[&str]) -> Vec<Column> {
-        names
-            .iter()
-            .map(|n| Column {
-                name: n.to_string(),
-                type_: ColumnType::String,
-                nullable: true,
-            })
-            .collect()
+        names.iter().map(|n| Column { name: n.to_string(), type_: ColumnType::String, nullable: true }).collect()
     }
 
     fn config(renames: &str) -> PluginConfig {
@@ -81,11 +56,7 @@ mod tests {
 
     #[test]
     fn upstream_sees_the_old_names() {
-        let input = input_schema(
-            &config("emp_name:name, age:howold"),
-            &columns(&["id", "name", "howold"]),
-        )
-        .unwrap();
+        let input = input_schema(&config("emp_name:name, age:howold"), &columns(&["id", "name", "howold"])).unwrap();
         let names: Vec<&str> = input.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["id", "emp_name", "age"]);
     }
@@ -95,11 +66,7 @@ mod tests {
         let err = input_schema(&config("a:nope"), &columns(&["id"])).unwrap_err();
         assert!(err.message.contains("\"nope\""), "{}", err.message);
         let err = input_schema(&config("id:name"), &columns(&["id", "name"])).unwrap_err();
-        assert!(
-            err.message.contains("two input columns named \"id\""),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("two input columns named \"id\""), "{}", err.message);
         assert!(input_schema(&config("broken"), &columns(&["id"])).is_err());
     }
 }

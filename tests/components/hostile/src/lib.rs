@@ -7,6 +7,7 @@
 //! - "break-schema": return a row whose cell has the wrong type;
 //! - "bad-index": report a failure for a row that does not exist;
 //! - anything else: pass the row through.
+//!
 //! Every call counts itself in keyed state ("calls") and a counter.
 
 use rmq_openmldb_sdk::host;
@@ -22,29 +23,15 @@ fn spin_forever() -> ! {
 }
 
 impl Transform for Hostile {
-    fn init(
-        _config: PluginConfig,
-        output: Vec<Column>,
-    ) -> Result<(Self, TransformInfo), PluginError> {
-        Ok((
-            Hostile,
-            TransformInfo {
-                info: plugin_info("hostile", "0.0.1"),
-                input: output,
-            },
-        ))
+    fn init(_config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
+        Ok((Hostile, TransformInfo { info: plugin_info("hostile", "0.0.1"), input: output }))
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
-        let calls = host::state_get("calls")
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-            .unwrap_or(0);
+        let calls = host::state_get("calls").map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).unwrap_or(0);
         host::state_put("calls", &(calls + 1).to_le_bytes());
         host::counter_add("hostile_calls", 1);
-        let mut out = Transformed {
-            rows: Vec::new(),
-            failures: Vec::new(),
-        };
+        let mut out = Transformed { rows: Vec::new(), failures: Vec::new() };
         for row in batch.rows {
             let command = match row.cells.first() {
                 Some(Cell::String(s)) => s.clone(),
@@ -66,10 +53,9 @@ impl Transform for Hostile {
                     }
                 }
                 "loop" => spin_forever(),
-                "break-schema" => out.rows.push(Row {
-                    source_index: row.source_index,
-                    cells: vec![Cell::Bool(true); row.cells.len()],
-                }),
+                "break-schema" => out
+                    .rows
+                    .push(Row { source_index: row.source_index, cells: vec![Cell::Bool(true); row.cells.len()] }),
                 "bad-index" => out.failures.push(RecordFailure {
                     index: u32::MAX,
                     kind: FailureKind::Rejected,
