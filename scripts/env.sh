@@ -1,0 +1,21 @@
+# Shared settings of the project's scripts (sourced, not run).
+
+# Builds go to a folder outside the clone so a warm machine reuses them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rmq-openmldb/target}"
+RMQ_OPENMLDB_BIN="$CARGO_TARGET_DIR/release/rmq-openmldb"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# The built-in plugins are compiled for wasm32-wasip2.
+ensure_rust_targets() {
+  if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    log "installing the wasm32-wasip2 Rust target"
+    rustup target add wasm32-wasip2
+  fi
+}
+
+build_host() {
+  ensure_rust_targets
+  log "building rmq-openmldb (first build compiles wasmtime: several minutes on 2 cores)"
+  cargo build --release --locked -p rmq-openmldb
+}
