@@ -1,0 +1,15 @@
+//! A stand-in for OpenMLDB's APIServer, for tests and benchmarks: OpenMLDB
+//! itself cannot be installed on the project's machines. It follows
+//! `shared/reference/openmldb.md`: the same routes, JSON shapes, type
+//! rules, error codes and messages, non-atomic multi-row INSERT, append
+//! semantics and INSERT OR IGNORE, with data kept in memory. Admin routes
+//! under `/__standin/` inject faults. Product code never depends on it.
+
+pub mod api;
+pub mod json;
+mod server;
+pub mod sql;
+pub mod store;
+
+pub use api::Wording;
+pub use server::{StandIn, StandInOptions};
