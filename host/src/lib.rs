@@ -2,4 +2,5 @@
 //! WebAssembly components.
 
 pub mod cli;
+pub mod openmldb;
 pub mod plugin;

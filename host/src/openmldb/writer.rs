@@ -1,0 +1,518 @@
+//! The OpenMLDB writer: typed rows in, rows stored through the APIServer.
+//!
+//! Rows are written as multi-row `INSERT [OR IGNORE] INTO t VALUES …`
+//! through `POST /dbs/{db}` in online mode, in statements bounded by rows
+//! and bytes, several in flight at once (as OpenMLDB's Go SDK does). Such a
+//! statement is not atomic, so every reply is read for what it says was
+//! stored:
+//! - `insert values N failed, failed rows peek: i,j,…`: the rows not listed
+//!   were stored; the listed ones are retried. When N exceeds the listed
+//!   rows, OR IGNORE mode re-sends the statement (a byte-identical row is
+//!   not added twice); append mode isolates every row with a single-row
+//!   PUT.
+//! - `fail to parse row[i]`: nothing was stored; row i is poison and the
+//!   rest is sent again.
+//! - tablet errors (code 2001, follower, loading, memory), transport
+//!   errors: retried with capped exponential backoff.
+//!
+//! A row is reported written only when the server said so; rows that can
+//! never be written come back as poison with the reason, for the
+//! dead-letter topic.
+
+use super::client::{ApiClient, Reply, TransportError};
+use super::config::{InsertMode, WriterConfig, check_name};
+use super::literal;
+use super::schema::{TableInfo, create_table_sql, parse_table_info};
+use crate::plugin::bindings::{Column, Row, TableSchema};
+use futures::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("OpenMLDB {apiserver}: {message}")]
+    Setup { apiserver: String, message: String },
+}
+
+/// What happened to the rows of one `write` call, by index into its input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteReport {
+    /// Rows the server stored.
+    pub written: Vec<usize>,
+    /// Rows that can never be stored, with the reason.
+    pub poison: Vec<(usize, String)>,
+    /// Rows neither stored nor refused when the writer stopped trying
+    /// (`max.retries` reached, or shutdown). They must not be committed.
+    pub unresolved: Vec<usize>,
+    /// The last error seen, if any.
+    pub last_error: Option<String>,
+    /// Requests that were retried.
+    pub retries: u64,
+}
+
+impl WriteReport {
+    fn merge(&mut self, other: WriteReport) {
+        self.written.extend(other.written);
+        self.poison.extend(other.poison);
+        self.unresolved.extend(other.unresolved);
+        if other.last_error.is_some() {
+            self.last_error = other.last_error;
+        }
+        self.retries += other.retries;
+    }
+}
+
+/// How one INSERT statement ended.
+#[derive(Debug, PartialEq)]
+enum InsertResult {
+    Stored,
+    /// `insert values N failed, failed rows peek: …`
+    RowsFailed {
+        count: usize,
+        peek: Vec<usize>,
+        message: String,
+    },
+    /// `fail to parse row[i]`: nothing stored; row i can never be.
+    BadRow {
+        index: usize,
+        message: String,
+    },
+    Retryable(String),
+    /// The table is gone from the APIServer's catalog.
+    TableMissing(String),
+    /// Refused as a whole for a reason that is not transient.
+    Rejected(String),
+}
+
+const TRANSIENT: [&str; 6] = [
+    "table is follower",
+    "table is loading",
+    "exceed max memory",
+    "fail to get tablet client",
+    "fail to get table",
+    "RevertPut",
+];
+
+fn classify_insert(reply: Result<Reply, TransportError>) -> InsertResult {
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => return InsertResult::Retryable(e.to_string()),
+    };
+    let msg = reply.msg;
+    if reply.code == 0 {
+        // Some failures come back with code 0 and another message (§1.4.1).
+        return if msg == "ok" { InsertResult::Stored } else { InsertResult::Retryable(msg) };
+    }
+    if let Some(rest) = msg.strip_prefix("insert values ") {
+        let count = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+        let peek = rest
+            .split_once("peek:")
+            .map(|(_, list)| list.split([',', ' ']).filter_map(|i| i.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        return InsertResult::RowsFailed { count, peek, message: msg };
+    }
+    if let Some(at) = msg.find("fail to parse row[") {
+        let index = msg[at + 18..].split(']').next().and_then(|i| i.parse().ok());
+        if let Some(index) = index {
+            return InsertResult::BadRow { index, message: msg };
+        }
+    }
+    if reply.code == 2001 || TRANSIENT.iter().any(|t| msg.contains(t)) {
+        return InsertResult::Retryable(msg);
+    }
+    if msg.contains("not exist") {
+        return InsertResult::TableMissing(msg);
+    }
+    if matches!(reply.code, -1 | 101 | 1000 | 1001) || msg.starts_with("create logic plan tree failed") {
+        return InsertResult::Rejected(msg);
+    }
+    // Unknown: keep the rows and try again rather than drop them.
+    InsertResult::Retryable(msg)
+}
+
+/// How a single-row write ended.
+enum RowResult {
+    Stored,
+    Poison(String),
+    Retryable(String),
+    TableMissing(String),
+}
+
+fn classify_put(reply: Result<Reply, TransportError>) -> RowResult {
+    match reply {
+        Err(e) => RowResult::Retryable(e.to_string()),
+        Ok(r) if r.code == 0 && r.msg == "ok" => RowResult::Stored,
+        Ok(r) if r.code == 0 => RowResult::Retryable(r.msg),
+        Ok(r) if r.code == -1 => RowResult::Poison(r.msg),
+        Ok(r) if r.code == 2001 || TRANSIENT.iter().any(|t| r.msg.contains(t)) => RowResult::Retryable(r.msg),
+        Ok(r) if r.msg.contains("does not exist") => RowResult::TableMissing(r.msg),
+        Ok(r) if r.msg.contains("get default value map") || r.msg.contains("fail to get sql plan") => {
+            RowResult::Poison(r.msg)
+        }
+        Ok(r) => RowResult::Retryable(r.msg),
+    }
+}
+
+/// A row ready to send: its index in the `write` input and its SQL text.
+struct Pending {
+    index: usize,
+    values: String,
+}
+
+/// Writes rows into one OpenMLDB table.
+pub struct OpenMldbWriter {
+    client: ApiClient,
+    config: WriterConfig,
+    table: String,
+    info: TableInfo,
+    retries: AtomicU64,
+}
+
+impl OpenMldbWriter {
+    /// Find the table (refreshing the APIServer's catalog once if it is not
+    /// there), creating the database and the table when the config allows.
+    /// `record_columns` is the schema for `auto.create`.
+    pub async fn connect(
+        config: WriterConfig,
+        table: &str,
+        record_columns: Option<&[Column]>,
+    ) -> Result<Self, WriterError> {
+        let apiserver = config.endpoint.apiserver.clone();
+        let setup = |message: String| WriterError::Setup { apiserver: apiserver.clone(), message };
+        check_name(table).map_err(|e| setup(format!("table name {e}")))?;
+        let client = ApiClient::new(&apiserver, config.request_timeout)?;
+        let db = config.endpoint.database.clone();
+        if config.upsert_requested {
+            tracing::warn!(
+                table,
+                "insert.mode=UPSERT: OpenMLDB has no UPDATE or UPSERT; rows are written with INSERT OR IGNORE, \
+                 which keeps the first copy of an identical row and never replaces a row"
+            );
+        }
+        let mut info = Self::lookup(&client, &db, table).await?;
+        if info.is_none() {
+            let databases = client.list_databases().await?;
+            let exists =
+                databases.body["dbs"].as_array().is_some_and(|dbs| dbs.iter().any(|d| d.as_str() == Some(db.as_str())));
+            if !exists {
+                if !config.create_database {
+                    return Err(setup(format!(
+                        "database {db} does not exist; create it, or set \"openmldb.create.database\": \"true\""
+                    )));
+                }
+                let reply = client.execute(&db, &format!("CREATE DATABASE IF NOT EXISTS {db}")).await?;
+                if !reply.is_ok() {
+                    return Err(setup(format!("CREATE DATABASE {db} failed: {} (code {})", reply.msg, reply.code)));
+                }
+                tracing::info!(database = %db, "created the database");
+            }
+            if !config.auto_create {
+                return Err(setup(format!(
+                    "table {db}.{table} does not exist; create it, or set \"auto.create\": \"true\""
+                )));
+            }
+            let Some(columns) = record_columns else {
+                return Err(setup(format!(
+                    "table {db}.{table} does not exist and auto.create has no record schema to build it from \
+                     (plain JSON carries none; send JsonConverter envelopes or create the table)"
+                )));
+            };
+            let (ddl, warning) =
+                create_table_sql(table, columns, &config.index).map_err(|e| setup(format!("auto.create: {e}")))?;
+            if let Some(warning) = warning {
+                tracing::warn!(table, "{warning}");
+            }
+            let reply = client.execute(&db, &ddl).await?;
+            if !reply.is_ok() {
+                return Err(setup(format!(
+                    "auto.create failed: {} (code {}); statement: {ddl}",
+                    reply.msg, reply.code
+                )));
+            }
+            tracing::info!(table, ddl, "created the table");
+            info = Self::lookup(&client, &db, table).await?;
+        }
+        let info = info.ok_or_else(|| setup(format!("table {db}.{table} is not visible after it was created")))?;
+        Ok(OpenMldbWriter { client, config, table: table.to_string(), info, retries: AtomicU64::new(0) })
+    }
+
+    /// The table's schema, or `None` when it does not exist even after a
+    /// catalog refresh.
+    async fn lookup(client: &ApiClient, db: &str, table: &str) -> Result<Option<TableInfo>, WriterError> {
+        for attempt in 0..2 {
+            let reply = client.get_table(db, table).await?;
+            if reply.is_ok() {
+                let info = parse_table_info(db, table, &reply.body["table"])
+                    .map_err(|e| WriterError::Setup { apiserver: client.address().into(), message: e.to_string() })?;
+                return Ok(Some(info));
+            }
+            if !matches!(reply.msg.as_str(), "Table not found" | "DB not found") {
+                return Err(WriterError::Setup {
+                    apiserver: client.address().into(),
+                    message: format!("GET table {db}.{table}: {} (code {})", reply.msg, reply.code),
+                });
+            }
+            if attempt == 0 {
+                // The APIServer caches its catalog; tables made by other
+                // clients show up after a refresh (openmldb.md §1.4.8).
+                client.refresh().await?;
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn schema(&self) -> &TableSchema {
+        &self.info.schema
+    }
+
+    /// Requests retried since the writer was created.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Write `rows` (cells in table column order). Returns what the server
+    /// stored, what it never will, and what is left when retries ran out or
+    /// `cancel` fired.
+    pub async fn write(&self, rows: &[Row], cancel: &CancellationToken) -> WriteReport {
+        let mut report = WriteReport::default();
+        let mut put_rows = Vec::new();
+        let mut chunks: Vec<Vec<Pending>> = Vec::new();
+        let mut current: Vec<Pending> = Vec::new();
+        let mut current_bytes = 0usize;
+        let budget = self.config.batch_bytes.saturating_sub(self.insert_prefix().len() + 16);
+        for (index, row) in rows.iter().enumerate() {
+            if let Err(reason) = literal::check_row(row, &self.info.schema.columns, &self.info.ts_columns) {
+                report.poison.push((index, reason));
+                continue;
+            }
+            if literal::needs_put(row) {
+                put_rows.push(index);
+                continue;
+            }
+            let mut values = String::new();
+            literal::sql_values(row, &mut values);
+            if !current.is_empty()
+                && (current.len() >= self.config.batch_rows || current_bytes + values.len() + 1 > budget)
+            {
+                chunks.push(std::mem::take(&mut current));
+                current_bytes = 0;
+            }
+            current_bytes += values.len() + 1;
+            current.push(Pending { index, values });
+        }
+        if !current.is_empty() {
+            chunks.push(current);
+        }
+        let mut outcomes = futures::stream::iter(chunks)
+            .map(|chunk| self.write_chunk(rows, chunk, cancel))
+            .buffer_unordered(self.config.max_inflight);
+        while let Some(outcome) = outcomes.next().await {
+            report.merge(outcome);
+        }
+        drop(outcomes);
+        for index in put_rows {
+            let outcome = self.write_one(index, &rows[index], cancel).await;
+            report.merge(outcome);
+        }
+        report.written.sort_unstable();
+        report.poison.sort_unstable_by_key(|(i, _)| *i);
+        report.unresolved.sort_unstable();
+        self.retries.fetch_add(report.retries, Ordering::Relaxed);
+        report
+    }
+
+    fn insert_prefix(&self) -> String {
+        let verb = match self.config.insert_mode {
+            InsertMode::Insert => "INSERT",
+            InsertMode::InsertOrIgnore => "INSERT OR IGNORE",
+        };
+        format!("{verb} INTO `{}` VALUES ", self.table)
+    }
+
+    fn insert_sql(&self, rows: &[Pending]) -> String {
+        let prefix = self.insert_prefix();
+        let mut sql = String::with_capacity(prefix.len() + rows.iter().map(|r| r.values.len() + 1).sum::<usize>());
+        sql.push_str(&prefix);
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&row.values);
+        }
+        sql
+    }
+
+    /// Wait before retry number `attempt` (1-based). False when retries are
+    /// used up or the writer is cancelled.
+    async fn backoff(&self, attempt: u32, cancel: &CancellationToken) -> bool {
+        if self.config.max_retries.is_some_and(|max| attempt > max) || cancel.is_cancelled() {
+            return false;
+        }
+        let exponential = self.config.backoff.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let delay = exponential.min(self.config.backoff_max);
+        // Up to 20% jitter, so writers that failed together do not retry together.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let delay = delay.mul_f64(0.8 + (nanos % 1000) as f64 / 1000.0 * 0.4);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = cancel.cancelled() => false,
+        }
+    }
+
+    async fn write_chunk(&self, rows: &[Row], mut pending: Vec<Pending>, cancel: &CancellationToken) -> WriteReport {
+        let mut report = WriteReport::default();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let sql = self.insert_sql(&pending);
+            let result = classify_insert(self.client.execute(&self.config.endpoint.database, &sql).await);
+            let error = match result {
+                InsertResult::Stored => {
+                    report.written.extend(pending.iter().map(|p| p.index));
+                    return report;
+                }
+                InsertResult::BadRow { index, message } if index < pending.len() => {
+                    // Nothing was stored; drop the bad row and send the rest now.
+                    let bad = pending.remove(index);
+                    report.poison.push((bad.index, message));
+                    continue;
+                }
+                InsertResult::RowsFailed { count, peek, message } if count <= peek.len() => {
+                    // Exactly the listed rows failed; the others are stored.
+                    let (failed, stored): (Vec<(usize, Pending)>, Vec<(usize, Pending)>) =
+                        pending.into_iter().enumerate().partition(|(i, _)| peek.contains(i));
+                    report.written.extend(stored.into_iter().map(|(_, p)| p.index));
+                    pending = failed.into_iter().map(|(_, p)| p).collect();
+                    message
+                }
+                InsertResult::RowsFailed { message, .. } if self.config.insert_mode == InsertMode::InsertOrIgnore => {
+                    // Unknown rows failed; sending them all again adds no duplicates.
+                    message
+                }
+                InsertResult::RowsFailed { message, .. } | InsertResult::Rejected(message) => {
+                    if message.starts_with("insert values ") {
+                        tracing::warn!(
+                            table = %self.table,
+                            "{message}: more rows failed than the server lists, so the batch is re-sent row by row; \
+                             in insert.mode=INSERT rows already stored are stored again (use INSERT_OR_IGNORE to avoid that)"
+                        );
+                    }
+                    report.retries += 1;
+                    for row in pending {
+                        report.merge(self.write_one(row.index, &rows[row.index], cancel).await);
+                    }
+                    return report;
+                }
+                InsertResult::BadRow { message, .. } | InsertResult::Retryable(message) => message,
+                InsertResult::TableMissing(message) => {
+                    let _ = self.client.refresh().await;
+                    message
+                }
+            };
+            attempt += 1;
+            tracing::debug!(table = %self.table, attempt, "retrying {} rows: {error}", pending.len());
+            report.last_error = Some(error);
+            if !self.backoff(attempt, cancel).await {
+                report.unresolved.extend(pending.iter().map(|p| p.index));
+                return report;
+            }
+            report.retries += 1;
+        }
+        report
+    }
+
+    /// Write one row alone until it is stored, refused, or retries run
+    /// out: a one-row INSERT OR IGNORE in that mode, otherwise a PUT (PUT
+    /// always appends, and is the only way to send NaN and infinities).
+    async fn write_one(&self, index: usize, row: &Row, cancel: &CancellationToken) -> WriteReport {
+        let database = &self.config.endpoint.database;
+        let sql = (self.config.insert_mode == InsertMode::InsertOrIgnore && !literal::needs_put(row)).then(|| {
+            let mut values = String::new();
+            literal::sql_values(row, &mut values);
+            self.insert_sql(&[Pending { index, values }])
+        });
+        let json = literal::put_values(row);
+        let mut report = WriteReport::default();
+        let mut attempt = 0u32;
+        loop {
+            let result = match &sql {
+                Some(sql) => match classify_insert(self.client.execute(database, sql).await) {
+                    InsertResult::Stored => RowResult::Stored,
+                    InsertResult::BadRow { message, .. } | InsertResult::Rejected(message) => {
+                        RowResult::Poison(message)
+                    }
+                    InsertResult::TableMissing(message) => RowResult::TableMissing(message),
+                    InsertResult::RowsFailed { message, .. } | InsertResult::Retryable(message) => {
+                        RowResult::Retryable(message)
+                    }
+                },
+                None => classify_put(self.client.put(database, &self.table, &json).await),
+            };
+            let error = match result {
+                RowResult::Stored => {
+                    report.written.push(index);
+                    return report;
+                }
+                RowResult::Poison(message) => {
+                    report.poison.push((index, message));
+                    return report;
+                }
+                RowResult::Retryable(message) => message,
+                RowResult::TableMissing(message) => {
+                    let _ = self.client.refresh().await;
+                    message
+                }
+            };
+            attempt += 1;
+            report.last_error = Some(error);
+            if !self.backoff(attempt, cancel).await {
+                report.unresolved.push(index);
+                return report;
+            }
+            report.retries += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: i64, msg: &str) -> Result<Reply, TransportError> {
+        Ok(Reply { code, msg: msg.into(), body: serde_json::Value::Null })
+    }
+
+    #[test]
+    fn insert_replies_are_classified() {
+        assert_eq!(classify_insert(reply(0, "ok")), InsertResult::Stored);
+        assert_eq!(
+            classify_insert(reply(2000, "insert values 2 failed, failed rows peek: 1,3")),
+            InsertResult::RowsFailed {
+                count: 2,
+                peek: vec![1, 3],
+                message: "insert values 2 failed, failed rows peek: 1,3".into()
+            }
+        );
+        assert!(matches!(
+            classify_insert(reply(2000, "Fail to get insert info--fail to parse row[4]: 'x'")),
+            InsertResult::BadRow { index: 4, .. }
+        ));
+        assert!(matches!(
+            classify_insert(reply(2001, "put failed--ReturnCode[103]--table is follower")),
+            InsertResult::Retryable(_)
+        ));
+        assert!(matches!(
+            classify_insert(reply(2000, "Fail to get insert info--demo-t not exist")),
+            InsertResult::TableMissing(_)
+        ));
+        assert!(matches!(
+            classify_insert(reply(1001, "create logic plan tree failed--Syntax error")),
+            InsertResult::Rejected(_)
+        ));
+        assert!(matches!(classify_insert(reply(0, "fail to get table t tablet")), InsertResult::Retryable(_)));
+        let transport = Err(TransportError::Unreachable { addr: "x:1".into(), reason: "refused".into() });
+        assert!(matches!(classify_insert(transport), InsertResult::Retryable(_)));
+    }
+}
