@@ -166,7 +166,7 @@ async fn every_type_and_its_boundaries_round_trips() {
     assert_eq!(report.written, vec![0, 1, 2, 3]);
     assert_eq!(
         report.poison,
-        vec![(4, "column ts: timestamp -1 is negative; OpenMLDB refuses negative timestamps".to_string())]
+        vec![(4, "column \"ts\": timestamp -1 is negative; OpenMLDB refuses negative timestamps".to_string())]
     );
     assert!(report.unresolved.is_empty());
     let mut stored = f.select("t").await;
@@ -366,7 +366,7 @@ async fn bad_rows_come_back_as_poison_and_the_rest_is_stored() {
     let poison: Vec<(usize, &str)> = report.poison.iter().map(|(i, m)| (*i, m.as_str())).collect();
     assert_eq!(poison[0].0, 1);
     assert!(poison[0].1.starts_with("Fail to get insert info--fail to parse row[1]"), "{poison:?}");
-    assert_eq!(poison[1], (2, "column ts: NULL in a NOT NULL column"));
+    assert_eq!(poison[1], (2, "column \"ts\" (timestamp NOT NULL) got NULL"));
     assert_eq!(poison[2].0, 3);
     assert!(poison[2].1.starts_with("Fail to get insert info--fail to parse row["), "{poison:?}");
     assert!(report.unresolved.is_empty());

@@ -159,9 +159,9 @@ fn get<'a>(config: &'a ConnectorConfig, key: &str) -> Option<&'a str> {
     config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-fn number<T: std::str::FromStr>(config: &ConnectorConfig, key: &str, default: T, min: T) -> Result<T, ConfigError>
+fn number<T>(config: &ConnectorConfig, key: &str, default: T, min: T) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     match get(config, key) {
         None => Ok(default),

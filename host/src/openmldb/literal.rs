@@ -5,53 +5,37 @@
 //! server refuses for double columns), dates are `'Y-M-D'`, timestamps are
 //! epoch ms.
 
-use crate::plugin::bindings::{Cell, ColumnType, Row};
+use crate::plugin::bindings::{Cell, Column, Row};
 use std::fmt::Write;
 
-/// Why a row cannot be written at all (it goes to the dead-letter topic).
-pub fn check_row(row: &Row, columns: &[crate::plugin::bindings::Column], ts_columns: &[usize]) -> Result<(), String> {
-    if row.cells.len() != columns.len() {
-        return Err(format!("row has {} values, table has {} columns", row.cells.len(), columns.len()));
-    }
+/// Why a row cannot be written at all (it goes to the dead-letter topic):
+/// it does not fit the schema, or it holds what OpenMLDB refuses (a NULL
+/// or negative value in an index TS column, a negative timestamp, a date
+/// outside 1900..9999).
+pub fn check_row(row: &Row, columns: &[Column], ts_columns: &[usize]) -> Result<(), String> {
+    crate::plugin::check_row(row, columns)?;
     for (position, (cell, column)) in row.cells.iter().zip(columns).enumerate() {
         let is_ts = ts_columns.contains(&position);
         match cell {
-            Cell::Null if !column.nullable => return Err(format!("column {}: NULL in a NOT NULL column", column.name)),
-            Cell::Null if is_ts => return Err(format!("column {}: NULL in an index TS column", column.name)),
+            Cell::Null if is_ts => return Err(format!("column \"{}\": NULL in an index TS column", column.name)),
             Cell::Timestamp(ms) if *ms < 0 => {
                 return Err(format!(
-                    "column {}: timestamp {ms} is negative; OpenMLDB refuses negative timestamps",
+                    "column \"{}\": timestamp {ms} is negative; OpenMLDB refuses negative timestamps",
                     column.name
                 ));
             }
             Cell::Bigint(v) if *v < 0 && is_ts => {
-                return Err(format!("column {}: {v} is negative in an index TS column", column.name));
+                return Err(format!("column \"{}\": {v} is negative in an index TS column", column.name));
             }
             Cell::Date(d)
                 if !(1900..=9999).contains(&d.year) || !(1..=12).contains(&d.month) || !(1..=31).contains(&d.day) =>
             {
                 return Err(format!(
-                    "column {}: date {}-{}-{} is outside 1900-01-01..9999-12-31",
+                    "column \"{}\": date {}-{}-{} is outside 1900-01-01..9999-12-31",
                     column.name, d.year, d.month, d.day
                 ));
             }
             _ => {}
-        }
-        let fits = matches!(
-            (cell, column.type_),
-            (Cell::Null, _)
-                | (Cell::Bool(_), ColumnType::Bool)
-                | (Cell::Smallint(_), ColumnType::Smallint)
-                | (Cell::Int(_), ColumnType::Int)
-                | (Cell::Bigint(_), ColumnType::Bigint)
-                | (Cell::Float(_), ColumnType::Float)
-                | (Cell::Double(_), ColumnType::Double)
-                | (Cell::String(_), ColumnType::String)
-                | (Cell::Date(_), ColumnType::Date)
-                | (Cell::Timestamp(_), ColumnType::Timestamp)
-        );
-        if !fits {
-            return Err(format!("column {}: value does not have the column's type", column.name));
         }
     }
     Ok(())
@@ -173,7 +157,7 @@ fn json_float(value: f64, as_f32: Option<f32>, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::{Column, Date};
+    use crate::plugin::bindings::{ColumnType, Date};
 
     fn row(cells: Vec<Cell>) -> Row {
         Row { source_index: 0, cells }
@@ -235,8 +219,11 @@ mod tests {
         ];
         assert!(check_row(&row(vec![Cell::String("a".into()), Cell::Timestamp(0)]), &columns, &[1]).is_ok());
         let negative = check_row(&row(vec![Cell::String("a".into()), Cell::Timestamp(-1)]), &columns, &[]).unwrap_err();
-        assert_eq!(negative, "column t: timestamp -1 is negative; OpenMLDB refuses negative timestamps");
-        assert!(check_row(&row(vec![Cell::Null, Cell::Timestamp(1)]), &columns, &[]).unwrap_err().contains("NOT NULL"));
+        assert_eq!(negative, "column \"t\": timestamp -1 is negative; OpenMLDB refuses negative timestamps");
+        assert_eq!(
+            check_row(&row(vec![Cell::Null, Cell::Timestamp(1)]), &columns, &[]).unwrap_err(),
+            "column \"k\" (string NOT NULL) got NULL"
+        );
         assert!(
             check_row(&row(vec![Cell::String("a".into()), Cell::Null]), &columns, &[1])
                 .unwrap_err()

@@ -381,10 +381,15 @@ impl OpenMldbWriter {
                 }
                 InsertResult::RowsFailed { count, peek, message } if count <= peek.len() => {
                     // Exactly the listed rows failed; the others are stored.
-                    let (failed, stored): (Vec<(usize, Pending)>, Vec<(usize, Pending)>) =
-                        pending.into_iter().enumerate().partition(|(i, _)| peek.contains(i));
-                    report.written.extend(stored.into_iter().map(|(_, p)| p.index));
-                    pending = failed.into_iter().map(|(_, p)| p).collect();
+                    let mut failed = Vec::with_capacity(peek.len());
+                    for (position, row) in pending.into_iter().enumerate() {
+                        if peek.contains(&position) {
+                            failed.push(row);
+                        } else {
+                            report.written.push(row.index);
+                        }
+                    }
+                    pending = failed;
                     message
                 }
                 InsertResult::RowsFailed { message, .. } if self.config.insert_mode == InsertMode::InsertOrIgnore => {
