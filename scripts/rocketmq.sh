@@ -116,6 +116,12 @@ storePathCommitLog=$RUN_DIR/store/commitlog
 mappedFileSizeCommitLog=134217728
 flushDiskType=ASYNC_FLUSH
 diskMaxUsedSpaceRatio=95
+# A pull returns at most 32 messages by default, which caps a consumer at a
+# few thousand messages/s; let one pull carry a consumer's whole batch.
+maxTransferCountOnMessageInMemory=1024
+maxTransferBytesOnMessageInMemory=4194304
+maxTransferCountOnMessageInDisk=256
+maxTransferBytesOnMessageInDisk=1048576
 CONF
   log "starting the broker on 127.0.0.1:$BROKER_PORT"
   ROCKETMQ_HOME="$RUN_DIR" nohup "${JAVA[@]}" -Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh machine, then run every test.
+# Install what the tests need on a fresh machine, start Apache RocketMQ on
+# loopback, run every test, and stop RocketMQ again.
 #   ./scripts/test.sh            all tests
 #   ./scripts/test.sh -p NAME    extra arguments go to `cargo test`
 set -euo pipefail
@@ -7,4 +8,6 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_targets
+scripts/rocketmq.sh start
+trap 'scripts/rocketmq.sh stop' EXIT
 cargo test --release --locked --workspace "$@"

@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod openmldb;
 pub mod plugin;
+pub mod rocketmq;

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use rmq_openmldb::cli::plugin::PluginCommand;
+use rmq_openmldb::cli::rocketmq::RocketMqCommand;
 
 #[derive(Parser)]
 #[command(name = "rmq-openmldb", version, about = "Stream RocketMQ into OpenMLDB, with plugins in WebAssembly")]
@@ -22,6 +23,9 @@ enum Command {
     /// List, inspect and try out plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Produce and consume RocketMQ messages (setup checks, tests).
+    #[command(subcommand)]
+    Rocketmq(RocketMqCommand),
 }
 
 fn main() -> Result<()> {
@@ -38,5 +42,6 @@ fn main() -> Result<()> {
     rmq_openmldb::cli::init_logging(&cli.log, &cli.log_format)?;
     match cli.command {
         Command::Plugin(command) => rmq_openmldb::cli::plugin::run(command),
+        Command::Rocketmq(command) => rmq_openmldb::cli::rocketmq::run(command),
     }
 }

@@ -2,6 +2,7 @@
 //! so integration tests can reach the same code through the binary.
 
 pub mod plugin;
+pub mod rocketmq;
 
 use anyhow::{Context, Result};
 

@@ -1,0 +1,272 @@
+//! A queue consumer with at-least-once offsets: messages are handed out
+//! per poll, the caller acknowledges each one when it is stored or
+//! dead-lettered, and only the contiguous acknowledged prefix of a queue is
+//! committed. Queues with too many unacknowledged messages are paused until
+//! the pipeline catches up.
+
+use super::client::RocketMqError;
+use super::offsets::QueueProgress;
+use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer};
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::common::message::MessageTrait;
+use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::common::message::message_queue::MessageQueue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// `consume.from.where`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeFrom {
+    First,
+    Last,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub namesrv: String,
+    pub group: String,
+    pub topics: Vec<String>,
+    pub consume_from: ConsumeFrom,
+    /// Unacknowledged messages per queue before the queue is paused.
+    pub max_in_flight_per_queue: usize,
+    /// Messages per pull request.
+    pub pull_batch_size: i32,
+    /// How often acknowledged offsets are persisted to the broker; zero
+    /// persists on every acknowledgement, so a killed process redelivers
+    /// only what it had not acknowledged.
+    pub commit_interval: Duration,
+}
+
+impl ConsumerConfig {
+    pub fn new(namesrv: &str, group: &str, topics: &[&str]) -> Self {
+        ConsumerConfig {
+            namesrv: namesrv.to_string(),
+            group: group.to_string(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            consume_from: ConsumeFrom::First,
+            max_in_flight_per_queue: 4096,
+            pull_batch_size: 256,
+            commit_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// A queue of a topic on a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId {
+    pub topic: String,
+    pub broker: String,
+    pub queue_id: i32,
+}
+
+impl QueueId {
+    fn of(message: &MessageExt) -> Self {
+        QueueId {
+            topic: message.topic().to_string(),
+            broker: message.broker_name().to_string(),
+            queue_id: message.queue_id(),
+        }
+    }
+
+    fn message_queue(&self) -> MessageQueue {
+        MessageQueue::from_parts(self.topic.as_str(), self.broker.as_str(), self.queue_id)
+    }
+}
+
+/// A consumed message, in the host's terms.
+#[derive(Debug, Clone)]
+pub struct ConsumedMessage {
+    pub queue: QueueId,
+    pub queue_offset: i64,
+    pub message_id: String,
+    pub born_timestamp: i64,
+    pub store_timestamp: i64,
+    pub keys: Option<String>,
+    pub tags: Option<String>,
+    pub properties: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+struct State {
+    queues: HashMap<QueueId, QueueProgress>,
+    paused: HashMap<QueueId, MessageQueue>,
+    last_persist: Instant,
+}
+
+pub struct QueueConsumer {
+    inner: DefaultLitePullConsumer,
+    config: ConsumerConfig,
+    state: Mutex<State>,
+}
+
+const USER_PROPERTY_SKIP: [&str; 12] = [
+    "KEYS",
+    "TAGS",
+    "WAIT",
+    "DELAY",
+    "RETRY_TOPIC",
+    "REAL_TOPIC",
+    "REAL_QID",
+    "TRAN_MSG",
+    "UNIQ_KEY",
+    "MAX_OFFSET",
+    "MIN_OFFSET",
+    "CLUSTER",
+];
+
+impl QueueConsumer {
+    /// Subscribe the group to its topics and start pulling.
+    pub async fn start(client: Arc<ClientRuntime>, config: ConsumerConfig) -> Result<QueueConsumer, RocketMqError> {
+        let consume_from = match config.consume_from {
+            ConsumeFrom::First => ConsumeFromWhere::ConsumeFromFirstOffset,
+            ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
+        };
+        let inner = DefaultLitePullConsumer::builder(client)
+            .name_server_addr(config.namesrv.as_str())
+            .consumer_group(config.group.as_str())
+            .consume_from_where(consume_from)
+            .auto_commit(false)
+            .pull_batch_size(config.pull_batch_size)
+            // An idle pull waits at the broker for this long. The client's
+            // shutdown waits for pulls in flight, so the 20 s default made
+            // every stop of an idle consumer take 15-25 s.
+            .broker_suspend_max_time_millis(1_000)
+            .consumer_timeout_millis_when_suspend(3_000)
+            .build()
+            .map_err(|e| RocketMqError::client("build consumer", e))?;
+        for topic in &config.topics {
+            inner.subscribe(topic).await.map_err(|e| RocketMqError::client(format!("subscribe {topic}"), e))?;
+        }
+        inner.start().await.map_err(|e| RocketMqError::client("start consumer", e))?;
+        tracing::info!(group = %config.group, topics = ?config.topics, "consumer started");
+        Ok(QueueConsumer {
+            inner,
+            config,
+            state: Mutex::new(State { queues: HashMap::new(), paused: HashMap::new(), last_persist: Instant::now() }),
+        })
+    }
+
+    /// Up to a pull batch of messages (empty after `timeout` with none).
+    pub async fn poll(&self, timeout: Duration) -> Vec<ConsumedMessage> {
+        let messages = self.inner.poll_with_timeout(timeout.as_millis() as u64).await;
+        if messages.is_empty() {
+            return Vec::new();
+        }
+        let mut state = self.state.lock().await;
+        let mut to_pause = Vec::new();
+        let consumed: Vec<ConsumedMessage> = messages
+            .into_iter()
+            .map(|m| {
+                let queue = QueueId::of(&m);
+                let progress = state.queues.entry(queue.clone()).or_default();
+                progress.track(m.queue_offset());
+                if progress.in_flight() >= self.config.max_in_flight_per_queue {
+                    to_pause.push(queue.clone());
+                }
+                convert(m, queue)
+            })
+            .collect();
+        let mut pause = Vec::new();
+        for queue in to_pause {
+            if let std::collections::hash_map::Entry::Vacant(slot) = state.paused.entry(queue) {
+                let mq = slot.key().message_queue();
+                slot.insert(mq.clone());
+                pause.push(mq);
+            }
+        }
+        drop(state);
+        if !pause.is_empty() {
+            tracing::debug!(queues = pause.len(), "pausing queues: too many unacknowledged messages");
+            self.inner.pause(pause).await;
+        }
+        consumed
+    }
+
+    /// These messages are stored or dead-lettered. Commits the contiguous
+    /// acknowledged prefix of their queues, and resumes paused queues that
+    /// caught up.
+    pub async fn ack(&self, acked: impl IntoIterator<Item = (QueueId, i64)>) {
+        let mut state = self.state.lock().await;
+        for (queue, offset) in acked {
+            if let Some(progress) = state.queues.get_mut(&queue) {
+                progress.ack(offset);
+            }
+        }
+        let resume: Vec<QueueId> = state
+            .paused
+            .keys()
+            .filter(|q| state.queues.get(*q).is_none_or(|p| p.in_flight() < self.config.max_in_flight_per_queue / 2))
+            .cloned()
+            .collect();
+        let resume: Vec<MessageQueue> = resume.into_iter().filter_map(|q| state.paused.remove(&q)).collect();
+        let persist = state.last_persist.elapsed() >= self.config.commit_interval;
+        let offsets = take_commits(&mut state);
+        if persist {
+            state.last_persist = Instant::now();
+        }
+        drop(state);
+        if !offsets.is_empty() {
+            self.inner.commit_with_map(offsets, persist).await;
+        }
+        if !resume.is_empty() {
+            self.inner.resume(resume).await;
+        }
+    }
+
+    /// Unacknowledged messages across all queues.
+    pub async fn in_flight(&self) -> usize {
+        self.state.lock().await.queues.values().map(QueueProgress::in_flight).sum()
+    }
+
+    /// Persist what is acknowledged, and nothing more, then stop.
+    pub async fn shutdown(self) {
+        let offsets = {
+            let mut state = self.state.lock().await;
+            let mut all = take_commits(&mut state);
+            for (queue, progress) in &state.queues {
+                if let Some(offset) = progress.committed() {
+                    all.entry(queue.message_queue()).or_insert(offset);
+                }
+            }
+            all
+        };
+        if !offsets.is_empty() {
+            self.inner.commit_with_map(offsets, true).await;
+        }
+        self.inner.shutdown().await;
+        tracing::info!(group = %self.config.group, "consumer stopped");
+    }
+}
+
+fn take_commits(state: &mut State) -> HashMap<MessageQueue, i64> {
+    let mut offsets = HashMap::new();
+    for (queue, progress) in state.queues.iter_mut() {
+        if let Some(offset) = progress.pending_commit() {
+            progress.mark_committed(offset);
+            offsets.insert(queue.message_queue(), offset);
+        }
+    }
+    offsets
+}
+
+fn convert(message: MessageExt, queue: QueueId) -> ConsumedMessage {
+    let properties = message
+        .properties()
+        .iter()
+        .filter(|(k, _)| !USER_PROPERTY_SKIP.contains(&k.as_str()))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ConsumedMessage {
+        queue,
+        queue_offset: message.queue_offset(),
+        message_id: message.msg_id().to_string(),
+        born_timestamp: message.born_timestamp(),
+        store_timestamp: message.store_timestamp(),
+        keys: message.get_keys().map(|k| k.to_string()),
+        tags: message.get_tags().map(|t| t.to_string()),
+        properties,
+        body: message.body().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,107 @@
+//! Which offset of a queue may be committed: the first offset whose
+//! message is not yet acknowledged. Messages of a queue can be
+//! acknowledged out of order (batches finish in any order); the committed
+//! offset only moves over a contiguous prefix of acknowledged messages,
+//! so a restart redelivers exactly the unacknowledged window.
+
+use std::collections::BTreeMap;
+
+/// Progress of one queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueProgress {
+    /// Next offset to commit (RocketMQ's convention: the next to consume).
+    committable: Option<i64>,
+    /// What was last sent to the broker.
+    committed: Option<i64>,
+    /// Offsets handed out and not yet acknowledged (value: acknowledged?).
+    in_flight: BTreeMap<i64, bool>,
+}
+
+impl QueueProgress {
+    /// A message at `offset` was handed to the pipeline.
+    pub fn track(&mut self, offset: i64) {
+        if self.committable.is_none() {
+            self.committable = Some(offset);
+        }
+        if self.committable.is_some_and(|c| offset >= c) {
+            self.in_flight.entry(offset).or_insert(false);
+        }
+    }
+
+    /// The message at `offset` is stored or dead-lettered.
+    pub fn ack(&mut self, offset: i64) {
+        if let Some(done) = self.in_flight.get_mut(&offset) {
+            *done = true;
+        }
+        while let Some((&first, &done)) = self.in_flight.first_key_value() {
+            if !done {
+                break;
+            }
+            self.in_flight.remove(&first);
+            self.committable = Some(first + 1);
+        }
+    }
+
+    /// Offsets handed out and not acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.values().filter(|done| !**done).count()
+    }
+
+    /// The offset to commit, when it moved past the last `committed`.
+    pub fn pending_commit(&self) -> Option<i64> {
+        let next = self.committable?;
+        match self.committed {
+            Some(done) if next <= done => None,
+            _ => Some(next),
+        }
+    }
+
+    pub fn mark_committed(&mut self, offset: i64) {
+        self.committed = Some(offset);
+    }
+
+    pub fn committed(&self) -> Option<i64> {
+        self.committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_contiguous_acknowledged_prefix_is_committable() {
+        let mut q = QueueProgress::default();
+        for offset in 10..15 {
+            q.track(offset);
+        }
+        assert_eq!(q.pending_commit(), Some(10), "nothing acknowledged: commit where we started");
+        q.mark_committed(10);
+        q.ack(12);
+        q.ack(11);
+        assert_eq!(q.pending_commit(), None, "10 is not acknowledged yet");
+        assert_eq!(q.in_flight(), 3);
+        q.ack(10);
+        assert_eq!(q.pending_commit(), Some(13));
+        q.mark_committed(13);
+        assert_eq!(q.pending_commit(), None);
+        q.ack(14);
+        assert_eq!(q.pending_commit(), None, "13 still open");
+        q.ack(13);
+        assert_eq!(q.pending_commit(), Some(15));
+        assert_eq!(q.in_flight(), 0);
+    }
+
+    #[test]
+    fn redelivered_offsets_below_the_commit_point_are_ignored() {
+        let mut q = QueueProgress::default();
+        q.track(5);
+        q.ack(5);
+        q.mark_committed(6);
+        q.track(5);
+        assert_eq!(q.in_flight(), 0);
+        q.track(6);
+        q.ack(6);
+        assert_eq!(q.pending_commit(), Some(7));
+    }
+}
