@@ -26,10 +26,14 @@ fn main() {
     let runtime = client.client();
     client.run(async move {
         println!("RocketMQ layer, broker at {namesrv}, topic with 8 queues");
-        println!("{:<8} {:>26} {:>20} {:>22}", "body", "produce, batches of 256", "produce, single sends", "consume (ack only)");
+        println!(
+            "{:<8} {:>26} {:>20} {:>22}",
+            "body", "produce, batches of 256", "produce, single sends", "consume (ack only)"
+        );
         for size in [200usize, 1024] {
             let topic = format!("bench_{size}_{stamp}");
-            let mut producer = Producer::start(runtime.clone(), &namesrv, &format!("bench-producer-{stamp}")).await.expect("producer");
+            let mut producer =
+                Producer::start(runtime.clone(), &namesrv, &format!("bench-producer-{stamp}")).await.expect("producer");
             producer.create_topic(&topic, 8).await.expect("create topic");
             // Batches of 256 to each queue in turn.
             let started = Instant::now();
@@ -49,7 +53,8 @@ fn main() {
             let mut singles = 0usize;
             while started.elapsed() < Duration::from_secs(2) {
                 let sends = (0..16).map(|i| {
-                    let message = OutgoingMessage { topic: format!("{topic}_single"), body: body(size, i), ..Default::default() };
+                    let message =
+                        OutgoingMessage { topic: format!("{topic}_single"), body: body(size, i), ..Default::default() };
                     let producer = &producer;
                     async move { producer.send(&message).await }
                 });
@@ -61,9 +66,12 @@ fn main() {
             let single_rate = singles as f64 / started.elapsed().as_secs_f64();
             producer.shutdown().await;
 
-            let consumer = QueueConsumer::start(runtime.clone(), ConsumerConfig::new(&namesrv, &format!("bench-{size}-{stamp}"), &[&topic]))
-                .await
-                .expect("consumer");
+            let consumer = QueueConsumer::start(
+                runtime.clone(),
+                ConsumerConfig::new(&namesrv, &format!("bench-{size}-{stamp}"), &[&topic]),
+            )
+            .await
+            .expect("consumer");
             let mut received = 0usize;
             let mut first = None;
             let deadline = Instant::now() + Duration::from_secs(300);

@@ -6,6 +6,7 @@
 
 use super::client::RocketMqError;
 use super::offsets::QueueProgress;
+use crate::openmldb::{ConfigError, ConnectorConfig};
 use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer};
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::MessageTrait;
@@ -40,6 +41,45 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// The consumer of a sink connector, from RocketMQ Connect's keys: group
+    /// `task.group.id` or `connect-<name>`; topics from `connect.topicnames`
+    /// (split on `,` or `;`) or the legacy `connect-topicname(s)`; start
+    /// position from `consume.from.where` (`CONSUME_FROM_LAST_OFFSET`, the
+    /// default, or `CONSUME_FROM_FIRST_OFFSET`), used only by a new group.
+    pub fn for_sink_connector(namesrv: &str, connector: &str, config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        let get = |key: &str| config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let (topics_key, topics) =
+            ["connect.topicnames", "connect-topicnames", "connect.topicname", "connect-topicname"]
+                .iter()
+                .find_map(|key| get(key).map(|v| (*key, v)))
+                .ok_or(ConfigError::Missing("connect.topicnames"))?;
+        let topics: Vec<String> =
+            topics.split([',', ';']).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect();
+        if let Some(bad) = topics.iter().find(|t| !t.chars().all(|c| c.is_ascii_alphanumeric() || "_-%|".contains(c))) {
+            return Err(ConfigError::Invalid {
+                key: topics_key.to_string(),
+                value: bad.clone(),
+                reason: "a RocketMQ topic is letters, digits, '_', '-', '%' and '|'".into(),
+            });
+        }
+        let consume_from = match get("consume.from.where").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("CONSUME_FROM_LAST_OFFSET") => ConsumeFrom::Last,
+            Some("CONSUME_FROM_FIRST_OFFSET") => ConsumeFrom::First,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "consume.from.where".into(),
+                    value: other.to_string(),
+                    reason: "expected CONSUME_FROM_LAST_OFFSET or CONSUME_FROM_FIRST_OFFSET".into(),
+                });
+            }
+        };
+        let group = get("task.group.id").map(String::from).unwrap_or_else(|| format!("connect-{connector}"));
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let mut consumer = ConsumerConfig::new(namesrv, &group, &topic_refs);
+        consumer.consume_from = consume_from;
+        Ok(consumer)
+    }
+
     pub fn new(namesrv: &str, group: &str, topics: &[&str]) -> Self {
         ConsumerConfig {
             namesrv: namesrv.to_string(),
@@ -268,5 +308,59 @@ fn convert(message: MessageExt, queue: QueueId) -> ConsumedMessage {
         tags: message.get_tags().map(|t| t.to_string()),
         properties,
         body: message.body().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn sink_connectors_get_their_group_topics_and_start_position() {
+        let c = ConsumerConfig::for_sink_connector(
+            "ns:9876",
+            "jdbc-sink",
+            &config(&[("connect-topicname", "employee_test")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.group.as_str(), c.topics.clone(), c.consume_from),
+            ("connect-jdbc-sink", vec!["employee_test".to_string()], ConsumeFrom::Last)
+        );
+        let c = ConsumerConfig::for_sink_connector(
+            "ns:9876",
+            "s",
+            &config(&[
+                ("connect.topicnames", "a;b, c"),
+                ("task.group.id", "g1"),
+                ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.group.as_str(), c.topics.len(), c.consume_from), ("g1", 3, ConsumeFrom::First));
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        assert_eq!(
+            ConsumerConfig::for_sink_connector("n", "s", &config(&[])).unwrap_err(),
+            ConfigError::Missing("connect.topicnames")
+        );
+        let err = ConsumerConfig::for_sink_connector("n", "s", &config(&[("connect.topicnames", "a b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("key \"connect.topicnames\": invalid value \"a b\""), "{err}");
+        let err = ConsumerConfig::for_sink_connector(
+            "n",
+            "s",
+            &config(&[("connect.topicnames", "a"), ("consume.from.where", "NOW")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("consume.from.where") && err.contains("\"NOW\""), "{err}");
     }
 }
