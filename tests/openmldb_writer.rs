@@ -47,34 +47,20 @@ impl Fixture {
         self.sql(&format!("SELECT COUNT(*) FROM {table}")).await["data"]["data"][0][0].as_i64().unwrap()
     }
 
+    /// POST a JSON body to the stand-in and return its JSON reply.
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("http://{}{path}", self.standin.addr);
+        self.http.post(url).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Rows as the APIServer returns them (NaN and infinities as null).
     async fn select(&self, table: &str) -> Vec<Value> {
         let body = json!({"mode": "online", "sql": format!("SELECT * FROM {table}"), "write_nan_and_inf_null": true});
-        let reply: Value = self
-            .http
-            .post(format!("http://{}/dbs/demo", self.standin.addr))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reply["data"]["data"].as_array().unwrap().clone()
+        self.post("/dbs/demo", body).await["data"]["data"].as_array().unwrap().clone()
     }
 
     async fn faults(&self, faults: Value) {
-        let reply: Value = self
-            .http
-            .post(format!("http://{}/__standin/faults", self.standin.addr))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(reply["code"], 0);
+        assert_eq!(self.post("/__standin/faults", faults).await["code"], 0);
     }
 }
 
@@ -279,16 +265,12 @@ async fn auto_create_builds_the_table_with_the_configured_index() {
 async fn a_table_made_by_another_client_is_found_after_one_refresh() {
     let f = Fixture::new().await;
     f.ok("CREATE DATABASE demo").await;
-    let external: Value = f
-        .http
-        .post(format!("http://{}/__standin/external-sql", f.standin.addr))
-        .json(&json!({"db": "demo", "sql": "CREATE TABLE late (k string, v bigint, ts timestamp)"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let external = f
+        .post(
+            "/__standin/external-sql",
+            json!({"db": "demo", "sql": "CREATE TABLE late (k string, v bigint, ts timestamp)"}),
+        )
+        .await;
     assert_eq!(external["code"], 0);
     let writer = OpenMldbWriter::connect(f.config(&[]), "late", None).await.unwrap();
     assert_eq!(writer.schema().columns.len(), 3);
