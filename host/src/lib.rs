@@ -2,6 +2,7 @@
 //! WebAssembly components.
 
 pub mod cli;
+pub mod connector;
 pub mod openmldb;
 pub mod plugin;
 pub mod rocketmq;

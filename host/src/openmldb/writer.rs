@@ -34,6 +34,12 @@ pub enum WriterError {
     Transport(#[from] TransportError),
     #[error("OpenMLDB {apiserver}: {message}")]
     Setup { apiserver: String, message: String },
+    /// `auto.create` is on but no record schema was given to create the table from.
+    #[error(
+        "OpenMLDB {apiserver}: table {table} does not exist and auto.create has no record schema to build it from \
+         (plain JSON carries none; send JsonConverter envelopes or create the table)"
+    )]
+    NoSchemaToCreate { apiserver: String, table: String },
 }
 
 /// What happened to the rows of one `write` call, by index into its input.
@@ -214,10 +220,10 @@ impl OpenMldbWriter {
                 )));
             }
             let Some(columns) = record_columns else {
-                return Err(setup(format!(
-                    "table {db}.{table} does not exist and auto.create has no record schema to build it from \
-                     (plain JSON carries none; send JsonConverter envelopes or create the table)"
-                )));
+                return Err(WriterError::NoSchemaToCreate {
+                    apiserver: apiserver.clone(),
+                    table: format!("{db}.{table}"),
+                });
             };
             let (ddl, warning) =
                 create_table_sql(table, columns, &config.index).map_err(|e| setup(format!("auto.create: {e}")))?;

@@ -9,9 +9,9 @@ use super::offsets::QueueProgress;
 use crate::openmldb::{ConfigError, ConnectorConfig};
 use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer};
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
-use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
+use rocketmq_model::common::message::{MessageTrait, STRING_HASH_SET};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,21 +140,6 @@ pub struct QueueConsumer {
     config: ConsumerConfig,
     state: Mutex<State>,
 }
-
-const USER_PROPERTY_SKIP: [&str; 12] = [
-    "KEYS",
-    "TAGS",
-    "WAIT",
-    "DELAY",
-    "RETRY_TOPIC",
-    "REAL_TOPIC",
-    "REAL_QID",
-    "TRAN_MSG",
-    "UNIQ_KEY",
-    "MAX_OFFSET",
-    "MIN_OFFSET",
-    "CLUSTER",
-];
 
 impl QueueConsumer {
     /// Subscribe the group to its topics and start pulling.
@@ -295,7 +280,9 @@ fn convert(message: MessageExt, queue: QueueId) -> ConsumedMessage {
     let properties = message
         .properties()
         .iter()
-        .filter(|(k, _)| !USER_PROPERTY_SKIP.contains(&k.as_str()))
+        // System properties (KEYS, TAGS, UNIQ_KEY, TRACE_ON, …) are not the
+        // producer's; they cannot be set again on a dead letter either.
+        .filter(|(k, _)| !STRING_HASH_SET.contains(k.as_str()))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     ConsumedMessage {

@@ -1,0 +1,147 @@
+//! A sink connector task end to end: real RocketMQ, the built-in JSON
+//! converter, the OpenMLDB writer and the APIServer stand-in. The OpenMLDB
+//! guide's employee_test rows arrive with exact values (NULLs stay NULL);
+//! malformed messages go to the dead-letter topic with the reason.
+
+#![recursion_limit = "512"]
+
+use openmldb_standin::{StandIn, StandInOptions};
+use rmq_openmldb::connector::{SinkSettings, run_sink_task};
+use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig, WriterConfig};
+use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig, StageSpec};
+use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const NAMESRV: &str = "127.0.0.1:9876";
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn envelope(payload: Value) -> String {
+    let field = |name: &str, ty: &str| json!({"type": ty, "optional": true, "field": name});
+    let mut begin_time = field("begin_time", "int64");
+    begin_time["name"] = json!("io.openmessaging.connector.api.data.logical.Timestamp");
+    begin_time["version"] = json!(1);
+    json!({
+        "schema": {
+            "type": "struct",
+            "fields": [field("id", "int64"), field("name", "string"), field("howold", "int32"), field("male", "int32"),
+                       field("company", "string"), field("money", "double"), begin_time],
+            "optional": true,
+            "name": "employee_test"
+        },
+        "payload": payload
+    })
+    .to_string()
+}
+
+#[test]
+fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
+    let status = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rocketmq.sh"))
+        .arg("start")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let topic = unique("employee_test");
+    let dead_letters = unique("dlq");
+    let client = RocketMqClient::new().unwrap();
+    let runtime = client.client();
+    let (rows, letters) = client.run(async move {
+        let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
+        let mut producer = Producer::start(runtime.clone(), NAMESRV, &unique("p")).await.unwrap();
+        producer.create_topic(&topic, 8).await.unwrap();
+        let bodies = [
+            envelope(json!({"id": 2, "name": "name-02", "howold": 19, "male": 7, "company": "company", "money": 32232.0, "begin_time": 1640764800000i64})),
+            envelope(json!({"id": 4, "name": "gjk", "howold": 25, "male": 8, "company": "company", "money": 3232.0, "begin_time": 1640378616000i64})),
+            "{not json".to_string(),
+            envelope(json!({"id": 12, "name": "name-06", "howold": 19, "male": 3, "company": null, "money": null, "begin_time": null})),
+            envelope(json!({"id": 13, "name": "too-old", "howold": 3000000000i64, "male": 1, "company": "c", "money": 1.0, "begin_time": 1})),
+            envelope(json!({"id": 14, "name": "name-08", "howold": 25, "male": 15, "company": "company", "money": 32255.0, "begin_time": 1644347199000i64})),
+        ];
+        for body in &bodies {
+            let message = OutgoingMessage { topic: topic.clone(), keys: Some("employee".into()), body: body.clone().into_bytes(), ..Default::default() };
+            producer.send(&message).await.unwrap();
+        }
+        producer.shutdown().await;
+
+        // The OpenMLDB guide's sink connector JSON, pointed at the stand-in.
+        let connector: ConnectorConfig = [
+            ("connect-topicname", topic.as_str()),
+            ("connection.url", "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster"),
+            ("insert.mode", "INSERT_OR_IGNORE"),
+            ("db.timezone", "UTC"),
+            ("auto.create", "true"),
+            ("openmldb.create.database", "true"),
+            ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("openmldb.apiserver".to_string(), standin.addr.to_string())])
+        .collect();
+        let name = unique("jdbc-openmldb-sink-test");
+        let settings = SinkSettings {
+            connector: name.clone(),
+            consumer: ConsumerConfig::for_sink_connector(NAMESRV, &name, &connector).unwrap(),
+            table: "employee_test".into(),
+            converter: StageSpec { plugin: "json-converter".into(), config: vec![("timezone".into(), "UTC".into())] },
+            transforms: vec![],
+            writer: WriterConfig::from_connector(&connector).unwrap(),
+            dead_letter_topic: Some(dead_letters.clone()),
+            tolerate_errors: true,
+        };
+        let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).unwrap());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run_sink_task(settings, engine, PluginCatalog::default(), runtime.clone(), cancel.clone()));
+
+        let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut rows = Vec::new();
+        while Instant::now() < deadline {
+            let reply = api.execute("rocketmq_test", "SELECT * FROM employee_test").await.unwrap();
+            rows = reply.body["data"]["data"].as_array().cloned().unwrap_or_default();
+            if rows.len() >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let dlq = QueueConsumer::start(runtime.clone(), ConsumerConfig::new(NAMESRV, &unique("dlq-reader"), &[&dead_letters])).await.unwrap();
+        let mut letters = Vec::new();
+        while letters.len() < 2 && Instant::now() < deadline {
+            let got = dlq.poll(Duration::from_millis(500)).await;
+            dlq.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+            letters.extend(got);
+        }
+        dlq.shutdown().await;
+        cancel.cancel();
+        let stats = task.await.unwrap().unwrap();
+        eprintln!("sink task: {stats:?}");
+        (rows, letters)
+    });
+
+    let mut rows = rows;
+    rows.sort_by_key(|r| r[0].as_i64());
+    assert_eq!(
+        rows,
+        vec![
+            json!([2, "name-02", 19, 7, "company", 32232.0, 1640764800000i64]),
+            json!([4, "gjk", 25, 8, "company", 3232.0, 1640378616000i64]),
+            json!([12, "name-06", 19, 3, null, null, null]),
+            json!([14, "name-08", 25, 15, "company", 32255.0, 1644347199000i64]),
+        ]
+    );
+    assert_eq!(letters.len(), 2, "the two bad messages were dead-lettered");
+    let reason = |m: &rmq_openmldb::rocketmq::ConsumedMessage| {
+        m.properties.iter().find(|(k, _)| k == "connect.errors.reason").map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    let mut reasons: Vec<String> = letters.iter().map(reason).collect();
+    reasons.sort();
+    assert!(reasons[0].starts_with("body is not valid JSON"), "{reasons:?}");
+    assert_eq!(reasons[1], "field \"howold\": value 3000000000 does not fit int (-2147483648..2147483647)");
+    assert!(letters.iter().any(|m| &m.body[..] == b"{not json"), "the original body is kept");
+}
