@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use rmq_openmldb::cli::connector::ConnectorCommand;
 use rmq_openmldb::cli::plugin::PluginCommand;
 use rmq_openmldb::cli::rocketmq::RocketMqCommand;
 
@@ -23,6 +24,9 @@ enum Command {
     /// List, inspect and try out plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run a connector in the foreground from its JSON config.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Produce and consume RocketMQ messages (setup checks, tests).
     #[command(subcommand)]
     Rocketmq(RocketMqCommand),
@@ -43,5 +47,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Plugin(command) => rmq_openmldb::cli::plugin::run(command),
         Command::Rocketmq(command) => rmq_openmldb::cli::rocketmq::run(command),
+        Command::Connector(command) => rmq_openmldb::cli::connector::run(command),
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line front ends. `main.rs` parses; these modules do the work,
 //! so integration tests can reach the same code through the binary.
 
+pub mod connector;
 pub mod plugin;
 pub mod rocketmq;
 

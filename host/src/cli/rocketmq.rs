@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
 pub enum RocketMqCommand {
-    /// Send numbered messages (`<prefix>-<queue>-<n>`) to a topic, in batches per queue.
+    /// Send numbered messages (`<prefix>-<queue>-<n>`) to a topic in
+    /// batches per queue, or (`--lines FILE`) each line of a file as one message.
     Produce(ProduceArgs),
     /// Consume a topic with a consumer group, write one line per message
     /// (`queue offset body`) and acknowledge it after the line is flushed.
@@ -36,6 +37,9 @@ pub struct ProduceArgs {
     pub batch: usize,
     #[arg(long, default_value = "m")]
     pub prefix: String,
+    /// Send each non-empty line of this file as one message instead.
+    #[arg(long)]
+    pub lines: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +75,23 @@ pub fn run(command: RocketMqCommand) -> Result<()> {
 async fn produce(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, args: ProduceArgs) -> Result<()> {
     let mut producer = Producer::start(runtime, &args.namesrv, &format!("{}-producer", args.topic)).await?;
     producer.create_topic(&args.topic, args.queues).await?;
+    if let Some(path) = &args.lines {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut sent = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            producer
+                .send(&OutgoingMessage {
+                    topic: args.topic.clone(),
+                    body: line.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+                .await?;
+            sent += 1;
+        }
+        eprintln!("sent {sent} messages from {} to {}", path.display(), args.topic);
+        producer.shutdown().await;
+        return Ok(());
+    }
     let started = Instant::now();
     let per_queue = args.count.div_ceil(args.queues as usize);
     let mut sent = 0usize;

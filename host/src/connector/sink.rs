@@ -291,7 +291,11 @@ async fn open_pipeline(
             }
         }
         if found.is_none() {
-            tracing::warn!(connector, "auto.create: no message of the first batch declares a schema");
+            tracing::debug!(
+                connector,
+                "auto.create: none of the {} messages so far declares a schema; waiting for more",
+                batch.len()
+            );
         }
         found
     } else {
