@@ -1,4 +1,4 @@
-//! A sink connector task, as shared/DESIGN.md draws it:
+//! A sink connector task, as the project design draws it:
 //!
 //! ```text
 //! consume -> converter -> transforms -> OpenMLDB writer -> dead-letter topic -> acknowledge

@@ -5,7 +5,7 @@
 //! consumer was not chosen: it advances offsets as soon as its listener
 //! returns, sends failed batches to a retry topic (out of queue order), and
 //! on two cores rejects about 2% of batches at admission
-//! (shared/reference/rocketmq-rust.md §5.1). Lite pull lets the host commit
+//! (its listener lane is too small for the default concurrency). Lite pull lets the host commit
 //! exactly the contiguous prefix of each queue that is stored or
 //! dead-lettered.
 

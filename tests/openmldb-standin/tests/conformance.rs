@@ -1,4 +1,4 @@
-//! The stand-in against shared/reference/openmldb.md, over real HTTP. Each
+//! The stand-in against the project's OpenMLDB reference (openmldb.md), over real HTTP. Each
 //! test names the section it checks.
 
 use openmldb_standin::{StandIn, StandInOptions, Wording};
