@@ -6,9 +6,9 @@
 #![recursion_limit = "512"]
 
 use openmldb_standin::{StandIn, StandInOptions};
-use rmq_openmldb::connector::{SinkSettings, run_sink_task};
-use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig, WriterConfig};
-use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig, StageSpec};
+use rmq_openmldb::connector::{SinkSettings, TaskControl, run_sink_task};
+use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
+use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
 use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -85,19 +85,14 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
         .chain([("openmldb.apiserver".to_string(), standin.addr.to_string())])
         .collect();
         let name = unique("jdbc-openmldb-sink-test");
-        let settings = SinkSettings {
-            connector: name.clone(),
-            consumer: ConsumerConfig::for_sink_connector(NAMESRV, &name, &connector).unwrap(),
-            table: "employee_test".into(),
-            converter: StageSpec { plugin: "json-converter".into(), config: vec![("timezone".into(), "UTC".into())] },
-            transforms: vec![],
-            writer: WriterConfig::from_connector(&connector).unwrap(),
-            dead_letter_topic: Some(dead_letters.clone()),
-            tolerate_errors: true,
-        };
+        let mut connector = connector;
+        connector.insert("errors.tolerance".into(), "all".into());
+        connector.insert("errors.deadletterqueue.topic.name".into(), dead_letters.clone());
+        let settings = SinkSettings::from_config(&name, NAMESRV, &connector).unwrap();
+        assert_eq!((settings.table.as_str(), settings.converter.plugin.as_str()), ("employee_test", "json-converter"));
         let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).unwrap());
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run_sink_task(settings, engine, PluginCatalog::default(), runtime.clone(), cancel.clone()));
+        let task = tokio::spawn(run_sink_task(settings, engine, PluginCatalog::default(), runtime.clone(), TaskControl::unpaused(cancel.clone())));
 
         let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(90);

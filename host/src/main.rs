@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the worker: connectors managed over the REST API
+    /// (RocketMQ Connect's routes and /v1/).
+    Run(rmq_openmldb::cli::run::RunArgs),
     /// List, inspect and try out plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -45,6 +48,7 @@ fn main() -> Result<()> {
     }
     rmq_openmldb::cli::init_logging(&cli.log, &cli.log_format)?;
     match cli.command {
+        Command::Run(args) => rmq_openmldb::cli::run::run(args),
         Command::Plugin(command) => rmq_openmldb::cli::plugin::run(command),
         Command::Rocketmq(command) => rmq_openmldb::cli::rocketmq::run(command),
         Command::Connector(command) => rmq_openmldb::cli::connector::run(command),

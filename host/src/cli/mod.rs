@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod plugin;
 pub mod rocketmq;
+pub mod run;
 
 use anyhow::{Context, Result};
 

@@ -1,5 +1,10 @@
-//! Connectors: the tasks that move data between RocketMQ and OpenMLDB.
+//! Connectors: their definitions (RocketMQ Connect's JSON) and the tasks
+//! that move data between RocketMQ and OpenMLDB.
 
+pub mod config;
 pub mod sink;
+pub mod task;
 
-pub use sink::{SinkError, SinkSettings, SinkStats, run_sink_task};
+pub use config::{ConnectorDefinition, ConnectorKind, DefinitionError, SinkSettings};
+pub use sink::{SinkError, SinkStats, run_sink_task};
+pub use task::{TaskControl, TaskProgress};

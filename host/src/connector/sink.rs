@@ -10,37 +10,22 @@
 //! `errors.tolerance=none` the first bad message stops the task instead,
 //! unacknowledged.
 
-use crate::openmldb::{OpenMldbWriter, WriterConfig, WriterError};
+use super::SinkSettings;
+use super::task::TaskControl;
+use crate::openmldb::{OpenMldbWriter, WriterError};
 use crate::plugin::bindings::{Column, Message, Needs, Property, failure_kind_name};
 use crate::plugin::{
     ChainError, ConverterInstance, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginServices, Role,
-    StageSpec,
 };
-use crate::rocketmq::{ConsumedMessage, ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqError};
+use crate::rocketmq::{ConsumedMessage, OutgoingMessage, Producer, QueueConsumer, QueueId, RocketMqError};
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Messages held, at most, waiting for one that declares the schema
 /// `auto.create` needs.
 const MAX_HELD_FOR_SCHEMA: usize = 10_000;
-
-/// Everything one sink task needs, parsed from the connector config.
-#[derive(Debug, Clone)]
-pub struct SinkSettings {
-    pub connector: String,
-    pub consumer: ConsumerConfig,
-    pub table: String,
-    pub converter: StageSpec,
-    pub transforms: Vec<StageSpec>,
-    pub writer: WriterConfig,
-    /// `errors.deadletterqueue.topic.name`
-    pub dead_letter_topic: Option<String>,
-    /// `errors.tolerance=all`: dead-letter bad messages and go on.
-    pub tolerate_errors: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -89,17 +74,19 @@ fn plugin_message(m: &ConsumedMessage, needs: Needs) -> Message {
     }
 }
 
-/// Run one sink task until `cancel` fires or it halts.
+/// Run one sink task until its control cancels it or it halts. While the
+/// control says paused it finishes the batch in hand and then neither
+/// polls nor writes.
 pub async fn run_sink_task(
     settings: SinkSettings,
     engine: Arc<PluginEngine>,
     catalog: PluginCatalog,
     client: Arc<ClientRuntime>,
-    cancel: CancellationToken,
+    control: TaskControl,
 ) -> Result<SinkStats, SinkError> {
     let connector = settings.connector.clone();
     let consumer = QueueConsumer::start(client.clone(), settings.consumer.clone()).await?;
-    let result = run_with_consumer(&settings, &engine, &catalog, client, &consumer, &cancel).await;
+    let result = run_with_consumer(&settings, &engine, &catalog, client, &consumer, &control).await;
     consumer.shutdown().await;
     if let Err(e) = &result {
         tracing::error!(connector = %connector, "{e}");
@@ -113,14 +100,21 @@ async fn run_with_consumer(
     catalog: &PluginCatalog,
     client: Arc<ClientRuntime>,
     consumer: &QueueConsumer,
-    cancel: &CancellationToken,
+    control: &TaskControl,
 ) -> Result<SinkStats, SinkError> {
     let connector = settings.connector.as_str();
+    let cancel = &control.cancel;
+    let progress = &control.progress;
+    let mut paused = control.paused.clone();
     let mut stats = SinkStats::default();
     let dead_letters = match &settings.dead_letter_topic {
         Some(topic) => {
-            let mut producer =
-                Producer::start(client, &settings.consumer.namesrv, &format!("connect-{connector}-dlq")).await?;
+            let mut producer = Producer::start(
+                client,
+                &settings.consumer.namesrv,
+                &format!("connect-{connector}-dlq-{}", settings.task),
+            )
+            .await?;
             // The topic may exist already; creating it again is harmless.
             if let Err(e) = producer.create_topic(topic, 1).await {
                 tracing::debug!(connector, "creating the dead-letter topic {topic}: {e}");
@@ -134,6 +128,17 @@ async fn run_with_consumer(
     // table's schema.
     let mut held: Vec<ConsumedMessage> = Vec::new();
     while !cancel.is_cancelled() {
+        if *paused.borrow_and_update() {
+            progress.set_paused(true);
+            tracing::info!(connector, "paused");
+            tokio::select! {
+                _ = paused.wait_for(|p| !*p) => {}
+                _ = cancel.cancelled() => break,
+            }
+            progress.set_paused(false);
+            tracing::info!(connector, "resumed");
+            continue;
+        }
         let polled = tokio::select! {
             batch = consumer.poll(Duration::from_millis(200)) => batch,
             _ = cancel.cancelled() => break,
@@ -157,11 +162,23 @@ async fn run_with_consumer(
         let Some((writer, chain)) = pipeline.as_mut() else { continue };
         let needs = chain.converter_needs();
         let messages: Vec<Message> = batch.iter().map(|m| plugin_message(m, needs)).collect();
-        let output = tokio::task::block_in_place(|| chain.run(&messages))?;
+        let mut output = tokio::task::block_in_place(|| chain.run(&messages))?;
         let mut rejected: BTreeMap<u32, Rejection> = BTreeMap::new();
         for MessageFailure { source_index, stage, kind, message } in output.failures {
             rejected.entry(source_index).or_insert(Rejection { stage, kind: failure_kind_name(kind), reason: message });
         }
+        // Without tolerance the task stops at the first bad message of each
+        // queue: nothing after it in that queue is written.
+        let cut =
+            (!settings.tolerate_errors && !rejected.is_empty()).then(|| first_rejected_per_queue(&batch, &rejected));
+        let stored_before_cut = |index: u32| match &cut {
+            None => true,
+            Some(cut) => {
+                let message = &batch[index as usize];
+                cut.get(&message.queue).is_none_or(|first| message.queue_offset < *first)
+            }
+        };
+        output.rows.retain(|row| stored_before_cut(row.source_index));
         let report = writer.write(&output.rows, cancel).await;
         for (row, reason) in &report.poison {
             let source = output.rows[*row].source_index;
@@ -176,7 +193,10 @@ async fn run_with_consumer(
             // stay unacknowledged and come back after a restart.
             let unresolved: std::collections::HashSet<u32> =
                 report.unresolved.iter().map(|r| output.rows[*r].source_index).collect();
-            acknowledge(consumer, &batch, |i| !unresolved.contains(&i) && !rejected.contains_key(&i)).await;
+            acknowledge(consumer, &batch, |i| {
+                !unresolved.contains(&i) && !rejected.contains_key(&i) && stored_before_cut(i)
+            })
+            .await;
             return if cancel.is_cancelled() {
                 Ok(stats)
             } else {
@@ -187,13 +207,14 @@ async fn run_with_consumer(
             };
         }
         stats.rows_written += report.written.len() as u64;
+        progress.add_rows_written(report.written.len() as u64);
         for (index, rejection) in &rejected {
             let original = &batch[*index as usize];
             if !settings.tolerate_errors {
                 // Stored messages are acknowledged; the commit stops at this
                 // one, so it (and what follows it in its queue) comes back
                 // after a restart.
-                acknowledge(consumer, &batch, |i| !rejected.contains_key(&i)).await;
+                acknowledge(consumer, &batch, |i| !rejected.contains_key(&i) && stored_before_cut(i)).await;
                 return Err(SinkError::Halted {
                     connector: connector.into(),
                     topic: original.queue.topic.clone(),
@@ -214,14 +235,30 @@ async fn run_with_consumer(
                 );
             }
             stats.dead_lettered += 1;
+            progress.add_dead_lettered(1);
         }
         stats.messages += batch.len() as u64;
+        progress.add_messages(batch.len() as u64);
         acknowledge(consumer, &batch, |_| true).await;
     }
     if let Some(producer) = dead_letters {
         producer.shutdown().await;
     }
     Ok(stats)
+}
+
+/// The offset of the first rejected message in each queue of the batch.
+fn first_rejected_per_queue(
+    batch: &[ConsumedMessage],
+    rejected: &BTreeMap<u32, Rejection>,
+) -> std::collections::HashMap<QueueId, i64> {
+    let mut first = std::collections::HashMap::new();
+    for index in rejected.keys() {
+        let message = &batch[*index as usize];
+        let offset = first.entry(message.queue.clone()).or_insert(message.queue_offset);
+        *offset = (*offset).min(message.queue_offset);
+    }
+    first
 }
 
 async fn acknowledge(consumer: &QueueConsumer, batch: &[ConsumedMessage], keep: impl Fn(u32) -> bool) {

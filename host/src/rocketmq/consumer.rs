@@ -38,6 +38,10 @@ pub struct ConsumerConfig {
     /// persists on every acknowledgement, so a killed process redelivers
     /// only what it had not acknowledged.
     pub commit_interval: Duration,
+    /// The client's instance name; consumers of one group in one process
+    /// need distinct ones, or the broker sees one client and both get every
+    /// queue.
+    pub instance_name: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -89,6 +93,7 @@ impl ConsumerConfig {
             max_in_flight_per_queue: 4096,
             pull_batch_size: 256,
             commit_interval: Duration::ZERO,
+            instance_name: None,
         }
     }
 }
@@ -148,7 +153,11 @@ impl QueueConsumer {
             ConsumeFrom::First => ConsumeFromWhere::ConsumeFromFirstOffset,
             ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
         };
-        let inner = DefaultLitePullConsumer::builder(client)
+        let mut builder = DefaultLitePullConsumer::builder(client);
+        if let Some(instance) = &config.instance_name {
+            builder = builder.instance_name(instance.as_str());
+        }
+        let inner = builder
             .name_server_addr(config.namesrv.as_str())
             .consumer_group(config.group.as_str())
             .consume_from_where(consume_from)

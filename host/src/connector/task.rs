@@ -1,0 +1,61 @@
+//! The handle between a running task and whoever supervises it: a cancel
+//! token, a pause switch, and live counters the worker reports (status,
+//! REST, metrics) without asking the task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What a task reads to know whether to run, pause or stop.
+#[derive(Debug, Clone)]
+pub struct TaskControl {
+    pub cancel: CancellationToken,
+    pub paused: watch::Receiver<bool>,
+    pub progress: Arc<TaskProgress>,
+}
+
+impl TaskControl {
+    /// A control that never pauses; stops when `cancel` fires.
+    pub fn unpaused(cancel: CancellationToken) -> TaskControl {
+        let (_, paused) = watch::channel(false);
+        TaskControl { cancel, paused, progress: Arc::new(TaskProgress::default()) }
+    }
+}
+
+/// Counters a task updates as it goes.
+#[derive(Debug, Default)]
+pub struct TaskProgress {
+    messages: AtomicU64,
+    rows_written: AtomicU64,
+    dead_lettered: AtomicU64,
+    /// The task has seen the pause switch and stopped polling.
+    paused: AtomicBool,
+}
+
+impl TaskProgress {
+    pub fn add_messages(&self, n: u64) {
+        self.messages.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_rows_written(&self, n: u64) {
+        self.rows_written.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_dead_lettered(&self, n: u64) {
+        self.dead_lettered.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+    pub fn messages(&self) -> u64 {
+        self.messages.load(Ordering::Relaxed)
+    }
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.load(Ordering::Relaxed)
+    }
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,545 @@
+//! The worker as users run it: `rmq-openmldb run --config worker.toml`,
+//! connectors posted over HTTP (RocketMQ Connect's routes and `/v1/`),
+//! messages produced with the CLI into the real broker, rows read back from
+//! the OpenMLDB APIServer stand-in.
+
+#![recursion_limit = "512"]
+
+use openmldb_standin::{StandIn, StandInOptions};
+use rmq_openmldb::openmldb::ApiClient;
+use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer, RocketMqClient};
+use rocketmq_client_rust::ClientRuntime;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NAMESRV: &str = "127.0.0.1:9876";
+
+/// The tests share one broker and two cores; one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Start RocketMQ (if needed), then run `test` on the RocketMQ client's runtime.
+fn with_broker<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<ClientRuntime>) -> F) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let status = Command::new(root().join("scripts/rocketmq.sh")).arg("start").status().unwrap();
+    assert!(status.success(), "scripts/rocketmq.sh start failed");
+    let client = RocketMqClient::new().unwrap();
+    let runtime = client.client();
+    client.run(test(runtime));
+}
+
+/// A worker process on a free loopback port, killed when dropped.
+struct WorkerProcess {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    async fn start(data: &Path) -> WorkerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::create_dir_all(data).unwrap();
+        let config = data.join("worker.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "namesrv_addr = \"{NAMESRV}\"\nhttp_addr = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworker_id = \"test-worker\"\n",
+                data.join("store").display()
+            ),
+        )
+        .unwrap();
+        let log = data.join(format!("worker-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
+            .args(["--log", "info", "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let worker = WorkerProcess { child, base: format!("http://127.0.0.1:{port}"), data: data.to_path_buf(), log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{}/v1/worker", worker.base)).await.is_err() {
+            assert!(Instant::now() < deadline, "the worker did not start; log:\n{}", worker.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worker
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the graceful exit.
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "worker exit status {status}; log:\n{}", self.log_text());
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// The compat API's success body, or a panic with its error.
+    async fn compat_ok(&self, path: &str) -> Value {
+        let (status, reply) = self.get(path).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "GET {path}: {reply}");
+        reply["body"].clone()
+    }
+
+    async fn connector_state(&self, name: &str) -> Value {
+        self.get(&format!("/v1/connectors/{name}")).await.1
+    }
+
+    /// Wait until every task of `name` is in `state`.
+    async fn wait_for_tasks(&self, name: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let view = self.connector_state(name).await;
+            let tasks = view["tasks"].as_array().cloned().unwrap_or_default();
+            if !tasks.is_empty() && tasks.iter().all(|t| t["state"] == state) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "tasks of {name} never all {state}: {view}\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An `employee_test` row in RocketMQ Connect's JsonConverter envelope, as
+/// the JDBC source writes it.
+fn envelope(payload: Value) -> String {
+    let field = |name: &str, ty: &str| json!({"type": ty, "optional": true, "field": name});
+    let mut begin_time = field("begin_time", "int64");
+    begin_time["name"] = json!("io.openmessaging.connector.api.data.logical.Timestamp");
+    begin_time["version"] = json!(1);
+    json!({
+        "schema": {
+            "type": "struct",
+            "fields": [field("id", "int64"), field("name", "string"), field("howold", "int32"), field("male", "int32"),
+                       field("company", "string"), field("money", "double"), begin_time],
+            "optional": true,
+            "name": "employee_test"
+        },
+        "payload": payload
+    })
+    .to_string()
+}
+
+fn guide_rows() -> Vec<String> {
+    vec![
+        envelope(
+            json!({"id": 2, "name": "name-02", "howold": 19, "male": 7, "company": "company", "money": 32232.0, "begin_time": 1640764800000i64}),
+        ),
+        envelope(
+            json!({"id": 4, "name": "gjk", "howold": 25, "male": 8, "company": "company", "money": 3232.0, "begin_time": 1640378616000i64}),
+        ),
+        envelope(
+            json!({"id": 12, "name": "name-06", "howold": 19, "male": 3, "company": null, "money": null, "begin_time": null}),
+        ),
+        envelope(
+            json!({"id": 14, "name": "name-08", "howold": 25, "male": 15, "company": "company", "money": 32255.0, "begin_time": 1644347199000i64}),
+        ),
+    ]
+}
+
+fn numbered_row(id: i64) -> String {
+    envelope(
+        json!({"id": id, "name": format!("name-{id}"), "howold": id % 90, "male": id % 2, "company": "c", "money": id as f64 / 4.0, "begin_time": 1640764800000i64 + id}),
+    )
+}
+
+/// Produce each body as one message, through the CLI, over 8 queues.
+fn produce(dir: &Path, topic: &str, bodies: &[String]) {
+    produce_command(dir, topic, bodies).status().map(|s| assert!(s.success())).unwrap();
+}
+
+/// Produce into a topic of one queue, so the order is total.
+fn produce_in_order(dir: &Path, topic: &str, bodies: &[String]) {
+    let status = produce_command(dir, topic, bodies).args(["--queues", "1"]).status().unwrap();
+    assert!(status.success());
+}
+
+fn produce_command(dir: &Path, topic: &str, bodies: &[String]) -> Command {
+    let file = dir.join(format!("{}.jsonl", unique("messages")));
+    std::fs::write(&file, bodies.join("\n")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"));
+    command.args(["rocketmq", "produce", "--namesrv", NAMESRV, "--topic", topic, "--lines"]).arg(file);
+    command
+}
+
+/// The OpenMLDB guide's sink connector JSON, pointed at the stand-in.
+fn guide_sink(topic: &str, apiserver: &str) -> Value {
+    json!({
+        "connector-class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
+        "max-task": "1",
+        "connect-topicname": topic,
+        "connection.url": "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster",
+        "openmldb.apiserver": apiserver,
+        "insert.mode": "INSERT",
+        "db.timezone": "UTC",
+        "table.types": "TABLE",
+        "auto.create": "true",
+        "source-record-converter": "org.apache.rocketmq.connect.runtime.converter.JsonConverter"
+    })
+}
+
+async fn standin() -> StandIn {
+    let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
+    // The guide's step 1: `create database rocketmq_test;`.
+    let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+    assert!(api.execute("rocketmq_test", "CREATE DATABASE rocketmq_test").await.unwrap().is_ok());
+    standin
+}
+
+async fn table_rows(standin: &StandIn, table: &str) -> Vec<Value> {
+    let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+    let reply = api.execute("rocketmq_test", &format!("SELECT * FROM {table}")).await.unwrap();
+    let mut rows = reply.body["data"]["data"].as_array().cloned().unwrap_or_default();
+    rows.sort_by_key(|r| r[0].as_i64());
+    rows
+}
+
+/// Wait until `table` holds at least `count` rows; return them.
+async fn wait_for_rows(standin: &StandIn, table: &str, count: usize, worker: &WorkerProcess) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rows = table_rows(standin, table).await;
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "{} of {count} rows in {table}; log:\n{}", rows.len(), worker.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn the_guides_sink_connector_json_posted_over_http_writes_every_row_exactly() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("employee_test");
+        let table = topic.clone();
+        produce(dir.path(), &topic, &guide_rows());
+        let worker = WorkerProcess::start(dir.path()).await;
+
+        let connector = guide_sink(&topic, &standin.addr.to_string());
+        let (status, reply) = worker.post("/connectors/jdbc-openmldb-sink-test", &connector.to_string()).await;
+        assert_eq!(status, 200);
+        assert_eq!(reply, json!({"status": 200, "body": connector}), "RocketMQ Connect echoes the config");
+
+        let rows = wait_for_rows(&standin, &table, 4, &worker).await;
+        assert_eq!(
+            rows,
+            vec![
+                json!([2, "name-02", 19, 7, "company", 32232.0, 1640764800000i64]),
+                json!([4, "gjk", 25, 8, "company", 3232.0, 1640378616000i64]),
+                json!([12, "name-06", 19, 3, null, null, null]),
+                json!([14, "name-08", 25, 15, "company", 32255.0, 1644347199000i64]),
+            ]
+        );
+        let status = worker.compat_ok("/connectors/jdbc-openmldb-sink-test/status").await;
+        assert_eq!(status["connector"]["state"], "RUNNING");
+        assert_eq!(status["tasks"], json!([{"id": 0, "state": "RUNNING", "trace": null, "workerId": "test-worker"}]));
+        assert_eq!(status["type"], "SINK");
+        let list = worker.compat_ok("/connectors/list").await;
+        assert_eq!(list["jdbc-openmldb-sink-test"]["info"]["config"], connector);
+        let tasks = worker.compat_ok("/connectors/jdbc-openmldb-sink-test/tasks").await;
+        assert_eq!(tasks[0]["id"], json!({"connector": "jdbc-openmldb-sink-test", "task": 0}));
+        assert_eq!(worker.compat_ok("/getClusterInfo").await, json!(["test-worker"]));
+        let plugins = worker.compat_ok("/plugin/list/connectors").await;
+        assert!(
+            plugins
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["className"] == "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector"
+                    && p["type"] == "SINK")
+        );
+        let view = worker.connector_state("jdbc-openmldb-sink-test").await;
+        assert_eq!(
+            (view["tasks"][0]["rows_written"].as_u64(), view["tasks"][0]["messages"].as_u64()),
+            (Some(4), Some(4))
+        );
+    });
+}
+
+#[test]
+fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documented() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("lifecycle");
+        let worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
+        connector["connection.password"] = json!("hunter2");
+        produce(dir.path(), &topic, &(1..=10).map(numbered_row).collect::<Vec<_>>());
+        let (status, created) =
+            worker.post("/v1/connectors", &json!({"name": "life", "config": connector}).to_string()).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["config"]["connection.password"], "********", "secrets are masked when read back");
+        assert_eq!(worker.get("/v1/connectors/life/config").await.1["connection.password"], "********");
+        assert_eq!(worker.compat_ok("/connectors/life/config").await["config"]["connection.password"], "********");
+        wait_for_rows(&standin, &topic, 10, &worker).await;
+
+        // Pause: once the task reports PAUSED, nothing more is written.
+        assert_eq!(worker.compat_ok("/connectors/life/pause").await, "Connector [life] paused successfully");
+        worker.wait_for_tasks("life", "PAUSED").await;
+        assert_eq!(worker.connector_state("life").await["state"], "PAUSED");
+        produce(dir.path(), &topic, &(11..=20).map(numbered_row).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(table_rows(&standin, &topic).await.len(), 10, "a paused connector writes nothing");
+
+        // Resume: the held messages arrive.
+        assert_eq!(worker.compat_ok("/connectors/life/resume").await, "Connector [life] resumed successfully");
+        wait_for_rows(&standin, &topic, 20, &worker).await;
+        assert_eq!(worker.connector_state("life").await["state"], "RUNNING");
+
+        // Stop keeps the connector; nothing is written while stopped.
+        let (status, stopped) = worker.post("/v1/connectors/life/stop", "").await;
+        assert_eq!((status, &stopped["state"], &stopped["target"]), (202, &json!("STOPPED"), &json!("STOPPED")));
+        assert!(stopped["tasks"].as_array().unwrap().is_empty());
+        produce(dir.path(), &topic, &(21..=30).map(numbered_row).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(table_rows(&standin, &topic).await.len(), 20, "a stopped connector writes nothing");
+        assert_eq!(worker.get("/v1/connectors/life").await.0, 200, "a stopped connector is kept");
+        assert_eq!(worker.post("/v1/connectors/life/pause", "").await.0, 409, "a stopped connector cannot be paused");
+
+        // Restart runs it again from where it stopped.
+        let (status, restarted) = worker.post("/v1/connectors/life/restart", "").await;
+        assert_eq!((status, &restarted["state"]), (202, &json!("RUNNING")));
+        let rows = wait_for_rows(&standin, &topic, 30, &worker).await;
+        assert_eq!(rows.iter().map(|r| r[0].as_i64().unwrap()).collect::<Vec<_>>(), (1..=30).collect::<Vec<_>>());
+
+        // v1 DELETE answers 204 and the connector is gone; so are its tasks.
+        assert_eq!(worker.send(reqwest::Method::DELETE, "/v1/connectors/life", "").await.0, 204);
+        assert_eq!(worker.get("/v1/connectors/life").await.0, 404);
+        assert_eq!(worker.send(reqwest::Method::DELETE, "/v1/connectors/life", "").await.0, 404);
+
+        // RocketMQ Connect's stop deletes, as it does there.
+        worker.post("/connectors/again", &connector.to_string()).await;
+        assert_eq!(worker.compat_ok("/connectors/again/stop").await, "Connector [again] deleted successfully");
+        assert_eq!(worker.compat_ok("/connectors/list").await, json!({}));
+    });
+}
+
+async fn read_dead_letters(runtime: Arc<ClientRuntime>, topic: &str, count: usize) -> Vec<ConsumedMessage> {
+    let consumer =
+        QueueConsumer::start(runtime, ConsumerConfig::new(NAMESRV, &unique("dlq-reader"), &[topic])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut letters = Vec::new();
+    while letters.len() < count && Instant::now() < deadline {
+        let got = consumer.poll(Duration::from_millis(500)).await;
+        consumer.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+        letters.extend(got);
+    }
+    consumer.shutdown().await;
+    letters
+}
+
+#[test]
+fn malformed_messages_go_to_the_dead_letter_topic_and_the_rows_around_them_are_written() {
+    with_broker(|runtime| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("with_bad");
+        let dead_letters = unique("dlq");
+        let mut bodies: Vec<String> = (1..=50).map(numbered_row).collect();
+        bodies.insert(10, "{not json".into());
+        bodies.insert(30, envelope(json!({"id": 1000, "name": "too-old", "howold": 3000000000i64, "male": 1, "company": "c", "money": 1.0, "begin_time": 1})));
+        produce(dir.path(), &topic, &bodies);
+        let worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["errors.tolerance"] = json!("all");
+        connector["errors.deadletterqueue.topic.name"] = json!(dead_letters);
+        let (_, reply) = worker.post("/connectors/tolerant", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+
+        let rows = wait_for_rows(&standin, &topic, 50, &worker).await;
+        assert_eq!(rows.iter().map(|r| r[0].as_i64().unwrap()).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+        let letters = read_dead_letters(runtime, &dead_letters, 2).await;
+        let property = |m: &ConsumedMessage, key: &str| {
+            m.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default()
+        };
+        let mut reasons: Vec<String> = letters.iter().map(|m| property(m, "connect.errors.reason")).collect();
+        reasons.sort();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].starts_with("body is not valid JSON"), "{reasons:?}");
+        assert_eq!(reasons[1], "field \"howold\": value 3000000000 does not fit int (-2147483648..2147483647)");
+        assert!(letters.iter().all(|m| property(m, "connect.errors.connector") == "tolerant"));
+        assert!(letters.iter().all(|m| property(m, "connect.errors.topic") == topic));
+        let view = worker.connector_state("tolerant").await;
+        assert_eq!((view["state"].as_str(), view["tasks"][0]["dead_lettered"].as_u64()), (Some("RUNNING"), Some(2)));
+
+        // errors.tolerance=none: the same input halts the connector, FAILED
+        // with the reason, after storing what came before the bad message
+        // and nothing after it.
+        let strict_topic = unique("strict");
+        produce_in_order(dir.path(), &strict_topic, &bodies[..12]);
+        let strict = guide_sink(&strict_topic, &standin.addr.to_string());
+        let (_, reply) = worker.post("/connectors/strict", &strict.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        worker.wait_for_tasks("strict", "FAILED").await;
+        let status = worker.compat_ok("/connectors/strict/status").await;
+        assert_eq!(status["connector"]["state"], "FAILED");
+        let trace = status["connector"]["trace"].as_str().unwrap();
+        assert!(trace.contains("cannot be stored") && trace.contains("body is not valid JSON"), "{trace}");
+        let stored: Vec<i64> =
+            table_rows(&standin, &strict_topic).await.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(stored, (1..=10).collect::<Vec<_>>(), "the ten rows before it are stored, the one after it not");
+    });
+}
+
+#[test]
+fn a_killed_worker_restarts_with_its_connectors_and_loses_or_duplicates_nothing() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("restart");
+        const FIRST: i64 = 10_000;
+        const TOTAL: i64 = 30_000;
+        produce(dir.path(), &topic, &(1..=FIRST).map(numbered_row).collect::<Vec<_>>());
+        let mut worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["insert.mode"] = json!("INSERT_OR_IGNORE");
+        connector["max-task"] = json!("2");
+        connector["batch.size"] = json!("200");
+        let (_, reply) = worker.post("/connectors/durable", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        wait_for_rows(&standin, &topic, 1, &worker).await;
+
+        // More messages flow while the worker is killed without warning.
+        let mut producer =
+            produce_command(dir.path(), &topic, &(FIRST + 1..=TOTAL).map(numbered_row).collect::<Vec<_>>())
+                .spawn()
+                .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        worker.kill();
+        let before_restart = table_rows(&standin, &topic).await.len();
+        let mut worker = WorkerProcess::start(&worker.data.clone()).await;
+        let restored = worker.connector_state("durable").await;
+        assert_eq!(restored["tasks"].as_array().map(Vec::len), Some(2), "the connector came back: {restored}");
+        assert!(producer.wait().unwrap().success());
+
+        let rows = wait_for_rows(&standin, &topic, TOTAL as usize, &worker).await;
+        let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>(), "every row once ({before_restart} before the restart)");
+        // A graceful stop and start keeps it too, and writes nothing twice.
+        worker.terminate();
+        let worker = WorkerProcess::start(dir.path()).await;
+        worker.wait_for_tasks("durable", "RUNNING").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(table_rows(&standin, &topic).await.len(), TOTAL as usize);
+    });
+}
+
+#[test]
+fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let worker = WorkerProcess::start(dir.path()).await;
+        let good = guide_sink("bad_input_topic", &standin.addr.to_string());
+        let with = |key: &str, value: Value| {
+            let mut c = good.clone();
+            if value.is_null() {
+                c.as_object_mut().unwrap().remove(key);
+            } else {
+                c[key] = value;
+            }
+            c.to_string()
+        };
+        let cases = [
+            ("{\"connector-class\": ", "invalid JSON: EOF while parsing a value at line 1 column 20".to_string()),
+            (
+                &with("connector-class", json!("org.example.NoSuchConnector")) as &str,
+                "key \"connector.class\": invalid value \"org.example.NoSuchConnector\": unknown connector class; this host runs org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink".to_string(),
+            ),
+            (&with("connect-topicname", Value::Null), "missing required key \"connect.topicnames\"".to_string()),
+            (
+                &with("connect-topicname", json!(["a", "b"])),
+                "key \"connect-topicname\": expected a string, number or boolean, got an array".to_string(),
+            ),
+            (&with("max-task", json!("two")), "key \"max.tasks\": invalid value \"two\": expected a whole number from 1 to 64".to_string()),
+            (
+                &with("insert.mode", json!("MERGE")),
+                "key \"insert.mode\": invalid value \"MERGE\": expected INSERT, INSERT_OR_IGNORE or UPSERT".to_string(),
+            ),
+            (
+                &with("transforms", json!("nope")),
+                "transform plugin \"nope\": ".to_string(),
+            ),
+        ];
+        for (body, expected) in &cases {
+            let (status, reply) = worker.post("/connectors/bad", body).await;
+            assert_eq!(status, 200, "RocketMQ Connect's routes always answer 200");
+            assert_eq!(reply["errorCode"], 400, "{body}: {reply}");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.starts_with(expected.as_str()), "{body}:\n  got      {message}\n  expected {expected}");
+            let (status, reply) = worker.send(reqwest::Method::PUT, "/v1/connectors/bad/config", body).await;
+            assert_eq!(status, 400, "{reply}");
+            assert!(reply["error"]["message"].as_str().unwrap().starts_with(expected.as_str()), "{reply}");
+        }
+        assert_eq!(worker.compat_ok("/connectors/list").await, json!({}), "nothing was created");
+        assert!(!dir.path().join("store/connectors.json").exists(), "nothing was stored");
+        let (status, reply) = worker.post("/v1/connectors", &json!({"config": good}).to_string()).await;
+        assert_eq!(
+            (status, reply["error"]["message"].as_str()),
+            (400, Some("\"name\" is required and must be a string"))
+        );
+        assert_eq!(worker.get("/connectors/nope/status").await.1["message"], "connector \"nope\" not found");
+        assert_eq!(worker.get("/v1/connectors/nope").await.0, 404);
+
+        // The same config twice: RocketMQ Connect's error, and no change.
+        let (_, reply) = worker.post("/connectors/ok", &good.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        let (_, reply) = worker.post("/connectors/ok", &good.to_string()).await;
+        assert_eq!(reply, json!({"errorCode": 400, "message": "Connector with same config already exist."}));
+        let (status, _) = worker.post("/v1/connectors", &json!({"name": "ok", "config": good}).to_string()).await;
+        assert_eq!(status, 409);
+        let (status, openapi) = worker.get("/v1/openapi.json").await;
+        assert_eq!((status, openapi["openapi"].as_str()), (200, Some("3.0.3")));
+    });
+}
