@@ -5,6 +5,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rmq-openmldb/target}"
 RMQ_OPENMLDB_BIN="$CARGO_TARGET_DIR/release/rmq-openmldb"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 
 # The built-in plugins are compiled for wasm32-wasip2.
 ensure_rust_targets() {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: Apache RocketMQ on loopback, an
 # OpenMLDB APIServer (the project's stand-in unless OPENMLDB_APISERVER=host:port
-# names a real one), the OpenMLDB guide's sink connector running in
-# rmq-openmldb, the guide's employee_test rows (plus three bad ones) produced
-# into the topic, and the resulting table printed.
+# names a real one), the rmq-openmldb worker, the OpenMLDB guide's sink
+# connector created over its REST API, the guide's employee_test rows (plus
+# three bad ones) produced into the topic, and the resulting table printed.
+# KEEP_RUNNING=1 leaves everything running afterwards (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -12,8 +13,13 @@ build_host
 cargo build --release --locked -p openmldb-standin
 scripts/rocketmq.sh start
 
+WORK="$PWD/.cache/quickstart"
+rm -rf "$WORK"
+mkdir -p "$WORK/plugins"
 STANDIN_PID=
+WORKER_PID=
 cleanup() {
+  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null || true
   [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null || true
   scripts/rocketmq.sh stop
 }
@@ -22,28 +28,59 @@ trap cleanup EXIT
 APISERVER="${OPENMLDB_APISERVER:-}"
 if [ -z "$APISERVER" ]; then
   APISERVER=127.0.0.1:9080
-  log "no OPENMLDB_APISERVER given: starting the OpenMLDB APIServer STAND-IN (in memory, for trying things out; not OpenMLDB) on $APISERVER"
+  log "no OPENMLDB_APISERVER given: starting the OpenMLDB APIServer STAND-IN (in memory, for trying things out; it is not OpenMLDB) on $APISERVER"
   "$CARGO_TARGET_DIR/release/openmldb-standin" --listen "$APISERVER" &
   STANDIN_PID=$!
-  sleep 1
 else
   log "writing into the real OpenMLDB APIServer at $APISERVER"
 fi
 
-TOPIC=employee_test
-CONFIG=$(mktemp --suffix=.json)
-sed "s/\"openmldb.apiserver\": \"[^\"]*\"/\"openmldb.apiserver\": \"$APISERVER\"/" examples/connectors/openmldb-sink.json > "$CONFIG"
-log "the connector (OpenMLDB's guide, plus the APIServer address):"
-cat "$CONFIG"
+HTTP=127.0.0.1:8082
+cat > "$WORK/worker.toml" <<TOML
+namesrv_addr = "127.0.0.1:9876"
+http_addr = "$HTTP"
+data_dir = "$WORK/data"
+plugins_dir = "$WORK/plugins"
+worker_id = "quickstart"
+TOML
+log "starting the worker: rmq-openmldb run --config $WORK/worker.toml"
+RMQ_OPENMLDB_LOG=info "$RMQ_OPENMLDB_BIN" run --config "$WORK/worker.toml" 2> "$WORK/worker.log" &
+WORKER_PID=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://$HTTP/v1/worker" > /dev/null && break
+  kill -0 "$WORKER_PID" 2>/dev/null || { cat "$WORK/worker.log"; die "the worker exited"; }
+  sleep 0.2
+done
 
+TOPIC=employee_test
 log "producing employee_test messages (JsonConverter envelopes, plain JSON, and three bad ones) into topic $TOPIC"
 "$RMQ_OPENMLDB_BIN" rocketmq produce --topic "$TOPIC" --lines examples/plugin-test/employee_test.jsonl
 
-log "running the sink connector for 15 s"
-"$RMQ_OPENMLDB_BIN" connector sink --config "$CONFIG" --name jdbc-openmldb-sink-test --for-seconds 15
+CONNECTOR=$(sed "s/\"openmldb.apiserver\": \"[^\"]*\"/\"openmldb.apiserver\": \"$APISERVER\"/" examples/connectors/openmldb-sink.json)
+log "creating the OpenMLDB guide's sink connector (plus the APIServer address and a dead-letter topic):"
+echo "curl -X POST -H 'Content-Type: application/json' http://$HTTP/connectors/jdbc-openmldb-sink-test -d '$CONNECTOR'"
+curl -s -X POST -H 'Content-Type: application/json' "http://$HTTP/connectors/jdbc-openmldb-sink-test" -d "$CONNECTOR"
+echo
 
-log "OpenMLDB table rocketmq_test.employee_test:"
-curl -s -X POST "http://$APISERVER/dbs/rocketmq_test" -H 'Content-Type: application/json' \
-  -d '{"mode":"online","sql":"select * from employee_test"}'
+sql() {
+  curl -s -X POST "http://$APISERVER/dbs/rocketmq_test" -H 'Content-Type: application/json' \
+    -d "{\"mode\":\"online\",\"sql\":\"$1\"}"
+}
+log "waiting for the rows"
+for _ in $(seq 1 150); do
+  sql "select count(*) from employee_test" | grep -q '"data":\[\[5\]\]' && break
+  sleep 0.2
+done
+
+log "connector status (GET /connectors/jdbc-openmldb-sink-test/status):"
+curl -s "http://$HTTP/connectors/jdbc-openmldb-sink-test/status"
+echo
+log "OpenMLDB table rocketmq_test.employee_test (select * from employee_test):"
+sql "select * from employee_test"
 echo
 log "dead-lettered messages are in topic employee_test_dlq, each with its reason in property connect.errors.reason"
+log "per-task counters: curl http://$HTTP/v1/connectors/jdbc-openmldb-sink-test ; worker log: $WORK/worker.log"
+if [ "${KEEP_RUNNING:-0}" = 1 ]; then
+  log "KEEP_RUNNING=1: the worker listens on http://$HTTP; Ctrl-C stops everything"
+  wait "$WORKER_PID"
+fi
