@@ -86,6 +86,7 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
         .collect();
         let name = unique("jdbc-openmldb-sink-test");
         let mut connector = connector;
+        connector.insert("table.name.format".into(), "employee_test".into());
         connector.insert("errors.tolerance".into(), "all".into());
         connector.insert("errors.deadletterqueue.topic.name".into(), dead_letters.clone());
         let settings = SinkSettings::from_config(&name, NAMESRV, &connector).unwrap();

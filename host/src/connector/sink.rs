@@ -13,19 +13,24 @@
 use super::SinkSettings;
 use super::task::TaskControl;
 use crate::openmldb::{OpenMldbWriter, WriterError};
-use crate::plugin::bindings::{Column, Message, Needs, Property, failure_kind_name};
+use crate::plugin::bindings::{Column, Message, Needs, Property, Row, failure_kind_name};
 use crate::plugin::{
-    ChainError, ConverterInstance, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginServices, Role,
+    ChainError, ChainOutput, ConverterInstance, MessageFailure, PluginCatalog, PluginChain, PluginEngine,
+    PluginServices, Role,
 };
 use crate::rocketmq::{ConsumedMessage, OutgoingMessage, Producer, QueueConsumer, QueueId, RocketMqError};
 use rocketmq_client_rust::ClientRuntime;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages held, at most, waiting for one that declares the schema
 /// `auto.create` needs.
 const MAX_HELD_FOR_SCHEMA: usize = 10_000;
+
+/// Messages taken into one pass of the pipeline, at most (about): what has
+/// arrived is processed together, never waiting for more.
+const MAX_MESSAGES_PER_BATCH: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -94,6 +99,150 @@ pub async fn run_sink_task(
     result
 }
 
+/// A batch after the plugins ran: the rows to store, and why the other
+/// messages cannot be stored.
+struct Converted {
+    batch: Vec<ConsumedMessage>,
+    rows: Vec<Row>,
+    rejected: BTreeMap<u32, Rejection>,
+    /// Without error tolerance: the first rejected offset of each queue;
+    /// nothing from there on is written, and the task halts.
+    cut: Option<HashMap<QueueId, i64>>,
+}
+
+impl Converted {
+    fn new(batch: Vec<ConsumedMessage>, output: ChainOutput, tolerate_errors: bool) -> Converted {
+        let mut rejected: BTreeMap<u32, Rejection> = BTreeMap::new();
+        for MessageFailure { source_index, stage, kind, message } in output.failures {
+            rejected.entry(source_index).or_insert(Rejection { stage, kind: failure_kind_name(kind), reason: message });
+        }
+        let cut = (!tolerate_errors && !rejected.is_empty()).then(|| first_rejected_per_queue(&batch, &rejected));
+        let mut converted = Converted { batch, rows: output.rows, rejected, cut };
+        let mut rows = std::mem::take(&mut converted.rows);
+        rows.retain(|row| converted.before_cut(row.source_index));
+        converted.rows = rows;
+        converted
+    }
+
+    /// Whether message `index` comes before its queue's first rejection.
+    fn before_cut(&self, index: u32) -> bool {
+        let Some(cut) = &self.cut else { return true };
+        let message = &self.batch[index as usize];
+        cut.get(&message.queue).is_none_or(|first| message.queue_offset < *first)
+    }
+}
+
+/// The second half of the pipeline: write, dead-letter, acknowledge.
+struct Store<'a> {
+    settings: &'a SinkSettings,
+    consumer: &'a QueueConsumer,
+    writer: OpenMldbWriter,
+    dead_letters: Option<Producer>,
+    control: &'a TaskControl,
+    stats: SinkStats,
+}
+
+/// How storing a batch ended, when it did not fail.
+enum Stored {
+    All,
+    /// Cancelled while rows were still being retried; they stay
+    /// unacknowledged and come back.
+    Interrupted,
+}
+
+impl Store<'_> {
+    async fn store(&mut self, mut converted: Converted) -> Result<Stored, SinkError> {
+        let connector = self.settings.connector.as_str();
+        let report = self.writer.write(&converted.rows, &self.control.cancel).await;
+        for (row, reason) in &report.poison {
+            let source = converted.rows[*row].source_index;
+            let rejection = Rejection { stage: "writer openmldb".into(), kind: "rejected", reason: reason.clone() };
+            converted.rejected.entry(source).or_insert(rejection);
+        }
+        let Converted { batch, rows, rejected, .. } = &converted;
+        if !report.unresolved.is_empty() {
+            // Only on shutdown or when max.retries ran out: these messages
+            // stay unacknowledged and come back after a restart.
+            let unresolved: HashSet<u32> = report.unresolved.iter().map(|r| rows[*r].source_index).collect();
+            let stored = |i: u32| !unresolved.contains(&i) && !rejected.contains_key(&i) && converted.before_cut(i);
+            acknowledge(self.consumer, batch, stored).await;
+            if self.control.cancel.is_cancelled() {
+                return Ok(Stored::Interrupted);
+            }
+            let last_error = report.last_error.unwrap_or_default();
+            return Err(SinkError::Other {
+                connector: connector.into(),
+                message: format!("OpenMLDB kept failing: {last_error}"),
+            });
+        }
+        self.stats.rows_written += report.written.len() as u64;
+        self.control.progress.add_rows_written(report.written.len() as u64);
+        for (index, rejection) in rejected {
+            let original = &batch[*index as usize];
+            if !self.settings.tolerate_errors {
+                // Stored messages are acknowledged; the commit stops at this
+                // one, so it (and what follows it in its queue) comes back
+                // after a restart.
+                acknowledge(self.consumer, batch, |i| !rejected.contains_key(&i) && converted.before_cut(i)).await;
+                return Err(SinkError::Halted {
+                    connector: connector.into(),
+                    topic: original.queue.topic.clone(),
+                    queue: original.queue.queue_id,
+                    offset: original.queue_offset,
+                    reason: format!("{} ({}): {}", rejection.stage, rejection.kind, rejection.reason),
+                });
+            }
+            if let Some(producer) = &self.dead_letters {
+                send_dead_letter(producer, self.settings, original, rejection).await?;
+            } else {
+                let (queue, offset) = (original.queue.queue_id, original.queue_offset);
+                tracing::warn!(connector, "skipping message {queue}/{offset}: {}", rejection.reason);
+            }
+            self.stats.dead_lettered += 1;
+            self.control.progress.add_dead_lettered(1);
+        }
+        self.stats.messages += batch.len() as u64;
+        self.control.progress.add_messages(batch.len() as u64);
+        acknowledge(self.consumer, batch, |_| true).await;
+        Ok(Stored::All)
+    }
+}
+
+/// Run the plugins over a batch on a blocking thread (they are CPU work),
+/// handing the chain back for the next batch.
+async fn convert(
+    mut chain: PluginChain,
+    batch: Vec<ConsumedMessage>,
+    settings: &SinkSettings,
+) -> Result<(PluginChain, Converted), SinkError> {
+    let needs = chain.converter_needs();
+    let messages: Vec<Message> = batch.iter().map(|m| plugin_message(m, needs)).collect();
+    let job = tokio::task::spawn_blocking(move || {
+        let output = chain.run(&messages);
+        (chain, output)
+    });
+    let (chain, output) = job.await.map_err(|e| SinkError::Other {
+        connector: settings.connector.clone(),
+        message: format!("the plugin thread failed: {e}"),
+    })?;
+    Ok((chain, Converted::new(batch, output?, settings.tolerate_errors)))
+}
+
+/// Wait until the task is resumed or cancelled; false if cancelled.
+async fn wait_while_paused(control: &TaskControl, paused: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    control.progress.set_paused(true);
+    tracing::info!("paused");
+    let resumed = tokio::select! {
+        _ = paused.wait_for(|p| !*p) => true,
+        _ = control.cancel.cancelled() => false,
+    };
+    control.progress.set_paused(false);
+    if resumed {
+        tracing::info!("resumed");
+    }
+    resumed
+}
+
 async fn run_with_consumer(
     settings: &SinkSettings,
     engine: &Arc<PluginEngine>,
@@ -104,17 +253,11 @@ async fn run_with_consumer(
 ) -> Result<SinkStats, SinkError> {
     let connector = settings.connector.as_str();
     let cancel = &control.cancel;
-    let progress = &control.progress;
     let mut paused = control.paused.clone();
-    let mut stats = SinkStats::default();
     let dead_letters = match &settings.dead_letter_topic {
         Some(topic) => {
-            let mut producer = Producer::start(
-                client,
-                &settings.consumer.namesrv,
-                &format!("connect-{connector}-dlq-{}", settings.task),
-            )
-            .await?;
+            let group = format!("connect-{connector}-dlq-{}", settings.task);
+            let mut producer = Producer::start(client, &settings.consumer.namesrv, &group).await?;
             // The topic may exist already; creating it again is harmless.
             if let Err(e) = producer.create_topic(topic, 1).await {
                 tracing::debug!(connector, "creating the dead-letter topic {topic}: {e}");
@@ -123,124 +266,86 @@ async fn run_with_consumer(
         }
         None => None,
     };
-    let mut pipeline: Option<(OpenMldbWriter, PluginChain)> = None;
-    // Batches held while auto.create waits for a message that declares the
-    // table's schema.
+
+    // Until the table's schema is known (auto.create may need a message
+    // that declares it), batches are held.
     let mut held: Vec<ConsumedMessage> = Vec::new();
-    while !cancel.is_cancelled() {
+    let (writer, mut chain, first) = loop {
+        if cancel.is_cancelled() {
+            return Ok(SinkStats::default());
+        }
         if *paused.borrow_and_update() {
-            progress.set_paused(true);
-            tracing::info!(connector, "paused");
-            tokio::select! {
-                _ = paused.wait_for(|p| !*p) => {}
-                _ = cancel.cancelled() => break,
+            if !wait_while_paused(control, &mut paused).await {
+                return Ok(SinkStats::default());
             }
-            progress.set_paused(false);
-            tracing::info!(connector, "resumed");
             continue;
         }
         let polled = tokio::select! {
-            batch = consumer.poll(Duration::from_millis(200)) => batch,
-            _ = cancel.cancelled() => break,
+            batch = consumer.poll_available(Duration::from_millis(200), MAX_MESSAGES_PER_BATCH) => batch,
+            _ = cancel.cancelled() => return Ok(SinkStats::default()),
         };
         if polled.is_empty() {
             continue;
         }
-        let batch = if pipeline.is_none() {
-            held.extend(polled);
-            match open_pipeline(settings, engine, catalog, &held).await {
-                Ok(opened) => pipeline = Some(opened),
-                Err(SinkError::Writer(WriterError::NoSchemaToCreate { .. })) if held.len() < MAX_HELD_FOR_SCHEMA => {
-                    continue;
-                }
-                Err(e) => return Err(e),
+        held.extend(polled);
+        match open_pipeline(settings, engine, catalog, &held).await {
+            Ok((writer, chain)) => break (writer, chain, std::mem::take(&mut held)),
+            Err(SinkError::Writer(WriterError::NoSchemaToCreate { .. })) if held.len() < MAX_HELD_FOR_SCHEMA => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let mut store = Store { settings, consumer, writer, dead_letters, control, stats: SinkStats::default() };
+
+    // Two stages overlap: while batch N is written, batch N+1 is converted.
+    // Writes stay in order, one batch at a time.
+    let converted;
+    (chain, converted) = convert(chain, first, settings).await?;
+    let mut pending = Some(converted);
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        if *paused.borrow_and_update() {
+            // Finish the batch in hand, then wait.
+            if let Some(batch) = pending.take()
+                && let Stored::Interrupted = store.store(batch).await?
+            {
+                break;
             }
-            std::mem::take(&mut held)
-        } else {
-            polled
+            if !wait_while_paused(control, &mut paused).await {
+                break;
+            }
+            continue;
+        }
+        // With a batch waiting to be stored, take only what has already arrived.
+        let timeout = if pending.is_some() { Duration::ZERO } else { Duration::from_millis(200) };
+        let polled = tokio::select! {
+            batch = consumer.poll_available(timeout, MAX_MESSAGES_PER_BATCH) => batch,
+            _ = cancel.cancelled() => break,
         };
-        let Some((writer, chain)) = pipeline.as_mut() else { continue };
-        let needs = chain.converter_needs();
-        let messages: Vec<Message> = batch.iter().map(|m| plugin_message(m, needs)).collect();
-        let mut output = tokio::task::block_in_place(|| chain.run(&messages))?;
-        let mut rejected: BTreeMap<u32, Rejection> = BTreeMap::new();
-        for MessageFailure { source_index, stage, kind, message } in output.failures {
-            rejected.entry(source_index).or_insert(Rejection { stage, kind: failure_kind_name(kind), reason: message });
-        }
-        // Without tolerance the task stops at the first bad message of each
-        // queue: nothing after it in that queue is written.
-        let cut =
-            (!settings.tolerate_errors && !rejected.is_empty()).then(|| first_rejected_per_queue(&batch, &rejected));
-        let stored_before_cut = |index: u32| match &cut {
-            None => true,
-            Some(cut) => {
-                let message = &batch[index as usize];
-                cut.get(&message.queue).is_none_or(|first| message.queue_offset < *first)
+        let halting = pending.as_ref().is_some_and(|p| p.cut.is_some());
+        let storing = async {
+            match pending.take() {
+                Some(batch) => store.store(batch).await.map(Some),
+                None => Ok(None),
             }
         };
-        output.rows.retain(|row| stored_before_cut(row.source_index));
-        let report = writer.write(&output.rows, cancel).await;
-        for (row, reason) in &report.poison {
-            let source = output.rows[*row].source_index;
-            rejected.entry(source).or_insert(Rejection {
-                stage: "writer openmldb".into(),
-                kind: "rejected",
-                reason: reason.clone(),
-            });
-        }
-        if !report.unresolved.is_empty() {
-            // Only on shutdown or when max.retries ran out: these messages
-            // stay unacknowledged and come back after a restart.
-            let unresolved: std::collections::HashSet<u32> =
-                report.unresolved.iter().map(|r| output.rows[*r].source_index).collect();
-            acknowledge(consumer, &batch, |i| {
-                !unresolved.contains(&i) && !rejected.contains_key(&i) && stored_before_cut(i)
-            })
-            .await;
-            return if cancel.is_cancelled() {
-                Ok(stats)
-            } else {
-                Err(SinkError::Other {
-                    connector: connector.into(),
-                    message: format!("OpenMLDB kept failing: {}", report.last_error.unwrap_or_default()),
-                })
-            };
-        }
-        stats.rows_written += report.written.len() as u64;
-        progress.add_rows_written(report.written.len() as u64);
-        for (index, rejection) in &rejected {
-            let original = &batch[*index as usize];
-            if !settings.tolerate_errors {
-                // Stored messages are acknowledged; the commit stops at this
-                // one, so it (and what follows it in its queue) comes back
-                // after a restart.
-                acknowledge(consumer, &batch, |i| !rejected.contains_key(&i) && stored_before_cut(i)).await;
-                return Err(SinkError::Halted {
-                    connector: connector.into(),
-                    topic: original.queue.topic.clone(),
-                    queue: original.queue.queue_id,
-                    offset: original.queue_offset,
-                    reason: format!("{} ({}): {}", rejection.stage, rejection.kind, rejection.reason),
-                });
+        if polled.is_empty() || halting {
+            if let Some(Stored::Interrupted) = storing.await? {
+                break;
             }
-            if let Some(producer) = &dead_letters {
-                send_dead_letter(producer, settings, original, rejection).await?;
-            } else {
-                tracing::warn!(
-                    connector,
-                    "skipping message {}/{}: {}",
-                    original.queue.queue_id,
-                    original.queue_offset,
-                    rejection.reason
-                );
-            }
-            stats.dead_lettered += 1;
-            progress.add_dead_lettered(1);
+            continue;
         }
-        stats.messages += batch.len() as u64;
-        progress.add_messages(batch.len() as u64);
-        acknowledge(consumer, &batch, |_| true).await;
+        let (stored, converted) = tokio::join!(storing, convert(chain, polled, settings));
+        if let Some(Stored::Interrupted) = stored? {
+            break;
+        }
+        let converted_batch;
+        (chain, converted_batch) = converted?;
+        pending = Some(converted_batch);
     }
+    // Messages converted but not stored stay unacknowledged: they come back.
+    let Store { dead_letters, stats, .. } = store;
     if let Some(producer) = dead_letters {
         producer.shutdown().await;
     }

@@ -1,0 +1,280 @@
+//! End to end, on this machine: the real broker of scripts/rocketmq.sh, the
+//! sink task the worker runs (consumer, built-in WASM JSON converter,
+//! writer, acknowledgement), and the OpenMLDB APIServer stand-in, all in one
+//! process sharing the machine's cores with the broker.
+//!
+//! It prints:
+//! - the raw consume ceiling (poll and acknowledge only) on a preloaded
+//!   topic of employee_test JsonConverter envelopes, and the sustained
+//!   end-to-end rate on the same messages (first row stored to last), with
+//!   their ratio;
+//! - latency from send to row stored (the INSERT acknowledged, so visible
+//!   to readers), p50/p99/max, at 1,000 and 10,000 messages/s.
+//!
+//! Run: `scripts/rocketmq.sh start && cargo bench -p rmq-openmldb --bench end_to_end`
+//! (`-- --quick` for a shorter run). `ROCKETMQ_NAMESRV` points it elsewhere.
+
+use openmldb_standin::store::Value;
+use openmldb_standin::{StandIn, StandInOptions};
+use rmq_openmldb::connector::{SinkSettings, TaskControl, run_sink_task};
+use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
+use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
+use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
+use rocketmq_client_rust::ClientRuntime;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const QUEUES: i32 = 8;
+const DATABASE: &str = "bench";
+
+fn envelope(id: i64) -> Vec<u8> {
+    format!(
+        concat!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"int64","optional":true,"field":"id"}},"#,
+            r#"{{"type":"string","optional":true,"field":"name"}},{{"type":"int32","optional":true,"field":"howold"}},"#,
+            r#"{{"type":"int32","optional":true,"field":"male"}},{{"type":"string","optional":true,"field":"company"}},"#,
+            r#"{{"type":"double","optional":true,"field":"money"}},{{"type":"int64","optional":true,"#,
+            r#""name":"io.openmessaging.connector.api.data.logical.Timestamp","version":1,"field":"begin_time"}}],"#,
+            r#""optional":true,"name":"employee_test"}},"payload":{{"id":{},"name":"name-{}","howold":{},"male":{},"#,
+            r#""company":"company","money":{}.5,"begin_time":{}}}}}"#
+        ),
+        id,
+        id,
+        id % 90,
+        id % 2,
+        id,
+        1_640_764_800_000i64 + id
+    )
+    .into_bytes()
+}
+
+fn message(topic: &str, id: i64) -> OutgoingMessage {
+    OutgoingMessage { topic: topic.to_string(), body: envelope(id), ..Default::default() }
+}
+
+fn connector_config(topic: &str, apiserver: &str) -> ConnectorConfig {
+    [
+        ("connector.class", "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector"),
+        ("connect.topicnames", topic),
+        ("connection.url", &format!("openmldb://{apiserver}/{DATABASE}")),
+        ("insert.mode", "INSERT"),
+        ("auto.create", "true"),
+        ("openmldb.index.key", "id"),
+        ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+        ("value.converter", "org.apache.rocketmq.connect.runtime.converter.JsonConverter"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Rows of `table` stored since `seen`, with the time they were noticed.
+fn new_rows(standin: &StandIn, table: &str, seen: &mut usize) -> Vec<i64> {
+    let catalog = standin.state.catalog.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(rows) = catalog.table(DATABASE, table).map(|t| &t.rows) else { return Vec::new() };
+    let fresh: Vec<i64> = rows[*seen..].iter().map(|r| if let Value::BigInt(id) = r[0] { id } else { -1 }).collect();
+    *seen = rows.len();
+    fresh
+}
+
+struct Bench {
+    namesrv: String,
+    runtime: Arc<ClientRuntime>,
+    engine: Arc<PluginEngine>,
+    standin: StandIn,
+    stamp: u128,
+}
+
+impl Bench {
+    fn start_sink(&self, topic: &str, name: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let config = connector_config(topic, &self.standin.addr.to_string());
+        let settings = SinkSettings::from_config(name, &self.namesrv, &config).expect("settings");
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run_sink_task(
+            settings,
+            self.engine.clone(),
+            PluginCatalog::default(),
+            self.runtime.clone(),
+            TaskControl::unpaused(cancel.clone()),
+        ));
+        let handle = tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => eprintln!("sink task failed: {e}"),
+                Err(e) => eprintln!("sink task panicked: {e}"),
+            }
+        });
+        (cancel, handle)
+    }
+
+    async fn producer(&self, topic: &str) -> Producer {
+        let mut producer =
+            Producer::start(self.runtime.clone(), &self.namesrv, &format!("e2e-producer-{}", self.stamp))
+                .await
+                .expect("producer");
+        producer.create_topic(topic, QUEUES).await.expect("create topic");
+        producer
+    }
+
+    /// Preload `count` messages, measure the raw consume ceiling on them,
+    /// then the sink task's sustained rate on the same messages.
+    async fn sustained(&self, count: i64) -> (f64, f64) {
+        let topic = format!("e2e_sustained_{}", self.stamp);
+        let producer = self.producer(&topic).await;
+        let mut id = 0;
+        while id < count {
+            for queue in 0..QUEUES {
+                let batch: Vec<OutgoingMessage> = (id..(id + 256).min(count)).map(|i| message(&topic, i)).collect();
+                id += batch.len() as i64;
+                producer.send_batch_to_queue(&batch, "broker-a", queue).await.expect("preload");
+            }
+        }
+        producer.shutdown().await;
+
+        let consumer = QueueConsumer::start(
+            self.runtime.clone(),
+            ConsumerConfig::new(&self.namesrv, &format!("e2e-raw-{}", self.stamp), &[&topic]),
+        )
+        .await
+        .expect("consumer");
+        let mut consumed = 0i64;
+        let mut started = None;
+        while consumed < count {
+            let batch = consumer.poll(Duration::from_millis(500)).await;
+            if !batch.is_empty() && started.is_none() {
+                started = Some(Instant::now());
+            }
+            consumed += batch.len() as i64;
+            consumer.ack(batch.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+        }
+        let ceiling = count as f64 / started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
+        consumer.shutdown().await;
+
+        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-sustained-{}", self.stamp));
+        let mut seen = 0usize;
+        let mut first: Option<(Instant, usize)> = None;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while seen < count as usize && Instant::now() < deadline {
+            let fresh = new_rows(&self.standin, &topic, &mut seen);
+            if !fresh.is_empty() && first.is_none() {
+                first = Some((Instant::now(), seen));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let rate = match first {
+            Some((at, rows)) if seen > rows => (seen - rows) as f64 / at.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        cancel.cancel();
+        let _ = handle.await;
+        (ceiling, rate)
+    }
+
+    /// Send at `rate` messages/s for `duration` (batches every 10 ms, over
+    /// the queues in turn) and time each from send to row stored.
+    async fn latency(&self, rate: u64, duration: Duration) -> Vec<Duration> {
+        let topic = format!("e2e_latency_{rate}_{}", self.stamp);
+        let producer = self.producer(&topic).await;
+        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-latency-{rate}-{}", self.stamp));
+        // Warm up: the first message creates the table and starts the pipeline.
+        producer.send(&message(&topic, -1)).await.expect("warm-up");
+        let mut seen = 0usize;
+        let warm_deadline = Instant::now() + Duration::from_secs(60);
+        while new_rows(&self.standin, &topic, &mut seen).is_empty() && Instant::now() < warm_deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        let sent: Arc<std::sync::Mutex<HashMap<i64, Instant>>> = Arc::default();
+        let per_tick = (rate / 100).max(1) as i64;
+        let ticks = (duration.as_millis() / 10) as i64;
+        let sender = {
+            let sent = sent.clone();
+            let topic = topic.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_millis(10));
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                for tick in 0..ticks {
+                    interval.tick().await;
+                    let ids = tick * per_tick..(tick + 1) * per_tick;
+                    let batch: Vec<OutgoingMessage> = ids.clone().map(|i| message(&topic, i)).collect();
+                    let now = Instant::now();
+                    sent.lock().unwrap_or_else(|e| e.into_inner()).extend(ids.map(|i| (i, now)));
+                    if let Err(e) =
+                        producer.send_batch_to_queue(&batch, "broker-a", (tick % QUEUES as i64) as i32).await
+                    {
+                        eprintln!("send failed: {e}");
+                    }
+                }
+                producer.shutdown().await;
+            })
+        };
+        let expected = (ticks * per_tick) as usize;
+        let mut arrived: HashMap<i64, Instant> = HashMap::with_capacity(expected);
+        let deadline = Instant::now() + duration + Duration::from_secs(60);
+        while arrived.len() < expected && Instant::now() < deadline {
+            let fresh = new_rows(&self.standin, &topic, &mut seen);
+            let now = Instant::now();
+            arrived.extend(fresh.into_iter().filter(|id| *id >= 0).map(|id| (id, now)));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = sender.await;
+        cancel.cancel();
+        let _ = handle.await;
+        let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+        if arrived.len() < expected {
+            eprintln!("only {} of {expected} rows arrived", arrived.len());
+        }
+        let mut latencies: Vec<Duration> =
+            arrived.iter().filter_map(|(id, at)| sent.get(id).map(|s| at.saturating_duration_since(*s))).collect();
+        latencies.sort();
+        latencies
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let namesrv = std::env::var("ROCKETMQ_NAMESRV").unwrap_or_else(|_| "127.0.0.1:9876".into());
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let (count, duration) = if quick { (50_000, Duration::from_secs(5)) } else { (200_000, Duration::from_secs(15)) };
+    let client = RocketMqClient::new().expect("RocketMQ client");
+    let runtime = client.client();
+    client.run(async move {
+        let standin =
+            StandIn::start("127.0.0.1:0".parse().expect("address"), StandInOptions::default()).await.expect("stand-in");
+        let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).expect("client");
+        api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await.expect("create database");
+        let engine =
+            Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).expect("engine"));
+        let bench = Bench { namesrv: namesrv.clone(), runtime, engine, standin, stamp };
+
+        println!(
+            "End to end: broker at {namesrv}, sink task with the WASM JSON converter, OpenMLDB APIServer stand-in"
+        );
+        let (ceiling, rate) = bench.sustained(count).await;
+        println!("{count} preloaded employee_test envelopes over {QUEUES} queues:");
+        println!("  raw consume ceiling (poll + ack)   {ceiling:>10.0} msg/s");
+        println!("  sustained end to end               {rate:>10.0} rows/s   ({:.2} of the ceiling)", rate / ceiling);
+        println!("latency, send to row stored ({} s per rate):", duration.as_secs());
+        println!("  {:>12} {:>10} {:>10} {:>10} {:>10}", "msg/s", "rows", "p50", "p99", "max");
+        for rate in [1_000u64, 10_000] {
+            let latencies = bench.latency(rate, duration).await;
+            println!(
+                "  {:>12} {:>10} {:>8.1}ms {:>8.1}ms {:>8.1}ms",
+                rate,
+                latencies.len(),
+                percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+                percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+                latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            );
+        }
+    });
+}
