@@ -358,8 +358,14 @@ fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documen
         assert_eq!(worker.get("/v1/connectors/life").await.0, 404);
         assert_eq!(worker.send(reqwest::Method::DELETE, "/v1/connectors/life", "").await.0, 404);
 
-        // RocketMQ Connect's stop deletes, as it does there.
-        worker.post("/connectors/again", &connector.to_string()).await;
+        // Created with RocketMQ Connect's GET form; its stop deletes, as it does there.
+        let encoded: String = connector
+            .to_string()
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        let created = worker.compat_ok(&format!("/connectors/again?config={encoded}")).await;
+        assert_eq!(created, connector);
         assert_eq!(worker.compat_ok("/connectors/again/stop").await, "Connector [again] deleted successfully");
         assert_eq!(worker.compat_ok("/connectors/list").await, json!({}));
     });
