@@ -49,13 +49,22 @@ struct WorkerProcess {
 
 impl WorkerProcess {
     async fn start(data: &Path) -> WorkerProcess {
+        Self::start_with(data, "worker_id = \"test-worker\"\n").await
+    }
+
+    /// A worker of `cluster`.
+    async fn start_in_cluster(data: &Path, cluster: &str, worker_id: &str) -> WorkerProcess {
+        Self::start_with(data, &format!("worker_id = \"{worker_id}\"\ncluster = \"{cluster}\"\n")).await
+    }
+
+    async fn start_with(data: &Path, extra: &str) -> WorkerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         std::fs::create_dir_all(data).unwrap();
         let config = data.join("worker.toml");
         std::fs::write(
             &config,
             format!(
-                "namesrv_addr = \"{NAMESRV}\"\nhttp_addr = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworker_id = \"test-worker\"\n",
+                "namesrv_addr = \"{NAMESRV}\"\nhttp_addr = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}",
                 data.join("store").display()
             ),
         )
@@ -547,5 +556,66 @@ fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
         assert_eq!(status, 409);
         let (status, openapi) = worker.get("/v1/openapi.json").await;
         assert_eq!((status, openapi["openapi"].as_str()), (200, Some("3.0.3")));
+    });
+}
+
+#[test]
+fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_dead_one() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let cluster = unique("cluster");
+        let topic = unique("shared");
+        // The topic exists before the connector, as in the guide's step 2.
+        produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
+        let mut a = WorkerProcess::start_in_cluster(&dir.path().join("a"), &cluster, "worker-a").await;
+        let b = WorkerProcess::start_in_cluster(&dir.path().join("b"), &cluster, "worker-b").await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["insert.mode"] = json!("INSERT_OR_IGNORE");
+        connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
+        let (_, reply) = a.post("/connectors/shared", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        // Created on one worker, running on both.
+        b.wait_for_tasks("shared", "RUNNING").await;
+        a.wait_for_tasks("shared", "RUNNING").await;
+        assert_eq!(b.compat_ok("/connectors/shared/config").await["config"], connector);
+
+        // Both take part: the consumer group spreads the queues over them.
+        const FIRST: i64 = 20_000;
+        const TOTAL: i64 = 40_000;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut produced = 1000;
+        let written = |view: &Value| view["tasks"][0]["rows_written"].as_u64().unwrap_or(0);
+        loop {
+            let batch: Vec<String> = (produced + 1..=produced + 1000).map(numbered_row).collect();
+            produce(dir.path(), &topic, &batch);
+            produced += 1000;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (on_a, on_b) =
+                (written(&a.connector_state("shared").await), written(&b.connector_state("shared").await));
+            if (on_a > 0 && on_b > 0) || produced >= FIRST {
+                assert!(on_a > 0 && on_b > 0, "both workers write: a {on_a}, b {on_b}");
+                break;
+            }
+            assert!(Instant::now() < deadline);
+        }
+
+        // Worker a dies while messages flow; b takes all the queues over.
+        let mut producer =
+            produce_command(dir.path(), &topic, &(produced + 1..=TOTAL).map(numbered_row).collect::<Vec<_>>())
+                .spawn()
+                .unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        a.kill();
+        assert!(producer.wait().unwrap().success());
+        let rows = wait_for_rows(&standin, &topic, TOTAL as usize, &b).await;
+        let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>(), "every row once");
+
+        // Changes made on the survivor apply there.
+        assert_eq!(b.compat_ok("/connectors/shared/pause").await, "Connector [shared] paused successfully");
+        b.wait_for_tasks("shared", "PAUSED").await;
+        assert_eq!(b.send(reqwest::Method::DELETE, "/v1/connectors/shared", "").await.0, 204);
+        assert_eq!(b.get("/v1/connectors/shared").await.0, 404);
     });
 }

@@ -50,7 +50,7 @@ fn error(code: u16, message: impl std::fmt::Display) -> Response {
 }
 
 fn worker_error(e: WorkerError) -> Response {
-    let code = if matches!(e, WorkerError::Store(_)) { 500 } else { 400 };
+    let code = if matches!(e, WorkerError::Store(_) | WorkerError::Cluster(_)) { 500 } else { 400 };
     error(code, e)
 }
 

@@ -150,6 +150,7 @@ impl From<crate::worker::WorkerError> for ApiError {
             E::Exists(_) => (StatusCode::CONFLICT, "already_exists"),
             E::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             E::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
+            E::Cluster(_) => (StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable"),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -20,6 +20,10 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// If set, every REST call must carry `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// Workers with the same cluster name share their connectors through a
+    /// RocketMQ topic; each runs every connector's tasks, and the consumer
+    /// groups spread the queues over the live workers.
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -83,14 +87,6 @@ impl WorkerConfig {
     pub fn from_toml(text: &str, path: &str, base: &Path) -> Result<WorkerConfig, WorkerConfigError> {
         let file: TomlFile =
             toml::from_str(text).map_err(|e| WorkerConfigError::Syntax { path: path.into(), reason: e.to_string() })?;
-        if let Some(cluster) = file.cluster {
-            return Err(invalid(
-                path,
-                "cluster",
-                &cluster,
-                "cluster mode is not in this build yet; remove the key to run standalone",
-            ));
-        }
         let namesrv_addr = file
             .namesrv_addr
             .or_else(|| std::env::var("NAMESRV_ADDR").ok())
@@ -104,6 +100,7 @@ impl WorkerConfig {
             data_dir: resolve(base, &data_dir),
             worker_id: file.worker_id.unwrap_or_else(|| DEFAULT_WORKER_ID.to_string()),
             api_token: file.api_token,
+            cluster: file.cluster,
         }
         .checked(path)
     }
@@ -120,6 +117,7 @@ impl WorkerConfig {
             data_dir: PathBuf::new(),
             worker_id: DEFAULT_WORKER_ID.to_string(),
             api_token: None,
+            cluster: None,
         };
         for (key, value) in &properties {
             match key.as_str() {
@@ -166,9 +164,19 @@ impl WorkerConfig {
                 return Err(invalid(path, "namesrv_addr", &self.namesrv_addr, "expected HOST:PORT[;HOST:PORT...]"));
             }
         }
-        if self.worker_id.is_empty() || !self.worker_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+        if !plain(&self.worker_id) {
+            return Err(invalid(path, "worker_id", &self.worker_id, "use letters, digits, '_' or '-'"));
+        }
+        if let Some(cluster) = &self.cluster
+            && !plain(cluster)
         {
-            return Err(invalid(path, "worker_id", &self.worker_id, "use letters, digits, '.', '_' or '-'"));
+            return Err(invalid(
+                path,
+                "cluster",
+                cluster,
+                "use letters, digits, '_' or '-' (it names a RocketMQ topic)",
+            ));
         }
         Ok(self)
     }
@@ -251,6 +259,10 @@ mod tests {
             "w.toml: key \"namesrv_addr\": invalid value \"nameserver\": expected HOST:PORT[;HOST:PORT...]"
         );
         assert_eq!(err("namesrv_addr = \"a:1\"\n"), "w.toml: missing required key \"data_dir\"");
+        assert_eq!(
+            err("namesrv_addr = \"a:1\"\ndata_dir = \"d\"\ncluster = \"my cluster\"\n"),
+            "w.toml: key \"cluster\": invalid value \"my cluster\": use letters, digits, '_' or '-' (it names a RocketMQ topic)"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! capped backoff, and reports their state. The REST API is a thin layer
 //! over this.
 
+pub mod cluster;
 pub mod config;
 pub mod store;
 
@@ -17,10 +18,12 @@ use crate::connector::{
 };
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, PluginEngine, Role};
+use crate::rocketmq::QueueConsumer;
+use cluster::{Change, ClusterLog};
 use rocketmq_client_rust::ClientRuntime;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -105,6 +108,8 @@ pub enum WorkerError {
     Conflict { name: String, state: &'static str, hint: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// What `put_connector` did.
@@ -163,6 +168,10 @@ pub struct Worker {
     changes: tokio::sync::Mutex<()>,
     connectors: Mutex<BTreeMap<String, Connector>>,
     started: Instant,
+    /// Cluster mode: where changes are published.
+    cluster: OnceLock<ClusterLog>,
+    /// Cluster mode: the task reading changes back, and how to stop it.
+    cluster_reader: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,23 +197,11 @@ impl Worker {
             changes: tokio::sync::Mutex::new(()),
             connectors: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
+            cluster: OnceLock::new(),
+            cluster_reader: Mutex::new(None),
         });
         for (name, StoredConnector { config, target }) in stored {
-            let (definition, fault) =
-                match ConnectorDefinition::parse(&name, config.clone(), &worker.config.namesrv_addr) {
-                    Ok(definition) => (definition, None),
-                    Err(e) => {
-                        tracing::error!(connector = %name, "stored connector is no longer valid: {e}");
-                        let raw = ConnectorDefinition {
-                            name: name.clone(),
-                            kind: ConnectorKind::Sink,
-                            max_tasks: 0,
-                            posted: config.clone(),
-                            config,
-                        };
-                        (raw, Some(e.to_string()))
-                    }
-                };
+            let (definition, fault) = worker.definition_or_fault(&name, config);
             let tasks = if fault.is_none() && target != TargetState::Stopped {
                 worker.start_tasks(&definition, target)
             } else {
@@ -212,6 +209,9 @@ impl Worker {
             };
             tracing::info!(connector = %name, target = ?target, "connector restored");
             lock(&worker.connectors).insert(name, Connector { definition, target, fault, tasks });
+        }
+        if let Some(cluster) = worker.config.cluster.clone() {
+            worker.join_cluster(&cluster).await?;
         }
         Ok(worker)
     }
@@ -238,25 +238,12 @@ impl Worker {
     pub async fn put_connector(&self, name: &str, posted: ConnectorConfig) -> Result<Applied, WorkerError> {
         let definition = ConnectorDefinition::parse(name, posted, &self.config.namesrv_addr)?;
         self.check_plugins(&definition)?;
-        let _change = self.changes.lock().await;
-        let existing = lock(&self.connectors).get(name).map(|c| (c.definition.posted.clone(), c.target));
-        let (applied, target) = match existing {
-            Some((posted, _)) if posted == definition.posted => return Ok(Applied::Unchanged),
-            Some((_, target)) => (Applied::Updated, target),
-            None => (Applied::Created, TargetState::Started),
+        let applied = match lock(&self.connectors).get(name) {
+            Some(c) if c.definition.posted == definition.posted && c.fault.is_none() => return Ok(Applied::Unchanged),
+            Some(_) => Applied::Updated,
+            None => Applied::Created,
         };
-        self.save_with(|stored| {
-            stored.insert(name.to_string(), StoredConnector { config: definition.posted.clone(), target });
-        })?;
-        let old_tasks = lock(&self.connectors).get_mut(name).map(|c| std::mem::take(&mut c.tasks)).unwrap_or_default();
-        stop_tasks(old_tasks).await;
-        let tasks = if target == TargetState::Stopped { Vec::new() } else { self.start_tasks(&definition, target) };
-        tracing::info!(
-            connector = name,
-            "connector {}",
-            if applied == Applied::Created { "created" } else { "updated" }
-        );
-        lock(&self.connectors).insert(name.to_string(), Connector { definition, target, fault: None, tasks });
+        self.submit(Change::Put { name: name.to_string(), config: definition.posted }).await?;
         Ok(applied)
     }
 
@@ -269,22 +256,12 @@ impl Worker {
     }
 
     pub async fn delete_connector(&self, name: &str) -> Result<(), WorkerError> {
-        let _change = self.changes.lock().await;
         self.require(name)?;
-        self.save_with(|stored| {
-            stored.remove(name);
-        })?;
-        let removed = lock(&self.connectors).remove(name);
-        if let Some(connector) = removed {
-            stop_tasks(connector.tasks).await;
-        }
-        tracing::info!(connector = name, "connector deleted");
-        Ok(())
+        self.submit(Change::Delete { name: name.to_string() }).await
     }
 
     /// Tasks finish the batch in hand, then neither poll nor write.
     pub async fn pause_connector(&self, name: &str) -> Result<(), WorkerError> {
-        let _change = self.changes.lock().await;
         if self.require(name)? == TargetState::Stopped {
             return Err(WorkerError::Conflict {
                 name: name.into(),
@@ -292,54 +269,197 @@ impl Worker {
                 hint: "resume or restart it to run it again",
             });
         }
-        self.set_target(name, TargetState::Paused)?;
-        for task in &lock(&self.connectors)[name].tasks {
-            task.pause.send_replace(true);
-        }
-        tracing::info!(connector = name, "connector paused");
-        Ok(())
+        self.submit(Change::Target { name: name.to_string(), target: TargetState::Paused }).await
     }
 
     /// A paused connector continues; a stopped one starts again.
     pub async fn resume_connector(&self, name: &str) -> Result<(), WorkerError> {
-        let _change = self.changes.lock().await;
-        let was = self.require(name)?;
-        self.set_target(name, TargetState::Started)?;
-        if was == TargetState::Stopped {
-            self.replace_tasks(name, TargetState::Started).await;
-        } else {
-            for task in &lock(&self.connectors)[name].tasks {
-                task.pause.send_replace(false);
-            }
-        }
-        tracing::info!(connector = name, "connector resumed");
-        Ok(())
+        self.require(name)?;
+        self.submit(Change::Target { name: name.to_string(), target: TargetState::Started }).await
     }
 
     /// Stop the tasks and keep the connector (RocketMQ Connect's stop
     /// deletes it).
     pub async fn stop_connector(&self, name: &str) -> Result<(), WorkerError> {
-        let _change = self.changes.lock().await;
         self.require(name)?;
-        self.set_target(name, TargetState::Stopped)?;
-        let tasks = lock(&self.connectors).get_mut(name).map(|c| std::mem::take(&mut c.tasks)).unwrap_or_default();
-        stop_tasks(tasks).await;
-        tracing::info!(connector = name, "connector stopped");
-        Ok(())
+        self.submit(Change::Target { name: name.to_string(), target: TargetState::Stopped }).await
     }
 
     /// Stop and start every task afresh (clearing FAILED); a stopped
     /// connector starts.
     pub async fn restart_connector(&self, name: &str) -> Result<(), WorkerError> {
-        let _change = self.changes.lock().await;
-        let mut target = self.require(name)?;
-        if target == TargetState::Stopped {
-            target = TargetState::Started;
-            self.set_target(name, target)?;
+        self.require(name)?;
+        self.submit(Change::Restart { name: name.to_string() }).await
+    }
+
+    /// Standalone: apply the change now. Cluster: publish it and wait
+    /// until this worker has read it back and applied it, as every other
+    /// worker will.
+    async fn submit(&self, change: Change) -> Result<(), WorkerError> {
+        let Some(cluster) = self.cluster.get() else {
+            return self.apply(change).await;
+        };
+        let applied = cluster.publish(change).await.map_err(|e| WorkerError::Cluster(e.to_string()))?;
+        match tokio::time::timeout(cluster::APPLY_TIMEOUT, applied).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(WorkerError::Cluster(format!(
+                "the change was published but not read back within {:?}; it will apply when the config topic is read",
+                cluster::APPLY_TIMEOUT
+            ))),
         }
-        self.replace_tasks(name, target).await;
-        tracing::info!(connector = name, "connector restarted");
+    }
+
+    /// Make a change take effect here: store it, then start, pause or stop
+    /// tasks. Idempotent, as a cluster change can be read twice.
+    async fn apply(&self, change: Change) -> Result<(), WorkerError> {
+        let _change = self.changes.lock().await;
+        match change {
+            Change::Put { name, config } => {
+                let (definition, fault) = self.definition_or_fault(&name, config);
+                let target = match lock(&self.connectors).get(&name) {
+                    Some(c) if c.definition.posted == definition.posted && c.fault == fault => return Ok(()),
+                    Some(c) => c.target,
+                    None => TargetState::Started,
+                };
+                self.save_with(|stored| {
+                    stored.insert(name.clone(), StoredConnector { config: definition.posted.clone(), target });
+                })?;
+                let old =
+                    lock(&self.connectors).get_mut(&name).map(|c| std::mem::take(&mut c.tasks)).unwrap_or_default();
+                stop_tasks(old).await;
+                let tasks = if target == TargetState::Stopped || fault.is_some() {
+                    Vec::new()
+                } else {
+                    self.start_tasks(&definition, target)
+                };
+                tracing::info!(connector = %name, "connector stored");
+                lock(&self.connectors).insert(name, Connector { definition, target, fault, tasks });
+            }
+            Change::Delete { name } => {
+                if !lock(&self.connectors).contains_key(&name) {
+                    return Ok(());
+                }
+                self.save_with(|stored| {
+                    stored.remove(&name);
+                })?;
+                let removed = lock(&self.connectors).remove(&name);
+                if let Some(connector) = removed {
+                    stop_tasks(connector.tasks).await;
+                }
+                tracing::info!(connector = %name, "connector deleted");
+            }
+            Change::Target { name, target } => {
+                let Some(was) = lock(&self.connectors).get(&name).map(|c| c.target) else { return Ok(()) };
+                self.set_target(&name, target)?;
+                match target {
+                    TargetState::Stopped => {
+                        let tasks = lock(&self.connectors)
+                            .get_mut(&name)
+                            .map(|c| std::mem::take(&mut c.tasks))
+                            .unwrap_or_default();
+                        stop_tasks(tasks).await;
+                    }
+                    _ if was == TargetState::Stopped => self.replace_tasks(&name, target).await,
+                    _ => {
+                        for task in &lock(&self.connectors)[&name].tasks {
+                            task.pause.send_replace(target == TargetState::Paused);
+                        }
+                    }
+                }
+                tracing::info!(connector = %name, "connector {}", target.name());
+            }
+            Change::Restart { name } => {
+                let Some(mut target) = lock(&self.connectors).get(&name).map(|c| c.target) else { return Ok(()) };
+                if target == TargetState::Stopped {
+                    target = TargetState::Started;
+                    self.set_target(&name, target)?;
+                }
+                self.replace_tasks(&name, target).await;
+                tracing::info!(connector = %name, "connector restarted");
+            }
+            Change::Sync | Change::Snapshot { .. } => {}
+        }
         Ok(())
+    }
+
+    /// Cluster mode: read the config topic in the background (applying
+    /// what was published since this worker last read it), then ask the
+    /// others for a snapshot.
+    async fn join_cluster(self: &Arc<Self>, cluster: &str) -> Result<(), WorkerError> {
+        let failed = |e: crate::rocketmq::RocketMqError| WorkerError::Cluster(e.to_string());
+        let client = self.environment.client.clone();
+        let namesrv = self.config.namesrv_addr.as_str();
+        let log = ClusterLog::start(client.clone(), namesrv, cluster, &self.config.worker_id).await.map_err(failed)?;
+        let consumer = QueueConsumer::start(client, log.consumer_config(namesrv, cluster)).await.map_err(failed)?;
+        let _ = self.cluster.set(log);
+        let cancel = CancellationToken::new();
+        let reader = tokio::spawn(read_cluster_changes(self.clone(), consumer, cancel.clone()));
+        *lock(&self.cluster_reader) = Some((cancel, reader));
+        if let Some(log) = self.cluster.get() {
+            log.publish(Change::Sync).await.map_err(failed)?;
+        }
+        tracing::info!(cluster, "joined the cluster");
+        Ok(())
+    }
+
+    /// Apply one change read from the config topic.
+    async fn apply_cluster_change(&self, record: cluster::Record) {
+        let Some(log) = self.cluster.get() else { return };
+        let own = log.worker_id() == record.origin;
+        let result = match record.change {
+            Change::Sync if !own => {
+                let snapshot = self.snapshot();
+                let answer = Change::Snapshot { to: record.origin.clone(), connectors: snapshot };
+                log.publish(answer).await.map(|_| ()).map_err(|e| WorkerError::Cluster(e.to_string()))
+            }
+            Change::Snapshot { to, connectors } if to == log.worker_id() => {
+                let mut result = Ok(());
+                for (name, stored) in connectors {
+                    if lock(&self.connectors).contains_key(&name) {
+                        continue;
+                    }
+                    result = result.and(self.apply(Change::Put { name: name.clone(), config: stored.config }).await);
+                    result = result.and(self.apply(Change::Target { name, target: stored.target }).await);
+                }
+                result
+            }
+            Change::Sync | Change::Snapshot { .. } => Ok(()),
+            change => self.apply(change).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(change = %record.id, "applying a cluster change: {e}");
+        }
+        log.applied(&record.id);
+    }
+
+    /// Every connector's config and target state, as stored.
+    fn snapshot(&self) -> BTreeMap<String, StoredConnector> {
+        lock(&self.connectors)
+            .iter()
+            .map(|(name, c)| (name.clone(), StoredConnector { config: c.definition.posted.clone(), target: c.target }))
+            .collect()
+    }
+
+    /// A stored or published config read back: its definition, or, if it
+    /// is no longer valid here, the raw config and why.
+    fn definition_or_fault(&self, name: &str, config: ConnectorConfig) -> (ConnectorDefinition, Option<String>) {
+        let checked = ConnectorDefinition::parse(name, config.clone(), &self.config.namesrv_addr)
+            .map_err(WorkerError::from)
+            .and_then(|d| self.check_plugins(&d).map(|()| d));
+        match checked {
+            Ok(definition) => (definition, None),
+            Err(e) => {
+                tracing::error!(connector = %name, "connector cannot run here: {e}");
+                let raw = ConnectorDefinition {
+                    name: name.to_string(),
+                    kind: ConnectorKind::Sink,
+                    max_tasks: 0,
+                    posted: config.clone(),
+                    config,
+                };
+                (raw, Some(e.to_string()))
+            }
+        }
     }
 
     pub fn connector_names(&self) -> Vec<String> {
@@ -365,6 +485,11 @@ impl Worker {
     /// Stop every task (on shutdown); stored state is left as it is, so the
     /// next start resumes.
     pub async fn shutdown(&self) {
+        let reader = lock(&self.cluster_reader).take();
+        if let Some((cancel, reader)) = reader {
+            cancel.cancel();
+            let _ = reader.await;
+        }
         let _change = self.changes.lock().await;
         let tasks: Vec<TaskRunner> =
             lock(&self.connectors).values_mut().flat_map(|c| std::mem::take(&mut c.tasks)).collect();
@@ -439,10 +564,7 @@ impl Worker {
     /// Save the store as it would be after `change`; the caller applies
     /// the change in memory only if this succeeds.
     fn save_with(&self, change: impl FnOnce(&mut BTreeMap<String, StoredConnector>)) -> Result<(), StoreError> {
-        let mut stored: BTreeMap<String, StoredConnector> = lock(&self.connectors)
-            .iter()
-            .map(|(name, c)| (name.clone(), StoredConnector { config: c.definition.posted.clone(), target: c.target }))
-            .collect();
+        let mut stored = self.snapshot();
         change(&mut stored);
         self.store.save(&stored)
     }
@@ -498,6 +620,24 @@ impl Worker {
             })
             .collect()
     }
+}
+
+/// Cluster mode: apply each change read from the config topic, then
+/// acknowledge it (so a restart reads on from there).
+async fn read_cluster_changes(worker: Arc<Worker>, consumer: QueueConsumer, cancel: CancellationToken) {
+    loop {
+        let batch = tokio::select! {
+            batch = consumer.poll(Duration::from_millis(500)) => batch,
+            _ = cancel.cancelled() => break,
+        };
+        for message in batch {
+            if let Some(record) = cluster::decode(&message.body) {
+                worker.apply_cluster_change(record).await;
+            }
+            consumer.ack([(message.queue.clone(), message.queue_offset)]).await;
+        }
+    }
+    consumer.shutdown().await;
 }
 
 /// Cancel tasks and wait for them to persist their offsets and stop.

@@ -19,6 +19,16 @@ pub enum TargetState {
     Stopped,
 }
 
+impl TargetState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetState::Started => "started",
+            TargetState::Paused => "paused",
+            TargetState::Stopped => "stopped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredConnector {
     pub config: ConnectorConfig,
