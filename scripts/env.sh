@@ -7,6 +7,14 @@ RMQ_OPENMLDB_BIN="$CARGO_TARGET_DIR/release/rmq-openmldb"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
 
+# The status page test drives Debian's headless Chromium.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null; then
+    log "installing Chromium from Debian's packages (for the status page test)"
+    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }
+  fi
+}
+
 # The built-in plugins are compiled for wasm32-wasip2.
 ensure_rust_targets() {
   if ! rustup target list --installed | grep -qx wasm32-wasip2; then

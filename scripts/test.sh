@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh machine, start Apache RocketMQ on
+# Install what the tests need on a fresh machine (wasm32-wasip2, Java and
+# Maven, Chromium), start Apache RocketMQ on
 # loopback, run every test, and stop RocketMQ again.
 #   ./scripts/test.sh            all tests
 #   ./scripts/test.sh -p NAME    extra arguments go to `cargo test`
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_targets
+ensure_chromium
 scripts/rocketmq.sh start
 trap 'scripts/rocketmq.sh stop' EXIT
 cargo test --release --locked --workspace "$@"

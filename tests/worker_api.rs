@@ -619,3 +619,69 @@ fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_d
         assert_eq!(b.get("/v1/connectors/shared").await.0, 404);
     });
 }
+
+/// Run headless Chromium on `url`, letting the page's timers run for a few
+/// seconds, with extra arguments (`--dump-dom`, `--screenshot=…`).
+fn chromium(url: &str, args: &[&str]) -> String {
+    let output = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=7000"])
+        .args(["--window-size=1280,900"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium (scripts/test.sh installs Debian's chromium package)");
+    assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn metrics_and_the_live_status_page_show_each_connector() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("watched");
+        let mut bodies: Vec<String> = (1..=200).map(numbered_row).collect();
+        bodies.insert(50, "{not json".into());
+        bodies.insert(150, r#"{"id": "not a number"}"#.into());
+        produce(dir.path(), &topic, &bodies);
+        let worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["errors.tolerance"] = json!("all");
+        connector["errors.deadletterqueue.topic.name"] = json!(unique("watched_dlq"));
+        worker.post("/connectors/watched", &connector.to_string()).await;
+        wait_for_rows(&standin, &topic, 200, &worker).await;
+
+        let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+        let task = "connector=\"watched\",task=\"0\"";
+        for expected in [
+            "rmq_openmldb_connector_state{connector=\"watched\",state=\"RUNNING\"} 1".to_string(),
+            format!("rmq_openmldb_rows_written_total{{{task}}} 200"),
+            format!("rmq_openmldb_dead_lettered_total{{{task}}} 2"),
+            format!("rmq_openmldb_messages_total{{{task}}} 202"),
+            format!("rmq_openmldb_plugin_traps_total{{{task}}} 0"),
+            "# TYPE rmq_openmldb_batch_seconds histogram".to_string(),
+            "# TYPE rmq_openmldb_process_resident_memory_bytes gauge".to_string(),
+        ] {
+            assert!(metrics.contains(&expected), "/metrics lacks {expected}:\n{metrics}");
+        }
+        let lags: Vec<&str> =
+            metrics.lines().filter(|l| l.starts_with("rmq_openmldb_consumer_lag_messages{")).collect();
+        assert_eq!(lags.len(), 8, "one lag per queue: {lags:?}");
+        assert!(lags.iter().all(|l| l.ends_with(" 0")), "all caught up: {lags:?}");
+        assert!(metrics.contains(&format!("rmq_openmldb_write_seconds_bucket{{{task},le=\"+Inf\"}}")));
+
+        // The status page, as a browser renders it after a few refreshes.
+        let page = format!("{}/", worker.base);
+        let dom = chromium(&page, &["--dump-dom"]);
+        assert!(dom.contains("worker test-worker"), "{dom}");
+        assert!(dom.contains("<td>watched</td>") && dom.contains("class=\"state RUNNING\""), "{dom}");
+        assert!(dom.contains("<td class=\"num\">200</td>"), "rows written are shown: {dom}");
+        assert!(dom.contains("data-chart=\"rows\"") && dom.contains("data-chart=\"lag\""), "{dom}");
+        assert!(dom.contains("data-now=\"lag\">0</span>"), "the charts were refreshed in place: {dom}");
+        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+        chromium(&page, &[&format!("--screenshot={}", shot.display())]);
+        let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {} is {size} bytes", shot.display());
+        println!("status page screenshot: {}", shot.display());
+    });
+}

@@ -54,6 +54,22 @@ fn message(topic: &str, id: i64) -> OutgoingMessage {
     OutgoingMessage { topic: topic.to_string(), body: envelope(id), ..Default::default() }
 }
 
+/// Transforms of the variants: one, and three (all keep the schema).
+const ONE_TRANSFORM: &[(&str, &str)] =
+    &[("transforms", "hide"), ("transforms.hide.type", "mask"), ("transforms.hide.fields", "name")];
+const THREE_TRANSFORMS: &[(&str, &str)] = &[
+    ("transforms", "hide,adults,company"),
+    ("transforms.hide.type", "mask"),
+    ("transforms.hide.fields", "name"),
+    ("transforms.adults.type", "filter"),
+    ("transforms.adults.field", "howold"),
+    ("transforms.adults.op", "ge"),
+    ("transforms.adults.value", "0"),
+    ("transforms.company.type", "mask"),
+    ("transforms.company.fields", "company"),
+    ("transforms.company.keep.last", "2"),
+];
+
 fn connector_config(topic: &str, apiserver: &str) -> ConnectorConfig {
     [
         ("connector.class", "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector"),
@@ -88,8 +104,14 @@ struct Bench {
 }
 
 impl Bench {
-    fn start_sink(&self, topic: &str, name: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-        let config = connector_config(topic, &self.standin.addr.to_string());
+    fn start_sink(
+        &self,
+        topic: &str,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let mut config = connector_config(topic, &self.standin.addr.to_string());
+        config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = SinkSettings::from_config(name, &self.namesrv, &config).expect("settings");
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_sink_task(
@@ -118,9 +140,9 @@ impl Bench {
         producer
     }
 
-    /// Preload `count` messages, measure the raw consume ceiling on them,
-    /// then the sink task's sustained rate on the same messages.
-    async fn sustained(&self, count: i64) -> (f64, f64) {
+    /// Preload `count` messages into a new topic and measure the raw
+    /// consume ceiling on them.
+    async fn preload_and_ceiling(&self, count: i64) -> (String, f64) {
         let topic = format!("e2e_sustained_{}", self.stamp);
         let producer = self.producer(&topic).await;
         let mut id = 0;
@@ -130,7 +152,9 @@ impl Bench {
                 id += batch.len() as i64;
                 producer.send_batch_to_queue(&batch, "broker-a", queue).await.expect("preload");
             }
+            eprint!("\rpreloading {id}/{count}");
         }
+        eprintln!();
         producer.shutdown().await;
 
         let consumer = QueueConsumer::start(
@@ -151,25 +175,67 @@ impl Bench {
         }
         let ceiling = count as f64 / started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
         consumer.shutdown().await;
+        (topic, ceiling)
+    }
 
-        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-sustained-{}", self.stamp));
-        let mut seen = 0usize;
-        let mut first: Option<(Instant, usize)> = None;
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while seen < count as usize && Instant::now() < deadline {
-            let fresh = new_rows(&self.standin, &topic, &mut seen);
-            if !fresh.is_empty() && first.is_none() {
-                first = Some((Instant::now(), seen));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let rate = match first {
-            Some((at, rows)) if seen > rows => (seen - rows) as f64 / at.elapsed().as_secs_f64(),
-            _ => 0.0,
-        };
+    /// The sink task's sustained rate on the preloaded topic (its own
+    /// consumer group and table), first row stored to last.
+    async fn sustained(&self, topic: &str, count: i64, variant: &str, extra: &[(&str, &str)]) -> f64 {
+        let table = format!("{topic}_{variant}");
+        let mut extra = extra.to_vec();
+        extra.push(("table.name.format", &table));
+        let (cancel, handle) = self.start_sink(topic, &format!("e2e-{variant}-{}", self.stamp), &extra);
+        let rate = rate_until_stored(&self.standin, &table, count as usize).await;
         cancel.cancel();
         let _ = handle.await;
-        (ceiling, rate)
+        rate
+    }
+
+    /// The same through the `rmq-openmldb run` binary, with the connector
+    /// posted over HTTP; returns the rate and the worker's peak RSS.
+    async fn worker_process(&self, topic: &str, count: i64, extra: &[(&str, &str)]) -> (f64, u64) {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let config = dir.path().join("worker.toml");
+        let toml = format!(
+            "namesrv_addr = \"{}\"\nhttp_addr = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n",
+            self.namesrv,
+            dir.path().join("data").display()
+        );
+        std::fs::write(&config, toml).expect("write worker.toml");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the worker");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        while http.get(format!("{base}/v1/worker")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let table = format!("{topic}_process");
+        let mut connector = connector_config(topic, &self.standin.addr.to_string());
+        connector.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        connector.insert("table.name.format".into(), table.clone());
+        let reply = http
+            .post(format!("{base}/v1/connectors"))
+            .json(&serde_json::json!({"name": format!("e2e-process-{}", self.stamp), "config": connector}))
+            .send()
+            .await
+            .expect("create the connector");
+        assert_eq!(reply.status().as_u16(), 201, "{:?}", reply.text().await);
+        let rate = rate_until_stored(&self.standin, &table, count as usize).await;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let peak_kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let _ = child.kill();
+        let _ = child.wait();
+        (rate, peak_kib * 1024)
     }
 
     /// Send at `rate` messages/s for `duration` (batches every 10 ms, over
@@ -177,7 +243,7 @@ impl Bench {
     async fn latency(&self, rate: u64, duration: Duration) -> Vec<Duration> {
         let topic = format!("e2e_latency_{rate}_{}", self.stamp);
         let producer = self.producer(&topic).await;
-        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-latency-{rate}-{}", self.stamp));
+        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-latency-{rate}-{}", self.stamp), &[]);
         // Warm up: the first message creates the table and starts the pipeline.
         producer.send(&message(&topic, -1)).await.expect("warm-up");
         let mut seen = 0usize;
@@ -233,6 +299,24 @@ impl Bench {
     }
 }
 
+/// Wait until `table` holds `count` rows; the rate from first row to last.
+async fn rate_until_stored(standin: &StandIn, table: &str, count: usize) -> f64 {
+    let mut seen = 0usize;
+    let mut first: Option<(Instant, usize)> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count && Instant::now() < deadline {
+        let fresh = new_rows(standin, table, &mut seen);
+        if !fresh.is_empty() && first.is_none() {
+            first = Some((Instant::now(), seen));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    match first {
+        Some((at, rows)) if seen > rows => (seen - rows) as f64 / at.elapsed().as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -256,13 +340,26 @@ fn main() {
             Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).expect("engine"));
         let bench = Bench { namesrv: namesrv.clone(), runtime, engine, standin, stamp };
 
-        println!(
-            "End to end: broker at {namesrv}, sink task with the WASM JSON converter, OpenMLDB APIServer stand-in"
-        );
-        let (ceiling, rate) = bench.sustained(count).await;
+        println!("End to end: broker at {namesrv}, the worker's sink task, OpenMLDB APIServer stand-in");
+        let (topic, ceiling) = bench.preload_and_ceiling(count).await;
         println!("{count} preloaded employee_test envelopes over {QUEUES} queues:");
-        println!("  raw consume ceiling (poll + ack)   {ceiling:>10.0} msg/s");
-        println!("  sustained end to end               {rate:>10.0} rows/s   ({:.2} of the ceiling)", rate / ceiling);
+        println!("  {:<44} {ceiling:>10.0} msg/s", "raw consume ceiling (poll + ack)");
+        let variants: [(&str, &str, &[(&str, &str)]); 3] = [
+            ("wasm", "WASM JSON converter", &[]),
+            ("one", "WASM converter + 1 WASM transform", ONE_TRANSFORM),
+            ("three", "WASM converter + 3 WASM transforms", THREE_TRANSFORMS),
+        ];
+        for (variant, label, extra) in variants {
+            let rate = bench.sustained(&topic, count, variant, extra).await;
+            println!("  {label:<44} {rate:>10.0} rows/s  {:.2} of the ceiling", rate / ceiling);
+        }
+        let (rate, peak) = bench.worker_process(&topic, count, THREE_TRANSFORMS).await;
+        println!(
+            "  {:<44} {rate:>10.0} rows/s  {:.2} of the ceiling",
+            "worker process, converter + 3 transforms",
+            rate / ceiling
+        );
+        println!("  {:<44} {:>10.1} MB", "worker process peak RSS (4 plugins loaded)", peak as f64 / 1e6);
         println!("latency, send to row stored ({} s per rate):", duration.as_secs());
         println!("  {:>12} {:>10} {:>10} {:>10} {:>10}", "msg/s", "rows", "p50", "p99", "max");
         for rate in [1_000u64, 10_000] {

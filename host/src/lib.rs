@@ -10,4 +10,5 @@ pub mod openmldb;
 pub mod plugin;
 pub mod rest;
 pub mod rocketmq;
+pub mod telemetry;
 pub mod worker;

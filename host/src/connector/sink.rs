@@ -11,7 +11,7 @@
 //! unacknowledged.
 
 use super::SinkSettings;
-use super::task::TaskControl;
+use super::task::{TaskControl, TaskProgress};
 use crate::openmldb::{OpenMldbWriter, WriterError};
 use crate::plugin::bindings::{Column, Message, Needs, Property, Row, failure_kind_name};
 use crate::plugin::{
@@ -22,7 +22,7 @@ use crate::rocketmq::{ConsumedMessage, OutgoingMessage, Producer, QueueConsumer,
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Messages held, at most, waiting for one that declares the schema
 /// `auto.create` needs.
@@ -102,6 +102,8 @@ pub async fn run_sink_task(
 /// A batch after the plugins ran: the rows to store, and why the other
 /// messages cannot be stored.
 struct Converted {
+    /// When the batch was taken from the consumer.
+    taken: Instant,
     batch: Vec<ConsumedMessage>,
     rows: Vec<Row>,
     rejected: BTreeMap<u32, Rejection>,
@@ -111,13 +113,13 @@ struct Converted {
 }
 
 impl Converted {
-    fn new(batch: Vec<ConsumedMessage>, output: ChainOutput, tolerate_errors: bool) -> Converted {
+    fn new(taken: Instant, batch: Vec<ConsumedMessage>, output: ChainOutput, tolerate_errors: bool) -> Converted {
         let mut rejected: BTreeMap<u32, Rejection> = BTreeMap::new();
         for MessageFailure { source_index, stage, kind, message } in output.failures {
             rejected.entry(source_index).or_insert(Rejection { stage, kind: failure_kind_name(kind), reason: message });
         }
         let cut = (!tolerate_errors && !rejected.is_empty()).then(|| first_rejected_per_queue(&batch, &rejected));
-        let mut converted = Converted { batch, rows: output.rows, rejected, cut };
+        let mut converted = Converted { taken, batch, rows: output.rows, rejected, cut };
         let mut rows = std::mem::take(&mut converted.rows);
         rows.retain(|row| converted.before_cut(row.source_index));
         converted.rows = rows;
@@ -153,7 +155,11 @@ enum Stored {
 impl Store<'_> {
     async fn store(&mut self, mut converted: Converted) -> Result<Stored, SinkError> {
         let connector = self.settings.connector.as_str();
+        let progress = &self.control.progress;
+        let started = Instant::now();
         let report = self.writer.write(&converted.rows, &self.control.cancel).await;
+        progress.write_time.observe(started.elapsed());
+        progress.add_writer_retries(report.retries);
         for (row, reason) in &report.poison {
             let source = converted.rows[*row].source_index;
             let rejection = Rejection { stage: "writer openmldb".into(), kind: "rejected", reason: reason.clone() };
@@ -176,7 +182,7 @@ impl Store<'_> {
             });
         }
         self.stats.rows_written += report.written.len() as u64;
-        self.control.progress.add_rows_written(report.written.len() as u64);
+        progress.add_rows_written(report.written.len() as u64);
         for (index, rejection) in rejected {
             let original = &batch[*index as usize];
             if !self.settings.tolerate_errors {
@@ -199,11 +205,24 @@ impl Store<'_> {
                 tracing::warn!(connector, "skipping message {queue}/{offset}: {}", rejection.reason);
             }
             self.stats.dead_lettered += 1;
-            self.control.progress.add_dead_lettered(1);
+            progress.add_dead_lettered(1);
         }
         self.stats.messages += batch.len() as u64;
-        self.control.progress.add_messages(batch.len() as u64);
+        progress.add_messages(batch.len() as u64);
         acknowledge(self.consumer, batch, |_| true).await;
+        progress.add_batch();
+        progress.batch_time.observe(converted.taken.elapsed());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        for message in batch {
+            let delay_ms = (now_ms - message.born_timestamp).max(0) as u64;
+            progress.delivery_time.observe(Duration::from_millis(delay_ms));
+        }
+        let lag = self.consumer.lag().await;
+        progress
+            .set_lag(lag.into_iter().map(|(q, n)| (format!("{}/{}/{}", q.topic, q.broker, q.queue_id), n)).collect());
         Ok(Stored::All)
     }
 }
@@ -214,7 +233,9 @@ async fn convert(
     mut chain: PluginChain,
     batch: Vec<ConsumedMessage>,
     settings: &SinkSettings,
+    progress: &TaskProgress,
 ) -> Result<(PluginChain, Converted), SinkError> {
+    let taken = Instant::now();
     let needs = chain.converter_needs();
     let messages: Vec<Message> = batch.iter().map(|m| plugin_message(m, needs)).collect();
     let job = tokio::task::spawn_blocking(move || {
@@ -225,7 +246,21 @@ async fn convert(
         connector: settings.connector.clone(),
         message: format!("the plugin thread failed: {e}"),
     })?;
-    Ok((chain, Converted::new(batch, output?, settings.tolerate_errors)))
+    progress.plugin_time.observe(taken.elapsed());
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            if let ChainError::Call { source, .. } = &e
+                && source.is_trap()
+            {
+                // Trapped, and trapped again on the fresh instance.
+                progress.add_plugin_traps(2);
+            }
+            return Err(e.into());
+        }
+    };
+    progress.add_plugin_traps(output.traps.into());
+    Ok((chain, Converted::new(taken, batch, output, settings.tolerate_errors)))
 }
 
 /// Wait until the task is resumed or cancelled; false if cancelled.
@@ -299,7 +334,7 @@ async fn run_with_consumer(
     // Two stages overlap: while batch N is written, batch N+1 is converted.
     // Writes stay in order, one batch at a time.
     let converted;
-    (chain, converted) = convert(chain, first, settings).await?;
+    (chain, converted) = convert(chain, first, settings, &control.progress).await?;
     let mut pending = Some(converted);
     loop {
         if cancel.is_cancelled() {
@@ -336,7 +371,7 @@ async fn run_with_consumer(
             }
             continue;
         }
-        let (stored, converted) = tokio::join!(storing, convert(chain, polled, settings));
+        let (stored, converted) = tokio::join!(storing, convert(chain, polled, settings, &control.progress));
         if let Some(Stored::Interrupted) = stored? {
             break;
         }

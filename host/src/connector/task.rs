@@ -2,8 +2,10 @@
 //! token, a pause switch, and live counters the worker reports (status,
 //! REST, metrics) without asking the task.
 
-use std::sync::Arc;
+use crate::telemetry::Histogram;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +31,21 @@ pub struct TaskProgress {
     messages: AtomicU64,
     rows_written: AtomicU64,
     dead_lettered: AtomicU64,
+    batches: AtomicU64,
+    writer_retries: AtomicU64,
+    plugin_traps: AtomicU64,
+    /// Time in the plugins (converter and transforms) per batch.
+    pub plugin_time: Histogram,
+    /// Time writing a batch to OpenMLDB (retries included).
+    pub write_time: Histogram,
+    /// From taking a batch from the consumer to acknowledging it.
+    pub batch_time: Histogram,
+    /// Per message, from the producer's send (its born timestamp, so clocks
+    /// must agree) to its rows stored or dead-lettered.
+    pub delivery_time: Histogram,
+    /// Messages behind the broker's newest, per queue ("topic/broker/queue"),
+    /// as of the last pull.
+    lag: Mutex<BTreeMap<String, i64>>,
     /// The task has seen the pause switch and stopped polling.
     paused: AtomicBool,
 }
@@ -42,6 +59,30 @@ impl TaskProgress {
     }
     pub fn add_dead_lettered(&self, n: u64) {
         self.dead_lettered.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_batch(&self) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add_writer_retries(&self, n: u64) {
+        self.writer_retries.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn add_plugin_traps(&self, n: u64) {
+        self.plugin_traps.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn set_lag(&self, lag: BTreeMap<String, i64>) {
+        *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag;
+    }
+    pub fn lag(&self) -> BTreeMap<String, i64> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+    pub fn writer_retries(&self) -> u64 {
+        self.writer_retries.load(Ordering::Relaxed)
+    }
+    pub fn plugin_traps(&self) -> u64 {
+        self.plugin_traps.load(Ordering::Relaxed)
     }
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);

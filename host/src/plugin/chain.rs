@@ -50,6 +50,8 @@ pub struct ChainOutput {
     pub rows: Vec<Row>,
     /// Messages that failed (they go to the dead-letter topic).
     pub failures: Vec<MessageFailure>,
+    /// Plugin traps in this batch (each retried once on a fresh instance).
+    pub traps: u32,
 }
 
 /// A loaded, initialised converter and transform chain for one table.
@@ -115,7 +117,8 @@ impl PluginChain {
     /// instance; a second trap, or a whole-batch plugin error, is `Err`.
     pub fn run(&mut self, messages: &[Message]) -> Result<ChainOutput, ChainError> {
         let stage = format!("converter {}", self.converter.plugin().name);
-        let converted = retry_trap_once(|| self.converter.convert(messages))
+        let mut traps = 0;
+        let converted = retry_trap_once(&mut traps, || self.converter.convert(messages))
             .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
         let mut failures: Vec<MessageFailure> = converted
             .failures
@@ -135,7 +138,7 @@ impl PluginChain {
                 Vec::new()
             };
             let batch = RowBatch { rows, origins };
-            let transformed = retry_trap_once(|| transform.process(&batch))
+            let transformed = retry_trap_once(&mut traps, || transform.process(&batch))
                 .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
             failures.extend(transformed.failures.into_iter().map(|f| MessageFailure {
                 source_index: batch.rows[f.index as usize].source_index,
@@ -149,7 +152,7 @@ impl PluginChain {
         // or dead-lettered whole.
         let failed: HashSet<u32> = failures.iter().map(|f| f.source_index).collect();
         rows.retain(|r| !failed.contains(&r.source_index));
-        Ok(ChainOutput { rows, failures })
+        Ok(ChainOutput { rows, failures, traps })
     }
 }
 
@@ -163,9 +166,10 @@ fn origin_of(message: &Message) -> Origin {
     }
 }
 
-fn retry_trap_once<T>(mut call: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
+fn retry_trap_once<T>(traps: &mut u32, mut call: impl FnMut() -> Result<T, CallError>) -> Result<T, CallError> {
     match call() {
         Err(e) if e.is_trap() => {
+            *traps += 1;
             tracing::warn!("retrying the batch once on a fresh instance after: {e}");
             call()
         }

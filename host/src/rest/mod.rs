@@ -3,6 +3,7 @@
 //! `/v1/` surface with real status codes and an OpenAPI document.
 
 mod compat;
+mod metrics;
 mod v1;
 
 use crate::connector::config::{SINK_CLASSES, config_from_json};
@@ -20,10 +21,18 @@ use std::sync::Arc;
 /// Every route, behind the bearer-token check when the worker has one.
 pub fn router(worker: Arc<Worker>) -> Router {
     Router::new()
+        .route("/", axum::routing::get(status_page))
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .merge(compat::routes())
         .nest("/v1", v1::routes())
         .layer(axum::middleware::from_fn_with_state(worker.clone(), require_token))
         .with_state(worker)
+}
+
+/// The live status page: connectors, states, errors, and charts of
+/// throughput, lag and dead letters, refreshed from `/v1/connectors`.
+async fn status_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("status.html"))
 }
 
 async fn require_token(State(worker): State<Arc<Worker>>, request: Request, next: Next) -> Response {

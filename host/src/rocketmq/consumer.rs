@@ -12,6 +12,9 @@ use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::{MessageTrait, STRING_HASH_SET};
+
+/// The property the broker sets on pulled messages: the queue's end offset.
+const MAX_OFFSET_PROPERTY: &str = "MAX_OFFSET";
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,6 +215,10 @@ impl QueueConsumer {
                 let queue = QueueId::of(&m);
                 let progress = state.queues.entry(queue.clone()).or_default();
                 progress.track(m.queue_offset());
+                // The broker stamps each pulled message with the queue's end.
+                if let Some(end) = m.property(&MAX_OFFSET_PROPERTY.into()).and_then(|v| v.parse().ok()) {
+                    progress.saw_broker_end(end);
+                }
                 if progress.in_flight() >= self.config.max_in_flight_per_queue {
                     to_pause.push(queue.clone());
                 }
@@ -263,6 +270,12 @@ impl QueueConsumer {
         if !resume.is_empty() {
             self.inner.resume(resume).await;
         }
+    }
+
+    /// Messages behind the broker's end, per queue, as of the last pulls.
+    pub async fn lag(&self) -> Vec<(QueueId, i64)> {
+        let state = self.state.lock().await;
+        state.queues.iter().filter_map(|(q, p)| p.lag().map(|lag| (q.clone(), lag))).collect()
     }
 
     /// Unacknowledged messages across all queues.

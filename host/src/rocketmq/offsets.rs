@@ -15,6 +15,8 @@ pub struct QueueProgress {
     committed: Option<i64>,
     /// Offsets handed out and not yet acknowledged (value: acknowledged?).
     in_flight: BTreeMap<i64, bool>,
+    /// The queue's end at the broker, as the last pull reported it.
+    broker_end: Option<i64>,
 }
 
 impl QueueProgress {
@@ -40,6 +42,16 @@ impl QueueProgress {
             self.in_flight.remove(&first);
             self.committable = Some(first + 1);
         }
+    }
+
+    /// The broker's end of the queue (next offset it will write), as seen.
+    pub fn saw_broker_end(&mut self, end: i64) {
+        self.broker_end = Some(self.broker_end.map_or(end, |e| e.max(end)));
+    }
+
+    /// Messages between what may be committed and the broker's end.
+    pub fn lag(&self) -> Option<i64> {
+        Some((self.broker_end? - self.committable?).max(0))
     }
 
     /// Offsets handed out and not acknowledged.

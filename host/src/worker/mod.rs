@@ -78,6 +78,17 @@ pub struct TaskView {
     pub messages: u64,
     pub rows_written: u64,
     pub dead_lettered: u64,
+    /// Messages behind the broker, summed over this task's queues.
+    pub lag: i64,
+}
+
+/// One task's live figures, for `/metrics`.
+pub struct TaskMetrics {
+    pub connector: String,
+    pub task: u32,
+    pub state: TaskState,
+    pub restarts: u32,
+    pub progress: Arc<TaskProgress>,
 }
 
 /// A connector as the REST API shows it; secrets masked.
@@ -472,6 +483,24 @@ impl Worker {
         Ok(self.view(name, connector))
     }
 
+    pub fn task_metrics(&self) -> Vec<TaskMetrics> {
+        let connectors = lock(&self.connectors);
+        let mut all = Vec::new();
+        for (name, connector) in connectors.iter() {
+            let view = self.view(name, connector);
+            for (task, runner) in view.tasks.iter().zip(&connector.tasks) {
+                all.push(TaskMetrics {
+                    connector: name.clone(),
+                    task: task.id,
+                    state: task.state,
+                    restarts: task.restarts,
+                    progress: runner.progress.clone(),
+                });
+            }
+        }
+        all
+    }
+
     pub fn connectors(&self) -> Vec<ConnectorView> {
         lock(&self.connectors).iter().map(|(name, c)| self.view(name, c)).collect()
     }
@@ -516,6 +545,7 @@ impl Worker {
                     messages: task.progress.messages(),
                     rows_written: task.progress.rows_written(),
                     dead_lettered: task.progress.dead_lettered(),
+                    lag: task.progress.lag().values().sum(),
                 }
             })
             .collect();
