@@ -11,15 +11,25 @@
 //! - latency from send to row stored (the INSERT acknowledged, so visible
 //!   to readers), p50/p99/max, at 1,000 and 10,000 messages/s.
 //!
-//! Run: `scripts/rocketmq.sh start && cargo bench -p rmq-openmldb --bench end_to_end`
-//! (`-- --quick` for a shorter run). `ROCKETMQ_NAMESRV` points it elsewhere.
+//! It also runs the same messages with one and three WASM transforms, the
+//! converter alone natively and as WebAssembly in a plain loop (for the
+//! WASM/native ratio), and the `rmq-openmldb run` binary with the connector
+//! posted over HTTP (its rate and peak RSS).
+//!
+//! Run: `scripts/bench.sh` (or `scripts/rocketmq.sh start && cargo bench -p
+//! rmq-openmldb --bench end_to_end`, `-- --quick` for a shorter run).
+//! `ROCKETMQ_NAMESRV` and `OPENMLDB_APISERVER` point it at a real RocketMQ
+//! and OpenMLDB; `BENCH_MESSAGES` sets how many messages are preloaded.
 
 use openmldb_standin::store::Value;
 use openmldb_standin::{StandIn, StandInOptions};
-use rmq_openmldb::connector::{SinkSettings, TaskControl, run_sink_task};
+use rmq_openmldb::connector::{SinkSettings, TaskControl, TaskProgress, run_sink_task};
 use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
-use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
+use rmq_openmldb::openmldb::{OpenMldbWriter, WriterConfig};
+use rmq_openmldb::plugin::bindings as host;
+use rmq_openmldb::plugin::{ConverterInstance, PluginCatalog, PluginEngine, PluginServices, Role, RuntimeConfig};
 use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
+use rmq_openmldb_sdk as sdk;
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +64,9 @@ fn message(topic: &str, id: i64) -> OutgoingMessage {
     OutgoingMessage { topic: topic.to_string(), body: envelope(id), ..Default::default() }
 }
 
+/// Extra connector keys of a variant.
+type ConnectorKeys = &'static [(&'static str, &'static str)];
+
 /// Transforms of the variants: one, and three (all keep the schema).
 const ONE_TRANSFORM: &[(&str, &str)] =
     &[("transforms", "hide"), ("transforms.hide.type", "mask"), ("transforms.hide.fields", "name")];
@@ -86,20 +99,60 @@ fn connector_config(topic: &str, apiserver: &str) -> ConnectorConfig {
     .collect()
 }
 
-/// Rows of `table` stored since `seen`, with the time they were noticed.
-fn new_rows(standin: &StandIn, table: &str, seen: &mut usize) -> Vec<i64> {
-    let catalog = standin.state.catalog.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(rows) = catalog.table(DATABASE, table).map(|t| &t.rows) else { return Vec::new() };
-    let fresh: Vec<i64> = rows[*seen..].iter().map(|r| if let Value::BigInt(id) = r[0] { id } else { -1 }).collect();
-    *seen = rows.len();
-    fresh
+/// Where the rows go: the in-process stand-in, whose memory the bench reads
+/// (so each row's arrival is seen within a millisecond), or a real
+/// APIServer named by `OPENMLDB_APISERVER`, whose tables are counted with
+/// `SELECT COUNT(*)` (latency then comes from the task's delivery-time
+/// histogram, to its bucket bounds).
+enum Backend {
+    StandIn(StandIn),
+    Remote { addr: String, api: ApiClient },
+}
+
+/// An id for rows whose ids a COUNT(*) does not tell.
+const UNKNOWN_ID: i64 = i64::MIN;
+
+impl Backend {
+    fn addr(&self) -> String {
+        match self {
+            Backend::StandIn(standin) => standin.addr.to_string(),
+            Backend::Remote { addr, .. } => addr.clone(),
+        }
+    }
+
+    fn exact(&self) -> bool {
+        matches!(self, Backend::StandIn(_))
+    }
+
+    /// Ids of the rows of `table` stored since `seen` rows.
+    async fn new_rows(&self, table: &str, seen: &mut usize) -> Vec<i64> {
+        match self {
+            Backend::StandIn(standin) => {
+                let catalog = standin.state.catalog.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(rows) = catalog.table(DATABASE, table).map(|t| &t.rows) else { return Vec::new() };
+                let fresh: Vec<i64> =
+                    rows[*seen..].iter().map(|r| if let Value::BigInt(id) = r[0] { id } else { -1 }).collect();
+                *seen = rows.len();
+                fresh
+            }
+            Backend::Remote { api, .. } => {
+                let count = match api.execute(DATABASE, &format!("SELECT COUNT(*) FROM {table}")).await {
+                    Ok(reply) => reply.body["data"]["data"][0][0].as_u64().unwrap_or(0) as usize,
+                    Err(_) => 0,
+                };
+                let fresh = count.saturating_sub(*seen);
+                *seen = (*seen).max(count);
+                vec![UNKNOWN_ID; fresh]
+            }
+        }
+    }
 }
 
 struct Bench {
     namesrv: String,
     runtime: Arc<ClientRuntime>,
     engine: Arc<PluginEngine>,
-    standin: StandIn,
+    backend: Backend,
     stamp: u128,
 }
 
@@ -109,17 +162,19 @@ impl Bench {
         topic: &str,
         name: &str,
         extra: &[(&str, &str)],
-    ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-        let mut config = connector_config(topic, &self.standin.addr.to_string());
+    ) -> (CancellationToken, tokio::task::JoinHandle<()>, Arc<TaskProgress>) {
+        let mut config = connector_config(topic, &self.backend.addr());
         config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = SinkSettings::from_config(name, &self.namesrv, &config).expect("settings");
         let cancel = CancellationToken::new();
+        let control = TaskControl::unpaused(cancel.clone());
+        let progress = control.progress.clone();
         let task = tokio::spawn(run_sink_task(
             settings,
             self.engine.clone(),
             PluginCatalog::default(),
             self.runtime.clone(),
-            TaskControl::unpaused(cancel.clone()),
+            control,
         ));
         let handle = tokio::spawn(async move {
             match task.await {
@@ -128,7 +183,7 @@ impl Bench {
                 Err(e) => eprintln!("sink task panicked: {e}"),
             }
         });
-        (cancel, handle)
+        (cancel, handle, progress)
     }
 
     async fn producer(&self, topic: &str) -> Producer {
@@ -184,10 +239,52 @@ impl Bench {
         let table = format!("{topic}_{variant}");
         let mut extra = extra.to_vec();
         extra.push(("table.name.format", &table));
-        let (cancel, handle) = self.start_sink(topic, &format!("e2e-{variant}-{}", self.stamp), &extra);
-        let rate = rate_until_stored(&self.standin, &table, count as usize).await;
+        let (cancel, handle, _) = self.start_sink(topic, &format!("e2e-{variant}-{}", self.stamp), &extra);
+        let rate = rate_until_stored(&self.backend, &table, count as usize).await;
         cancel.cancel();
         let _ = handle.await;
+        rate
+    }
+
+    /// For the converter comparison: a plain sequential loop (poll,
+    /// convert, write, acknowledge) over the preloaded topic, with the
+    /// converter given; the table must exist.
+    async fn sequential(
+        &self,
+        topic: &str,
+        count: i64,
+        variant: &str,
+        mut convert: impl FnMut(&[rmq_openmldb::rocketmq::ConsumedMessage]) -> Vec<host::Row>,
+    ) -> f64 {
+        let table = format!("{topic}_{variant}");
+        let config = connector_config(topic, &self.backend.addr());
+        let columns = table_columns();
+        let writer = OpenMldbWriter::connect(
+            WriterConfig::from_connector(&config).expect("writer config"),
+            &table,
+            Some(&columns),
+        )
+        .await
+        .expect("writer");
+        let group = format!("e2e-{variant}-{}", self.stamp);
+        let consumer = QueueConsumer::start(self.runtime.clone(), ConsumerConfig::new(&self.namesrv, &group, &[topic]))
+            .await
+            .expect("consumer");
+        let cancel = CancellationToken::new();
+        let mut written = 0usize;
+        let mut started = None;
+        while written < count as usize {
+            let batch = consumer.poll_available(Duration::from_millis(500), 2048).await;
+            if batch.is_empty() {
+                continue;
+            }
+            started.get_or_insert_with(Instant::now);
+            let rows = tokio::task::block_in_place(|| convert(&batch));
+            written += writer.write(&rows, &cancel).await.written.len();
+            consumer.ack(batch.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+        }
+        let rate = count as f64 / started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
+        consumer.shutdown().await;
         rate
     }
 
@@ -215,7 +312,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let table = format!("{topic}_process");
-        let mut connector = connector_config(topic, &self.standin.addr.to_string());
+        let mut connector = connector_config(topic, &self.backend.addr());
         connector.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         connector.insert("table.name.format".into(), table.clone());
         let reply = http
@@ -225,7 +322,7 @@ impl Bench {
             .await
             .expect("create the connector");
         assert_eq!(reply.status().as_u16(), 201, "{:?}", reply.text().await);
-        let rate = rate_until_stored(&self.standin, &table, count as usize).await;
+        let rate = rate_until_stored(&self.backend, &table, count as usize).await;
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
         let peak_kib: u64 = status
             .lines()
@@ -240,15 +337,15 @@ impl Bench {
 
     /// Send at `rate` messages/s for `duration` (batches every 10 ms, over
     /// the queues in turn) and time each from send to row stored.
-    async fn latency(&self, rate: u64, duration: Duration) -> Vec<Duration> {
+    async fn latency(&self, rate: u64, duration: Duration) -> Latency {
         let topic = format!("e2e_latency_{rate}_{}", self.stamp);
         let producer = self.producer(&topic).await;
-        let (cancel, handle) = self.start_sink(&topic, &format!("e2e-latency-{rate}-{}", self.stamp), &[]);
+        let (cancel, handle, progress) = self.start_sink(&topic, &format!("e2e-latency-{rate}-{}", self.stamp), &[]);
         // Warm up: the first message creates the table and starts the pipeline.
         producer.send(&message(&topic, -1)).await.expect("warm-up");
         let mut seen = 0usize;
         let warm_deadline = Instant::now() + Duration::from_secs(60);
-        while new_rows(&self.standin, &topic, &mut seen).is_empty() && Instant::now() < warm_deadline {
+        while self.backend.new_rows(&topic, &mut seen).await.is_empty() && Instant::now() < warm_deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
 
@@ -280,10 +377,13 @@ impl Bench {
         let mut arrived: HashMap<i64, Instant> = HashMap::with_capacity(expected);
         let deadline = Instant::now() + duration + Duration::from_secs(60);
         while arrived.len() < expected && Instant::now() < deadline {
-            let fresh = new_rows(&self.standin, &topic, &mut seen);
+            let fresh = self.backend.new_rows(&topic, &mut seen).await;
             let now = Instant::now();
-            arrived.extend(fresh.into_iter().filter(|id| *id >= 0).map(|id| (id, now)));
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            for id in fresh.into_iter().filter(|id| *id >= 0 || *id == UNKNOWN_ID) {
+                let key = if id == UNKNOWN_ID { -(arrived.len() as i64) - 2 } else { id };
+                arrived.insert(key, now);
+            }
+            tokio::time::sleep(Duration::from_millis(if self.backend.exact() { 1 } else { 50 })).await;
         }
         let _ = sender.await;
         cancel.cancel();
@@ -292,20 +392,104 @@ impl Bench {
         if arrived.len() < expected {
             eprintln!("only {} of {expected} rows arrived", arrived.len());
         }
+        if !self.backend.exact() {
+            // The warm-up message is in the histogram too; one in thousands.
+            let histogram = progress.delivery_time.snapshot();
+            let bound = |p: f64| {
+                let rank = (histogram.count as f64 * p).ceil() as u64;
+                let seconds = histogram.buckets.iter().find(|(_, n)| *n >= rank).map_or(f64::INFINITY, |(b, _)| *b);
+                Duration::from_secs_f64(seconds.min(3600.0))
+            };
+            return Latency { rows: arrived.len(), p50: bound(0.5), p99: bound(0.99), max: bound(1.0), exact: false };
+        }
         let mut latencies: Vec<Duration> =
             arrived.iter().filter_map(|(id, at)| sent.get(id).map(|s| at.saturating_duration_since(*s))).collect();
         latencies.sort();
-        latencies
+        Latency {
+            rows: latencies.len(),
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+            exact: true,
+        }
     }
 }
 
+/// employee_test's columns, for the tables of the sequential loops.
+fn table_columns() -> Vec<host::Column> {
+    use host::ColumnType as T;
+    [
+        ("id", T::Bigint),
+        ("name", T::String),
+        ("howold", T::Int),
+        ("male", T::Int),
+        ("company", T::String),
+        ("money", T::Double),
+        ("begin_time", T::Timestamp),
+    ]
+    .into_iter()
+    .map(|(name, type_)| host::Column { name: name.into(), type_, nullable: true })
+    .collect()
+}
+
+fn sdk_message(m: &rmq_openmldb::rocketmq::ConsumedMessage) -> sdk::Message {
+    sdk::Message {
+        topic: m.queue.topic.clone(),
+        queue_id: m.queue.queue_id as u32,
+        queue_offset: m.queue_offset,
+        born_timestamp: m.born_timestamp,
+        store_timestamp: m.store_timestamp,
+        message_id: None,
+        keys: None,
+        tags: None,
+        properties: None,
+        body: m.body.to_vec(),
+    }
+}
+
+fn host_message(m: &rmq_openmldb::rocketmq::ConsumedMessage) -> host::Message {
+    host::Message {
+        topic: m.queue.topic.clone(),
+        queue_id: m.queue.queue_id as u32,
+        queue_offset: m.queue_offset,
+        born_timestamp: m.born_timestamp,
+        store_timestamp: m.store_timestamp,
+        message_id: None,
+        keys: None,
+        tags: None,
+        properties: None,
+        body: m.body.to_vec(),
+    }
+}
+
+/// A row of the natively compiled converter, in the host's types.
+fn host_row(row: sdk::Row) -> host::Row {
+    let cells = row
+        .cells
+        .into_iter()
+        .map(|cell| match cell {
+            sdk::Cell::Null => host::Cell::Null,
+            sdk::Cell::Bool(v) => host::Cell::Bool(v),
+            sdk::Cell::Smallint(v) => host::Cell::Smallint(v),
+            sdk::Cell::Int(v) => host::Cell::Int(v),
+            sdk::Cell::Bigint(v) => host::Cell::Bigint(v),
+            sdk::Cell::Float(v) => host::Cell::Float(v),
+            sdk::Cell::Double(v) => host::Cell::Double(v),
+            sdk::Cell::String(v) => host::Cell::String(v),
+            sdk::Cell::Date(d) => host::Cell::Date(host::Date { year: d.year, month: d.month, day: d.day }),
+            sdk::Cell::Timestamp(v) => host::Cell::Timestamp(v),
+        })
+        .collect();
+    host::Row { source_index: row.source_index, cells }
+}
+
 /// Wait until `table` holds `count` rows; the rate from first row to last.
-async fn rate_until_stored(standin: &StandIn, table: &str, count: usize) -> f64 {
+async fn rate_until_stored(backend: &Backend, table: &str, count: usize) -> f64 {
     let mut seen = 0usize;
     let mut first: Option<(Instant, usize)> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     while seen < count && Instant::now() < deadline {
-        let fresh = new_rows(standin, table, &mut seen);
+        let fresh = backend.new_rows(table, &mut seen).await;
         if !fresh.is_empty() && first.is_none() {
             first = Some((Instant::now(), seen));
         }
@@ -315,6 +499,16 @@ async fn rate_until_stored(standin: &StandIn, table: &str, count: usize) -> f64 
         Some((at, rows)) if seen > rows => (seen - rows) as f64 / at.elapsed().as_secs_f64(),
         _ => 0.0,
     }
+}
+
+/// Latency figures at one rate; from the delivery histogram's bucket
+/// bounds (`≤`) when the rows cannot be watched one by one.
+struct Latency {
+    rows: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    exact: bool,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -328,23 +522,38 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let namesrv = std::env::var("ROCKETMQ_NAMESRV").unwrap_or_else(|_| "127.0.0.1:9876".into());
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let (count, duration) = if quick { (50_000, Duration::from_secs(5)) } else { (200_000, Duration::from_secs(15)) };
+    let (default_count, duration) =
+        if quick { (50_000, Duration::from_secs(5)) } else { (200_000, Duration::from_secs(15)) };
+    let count: i64 = std::env::var("BENCH_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(default_count);
     let client = RocketMqClient::new().expect("RocketMQ client");
     let runtime = client.client();
     client.run(async move {
-        let standin =
-            StandIn::start("127.0.0.1:0".parse().expect("address"), StandInOptions::default()).await.expect("stand-in");
-        let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).expect("client");
-        api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await.expect("create database");
+        let backend = match std::env::var("OPENMLDB_APISERVER") {
+            Ok(addr) => {
+                let api = ApiClient::new(&addr, Duration::from_secs(30)).expect("client");
+                println!("writing into the OpenMLDB APIServer at {addr}, database {DATABASE}");
+                Backend::Remote { addr, api }
+            }
+            Err(_) => {
+                let standin = StandIn::start("127.0.0.1:0".parse().expect("address"), StandInOptions::default())
+                    .await
+                    .expect("stand-in");
+                println!("writing into the OpenMLDB APIServer stand-in (in this process), database {DATABASE}");
+                Backend::StandIn(standin)
+            }
+        };
+        let api = ApiClient::new(&backend.addr(), Duration::from_secs(30)).expect("client");
+        // An existing database is fine.
+        let _ = api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await;
         let engine =
             Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).expect("engine"));
-        let bench = Bench { namesrv: namesrv.clone(), runtime, engine, standin, stamp };
+        let bench = Bench { namesrv: namesrv.clone(), runtime, engine, backend, stamp };
 
         println!("End to end: broker at {namesrv}, the worker's sink task, OpenMLDB APIServer stand-in");
         let (topic, ceiling) = bench.preload_and_ceiling(count).await;
         println!("{count} preloaded employee_test envelopes over {QUEUES} queues:");
         println!("  {:<44} {ceiling:>10.0} msg/s", "raw consume ceiling (poll + ack)");
-        let variants: [(&str, &str, &[(&str, &str)]); 3] = [
+        let variants: [(&str, &str, ConnectorKeys); 3] = [
             ("wasm", "WASM JSON converter", &[]),
             ("one", "WASM converter + 1 WASM transform", ONE_TRANSFORM),
             ("three", "WASM converter + 3 WASM transforms", THREE_TRANSFORMS),
@@ -353,6 +562,59 @@ fn main() {
             let rate = bench.sustained(&topic, count, variant, extra).await;
             println!("  {label:<44} {rate:>10.0} rows/s  {:.2} of the ceiling", rate / ceiling);
         }
+        // The converter alone, compiled natively vs as WebAssembly, in the
+        // same simple loop (no overlap of conversion and writing).
+        let host_schema =
+            host::TableSchema { database: DATABASE.into(), table: "employee_test".into(), columns: table_columns() };
+        let sdk_schema = sdk::TableSchema {
+            database: DATABASE.into(),
+            table: "employee_test".into(),
+            columns: table_columns()
+                .into_iter()
+                .map(|c| sdk::Column {
+                    name: c.name,
+                    type_: match c.type_ {
+                        host::ColumnType::Bigint => sdk::ColumnType::Bigint,
+                        host::ColumnType::Int => sdk::ColumnType::Int,
+                        host::ColumnType::Double => sdk::ColumnType::Double,
+                        host::ColumnType::Timestamp => sdk::ColumnType::Timestamp,
+                        _ => sdk::ColumnType::String,
+                    },
+                    nullable: true,
+                })
+                .collect(),
+        };
+        let mut native =
+            json_converter::JsonConverter::new(&sdk::PluginConfig::default(), sdk_schema).expect("native converter");
+        let native_rate = bench
+            .sequential(&topic, count, "native", |batch| {
+                let messages: Vec<sdk::Message> = batch.iter().map(sdk_message).collect();
+                native.convert_batch(&messages).rows.into_iter().map(host_row).collect()
+            })
+            .await;
+        let plugin = bench
+            .engine
+            .load(PluginCatalog::default().resolve("json-converter").expect("built-in"), Some(Role::Converter))
+            .expect("load json-converter");
+        let services = PluginServices::new("json-converter", "bench");
+        let mut wasm = ConverterInstance::new(&bench.engine, plugin, vec![], host_schema, services).expect("instance");
+        let wasm_rate = bench
+            .sequential(&topic, count, "wasmloop", |batch| {
+                let messages: Vec<host::Message> = batch.iter().map(host_message).collect();
+                wasm.convert(&messages).expect("convert").rows
+            })
+            .await;
+        println!(
+            "  {:<44} {native_rate:>10.0} rows/s  {:.2} of the ceiling",
+            "simple loop, native converter (comparison)",
+            native_rate / ceiling
+        );
+        println!(
+            "  {:<44} {wasm_rate:>10.0} rows/s  {:.2} of the ceiling, {:.2} of native",
+            "simple loop, WASM converter",
+            wasm_rate / ceiling,
+            wasm_rate / native_rate
+        );
         let (rate, peak) = bench.worker_process(&topic, count, THREE_TRANSFORMS).await;
         println!(
             "  {:<44} {rate:>10.0} rows/s  {:.2} of the ceiling",
@@ -363,14 +625,15 @@ fn main() {
         println!("latency, send to row stored ({} s per rate):", duration.as_secs());
         println!("  {:>12} {:>10} {:>10} {:>10} {:>10}", "msg/s", "rows", "p50", "p99", "max");
         for rate in [1_000u64, 10_000] {
-            let latencies = bench.latency(rate, duration).await;
+            let l = bench.latency(rate, duration).await;
+            let at_most = if l.exact { "" } else { "≤" };
             println!(
-                "  {:>12} {:>10} {:>8.1}ms {:>8.1}ms {:>8.1}ms",
+                "  {:>12} {:>10} {at_most:>1}{:>7.1}ms {at_most:>1}{:>7.1}ms {at_most:>1}{:>7.1}ms",
                 rate,
-                latencies.len(),
-                percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-                percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-                latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+                l.rows,
+                l.p50.as_secs_f64() * 1e3,
+                l.p99.as_secs_f64() * 1e3,
+                l.max.as_secs_f64() * 1e3,
             );
         }
     });

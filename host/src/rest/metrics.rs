@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 const PREFIX: &str = "rmq_openmldb";
 
+/// Reads one counter of a task.
+type ReadCounter = fn(&crate::worker::TaskMetrics) -> u64;
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -53,7 +56,7 @@ pub fn render(worker: &Worker) -> String {
     for t in &tasks {
         sample(&mut out, "task_state", &format!("{},state=\"{}\"", labels(&t.connector, t.task), t.state.name()), 1);
     }
-    let counters: [(&str, &str, fn(&crate::worker::TaskMetrics) -> u64); 7] = [
+    let counters: [(&str, &str, ReadCounter); 7] = [
         ("messages_total", "Messages taken from RocketMQ and acknowledged.", |t| t.progress.messages()),
         ("rows_written_total", "Rows OpenMLDB stored.", |t| t.progress.rows_written()),
         ("dead_lettered_total", "Messages sent to the dead-letter topic (or skipped).", |t| t.progress.dead_lettered()),

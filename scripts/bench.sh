@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The benchmark table in one command: starts Apache RocketMQ on loopback
+# (unless ROCKETMQ_NAMESRV names a running one), then runs the end-to-end
+# benchmark: raw consume ceiling, end-to-end rates with the WASM converter
+# and 1 and 3 WASM transforms, native vs WASM converter, the worker binary's
+# rate and peak RSS, and latency percentiles at 1,000 and 10,000 msg/s, each
+# rate also as a ratio to the ceiling of the same run.
+#   scripts/bench.sh            full run (200,000 messages, 15 s per rate)
+#   scripts/bench.sh --quick    a shorter run (50,000 messages, 5 s per rate)
+# OPENMLDB_APISERVER=host:port writes into a real APIServer instead of the
+# in-process stand-in; BENCH_MESSAGES=N preloads N messages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+ensure_rust_targets
+if [ -z "${ROCKETMQ_NAMESRV:-}" ]; then
+  scripts/rocketmq.sh start
+  trap 'scripts/rocketmq.sh stop' EXIT
+fi
+log "building (the first build takes several minutes)"
+cargo bench --locked -p rmq-openmldb --bench end_to_end --no-run
+cargo bench --locked -p rmq-openmldb --bench end_to_end -- "$@"
