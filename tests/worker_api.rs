@@ -685,3 +685,22 @@ fn metrics_and_the_live_status_page_show_each_connector() {
         println!("status page screenshot: {}", shot.display());
     });
 }
+
+#[test]
+fn an_api_token_guards_every_route() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = WorkerProcess::start_with(dir.path(), "worker_id = \"guarded\"\napi_token = \"s3cret\"\n").await;
+        for path in ["/v1/worker", "/connectors/list", "/metrics", "/"] {
+            let response = reqwest::get(format!("{}{path}", worker.base)).await.unwrap();
+            assert_eq!(response.status().as_u16(), 401, "{path} without the token");
+            let response = reqwest::Client::new()
+                .get(format!("{}{path}", worker.base))
+                .bearer_auth("s3cret")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{path} with the token");
+        }
+    });
+}

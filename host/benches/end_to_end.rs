@@ -201,15 +201,18 @@ impl Bench {
         let topic = format!("e2e_sustained_{}", self.stamp);
         let producer = self.producer(&topic).await;
         let mut id = 0;
+        let mut next_report = count / 10;
         while id < count {
             for queue in 0..QUEUES {
                 let batch: Vec<OutgoingMessage> = (id..(id + 256).min(count)).map(|i| message(&topic, i)).collect();
                 id += batch.len() as i64;
                 producer.send_batch_to_queue(&batch, "broker-a", queue).await.expect("preload");
             }
-            eprint!("\rpreloading {id}/{count}");
+            if id >= next_report {
+                eprintln!("preloaded {id}/{count} messages");
+                next_report += count / 10;
+            }
         }
-        eprintln!();
         producer.shutdown().await;
 
         let consumer = QueueConsumer::start(

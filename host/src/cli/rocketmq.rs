@@ -77,8 +77,10 @@ async fn produce(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, a
     producer.create_topic(&args.topic, args.queues).await?;
     if let Some(path) = &args.lines {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut progress = Progress::new("sent", lines.len());
         let mut sent = 0;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        for line in lines {
             producer
                 .send(&OutgoingMessage {
                     topic: args.topic.clone(),
@@ -87,7 +89,9 @@ async fn produce(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, a
                 })
                 .await?;
             sent += 1;
+            progress.update(sent);
         }
+        progress.finish();
         eprintln!("sent {sent} messages from {} to {}", path.display(), args.topic);
         producer.shutdown().await;
         return Ok(());
@@ -96,6 +100,7 @@ async fn produce(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, a
     let per_queue = args.count.div_ceil(args.queues as usize);
     let mut sent = 0usize;
     let mut next = vec![0usize; args.queues as usize];
+    let mut progress = Progress::new("sent", args.count);
     while sent < args.count {
         for queue in 0..args.queues {
             let q = queue as usize;
@@ -114,12 +119,44 @@ async fn produce(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, a
             producer.send_batch_to_queue(&batch, &args.broker, queue).await?;
             next[q] += n;
             sent += n;
+            progress.update(sent);
         }
     }
+    progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("sent {sent} messages to {} in {seconds:.2} s ({:.0} msg/s)", args.topic, sent as f64 / seconds);
     producer.shutdown().await;
     Ok(())
+}
+
+/// A progress line on stderr for long sends, redrawn at most every half
+/// second, and only when stderr is a terminal.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    shown: Option<Instant>,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress { what, total, shown: None, terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn update(&mut self, done: usize) {
+        if !self.terminal || self.shown.is_some_and(|t| t.elapsed() < Duration::from_millis(500)) {
+            return;
+        }
+        self.shown = Some(Instant::now());
+        eprint!("\r{} {done}/{} ({}%)", self.what, self.total, done * 100 / self.total.max(1));
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.shown.is_some() {
+            eprintln!();
+        }
+    }
 }
 
 async fn consume(runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>, args: ConsumeArgs) -> Result<()> {
