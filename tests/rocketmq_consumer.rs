@@ -2,6 +2,10 @@
 //! (scripts/rocketmq.sh, started by scripts/test.sh or on demand here).
 //! The tests share the broker and run one at a time.
 
+mod common;
+
+use common::unique;
+
 use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,11 +24,6 @@ fn rocketmq(command: &str) {
     let status =
         Command::new(root().join("scripts/rocketmq.sh")).arg(command).status().expect("run scripts/rocketmq.sh");
     assert!(status.success(), "scripts/rocketmq.sh {command} failed");
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// Produce `count` messages over 8 queues through the CLI, as a user would.

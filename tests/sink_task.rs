@@ -5,41 +5,22 @@
 
 #![recursion_limit = "512"]
 
+mod common;
+
+use common::{envelope, unique};
+
 use openmldb_standin::{StandIn, StandInOptions};
 use rmq_openmldb::connector::{SinkSettings, TaskControl, run_sink_task};
 use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
 use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
 use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const NAMESRV: &str = "127.0.0.1:9876";
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-fn envelope(payload: Value) -> String {
-    let field = |name: &str, ty: &str| json!({"type": ty, "optional": true, "field": name});
-    let mut begin_time = field("begin_time", "int64");
-    begin_time["name"] = json!("io.openmessaging.connector.api.data.logical.Timestamp");
-    begin_time["version"] = json!(1);
-    json!({
-        "schema": {
-            "type": "struct",
-            "fields": [field("id", "int64"), field("name", "string"), field("howold", "int32"), field("male", "int32"),
-                       field("company", "string"), field("money", "double"), begin_time],
-            "optional": true,
-            "name": "employee_test"
-        },
-        "payload": payload
-    })
-    .to_string()
-}
 
 #[test]
 fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {

@@ -5,6 +5,10 @@
 
 #![recursion_limit = "512"]
 
+mod common;
+
+use common::{envelope, unique};
+
 use openmldb_standin::{StandIn, StandInOptions};
 use rmq_openmldb::openmldb::ApiClient;
 use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer, RocketMqClient};
@@ -22,11 +26,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// Start RocketMQ (if needed), then run `test` on the RocketMQ client's runtime.
@@ -154,26 +153,6 @@ impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// An `employee_test` row in RocketMQ Connect's JsonConverter envelope, as
-/// the JDBC source writes it.
-fn envelope(payload: Value) -> String {
-    let field = |name: &str, ty: &str| json!({"type": ty, "optional": true, "field": name});
-    let mut begin_time = field("begin_time", "int64");
-    begin_time["name"] = json!("io.openmessaging.connector.api.data.logical.Timestamp");
-    begin_time["version"] = json!(1);
-    json!({
-        "schema": {
-            "type": "struct",
-            "fields": [field("id", "int64"), field("name", "string"), field("howold", "int32"), field("male", "int32"),
-                       field("company", "string"), field("money", "double"), begin_time],
-            "optional": true,
-            "name": "employee_test"
-        },
-        "payload": payload
-    })
-    .to_string()
 }
 
 fn guide_rows() -> Vec<String> {
