@@ -30,3 +30,14 @@ pub fn envelope(payload: Value) -> String {
     })
     .to_string()
 }
+
+/// The OpenMLDB guide's four employee_test rows as the APIServer returns
+/// them (`SELECT *`, sorted by id): row 12 keeps its NULLs.
+pub fn guide_rows_in_openmldb() -> Vec<Value> {
+    vec![
+        json!([2, "name-02", 19, 7, "company", 32232.0, 1640764800000i64]),
+        json!([4, "gjk", 25, 8, "company", 3232.0, 1640378616000i64]),
+        json!([12, "name-06", 19, 3, null, null, null]),
+        json!([14, "name-08", 25, 15, "company", 32255.0, 1644347199000i64]),
+    ]
+}

@@ -178,25 +178,24 @@ async fn stop(State(worker): Shared, Path(name): Path<String>) -> Response {
 }
 
 async fn pause_all(State(worker): Shared) -> Response {
-    let mut count = 0;
-    for name in worker.connector_names() {
-        match worker.pause_connector(&name).await {
-            Ok(()) => count += 1,
-            Err(e) => tracing::warn!(connector = %name, "pause all: {e}"),
-        }
-    }
-    ok(format!("{count} connectors are suspended"))
+    ok(format!("{} connectors are suspended", set_all(&worker, true).await))
 }
 
 async fn resume_all(State(worker): Shared) -> Response {
+    ok(format!("{} connectors are resumed", set_all(&worker, false).await))
+}
+
+/// Pause (or resume) every connector; how many it did.
+async fn set_all(worker: &Worker, pause: bool) -> usize {
     let mut count = 0;
     for name in worker.connector_names() {
-        match worker.resume_connector(&name).await {
+        let result = if pause { worker.pause_connector(&name).await } else { worker.resume_connector(&name).await };
+        match result {
             Ok(()) => count += 1,
-            Err(e) => tracing::warn!(connector = %name, "resume all: {e}"),
+            Err(e) => tracing::warn!(connector = %name, "{} all: {e}", if pause { "pause" } else { "resume" }),
         }
     }
-    ok(format!("{count} connectors are resumed"))
+    count
 }
 
 async fn stop_all(State(worker): Shared) -> Response {
