@@ -10,5 +10,6 @@ pub mod openmldb;
 pub mod plugin;
 pub mod rest;
 pub mod rocketmq;
+pub mod sql;
 pub mod telemetry;
 pub mod worker;

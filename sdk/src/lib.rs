@@ -41,7 +41,8 @@ pub mod time;
 
 /// Generated bindings, one module per world. The `types` and `host`
 /// interfaces are generated once (in `converter`) and shared by the others,
-/// so a `Cell` is the same Rust type in every role.
+/// so a `Cell` is the same Rust type in every role; `sql` is generated with
+/// `sink` and shared with `source`.
 pub mod bindings {
     pub mod converter {
         wit_bindgen::generate!({
@@ -73,6 +74,7 @@ pub mod bindings {
             pub_export_macro: true,
             export_macro_name: "__export_sink_world",
             default_bindings_module: "rmq_openmldb_sdk::bindings::sink",
+            additional_derives: [PartialEq],
             with: {
                 "rmq-openmldb:plugin/types@0.1.0": crate::bindings::converter::rmq_openmldb::plugin::types,
                 "rmq-openmldb:plugin/host@0.1.0": crate::bindings::converter::rmq_openmldb::plugin::host,
@@ -89,6 +91,7 @@ pub mod bindings {
             with: {
                 "rmq-openmldb:plugin/types@0.1.0": crate::bindings::converter::rmq_openmldb::plugin::types,
                 "rmq-openmldb:plugin/host@0.1.0": crate::bindings::converter::rmq_openmldb::plugin::host,
+                "rmq-openmldb:plugin/sql@0.1.0": crate::bindings::sink::rmq_openmldb::plugin::sql,
             },
         });
     }
@@ -96,6 +99,8 @@ pub mod bindings {
 
 pub use bindings::converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use bindings::converter::rmq_openmldb::plugin::host;
+/// The SQL capability (sources and sinks whose connector grants a connection).
+pub use bindings::sink::rmq_openmldb::plugin::sql;
 pub use bindings::converter::rmq_openmldb::plugin::types::{
     Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError, PluginInfo, Property,
     RecordFailure, Row, RowBatch, TableSchema,

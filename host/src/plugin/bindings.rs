@@ -25,6 +25,7 @@ pub mod sink {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "sink-plugin",
+        additional_derives: [PartialEq],
         with: {
             "rmq-openmldb:plugin/types@0.1.0": super::converter::rmq_openmldb::plugin::types,
             "rmq-openmldb:plugin/host@0.1.0": super::converter::rmq_openmldb::plugin::host,
@@ -39,9 +40,13 @@ pub mod source {
         with: {
             "rmq-openmldb:plugin/types@0.1.0": super::converter::rmq_openmldb::plugin::types,
             "rmq-openmldb:plugin/host@0.1.0": super::converter::rmq_openmldb::plugin::host,
+            "rmq-openmldb:plugin/sql@0.1.0": super::sink::rmq_openmldb::plugin::sql,
         },
     });
 }
+
+/// The SQL capability's types (generated once, with the sink world).
+pub use sink::rmq_openmldb::plugin::sql;
 
 pub use converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use converter::rmq_openmldb::plugin::host::Level;

@@ -187,6 +187,8 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| engine_error(format!("{e:#}")))?;
         bindings::converter::ConverterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| engine_error(format!("{e:#}")))?;
+        bindings::sql::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(|e| engine_error(format!("{e:#}")))?;
         let cache = CompileCache::new(&engine, config.cache_dir.clone());
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| engine_error(format!("epoch thread: {e}")))?;
         Ok(PluginEngine { engine, linker, config, cache, _ticker: ticker })

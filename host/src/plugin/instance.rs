@@ -13,7 +13,7 @@ use super::engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, RolePre};
 use super::error::{CallError, TrapKind};
 use super::state::{PluginServices, PluginState};
 use std::sync::Arc;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// Plugin configuration as it crosses the boundary.
 pub type PluginConfig = Vec<(String, String)>;
@@ -54,6 +54,13 @@ impl<B> Warm<B> {
         let mut store = Store::new(&self.engine, PluginState::new(self.services.clone(), self.memory_cap));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.deadline_ticks);
+        // At the deadline, time spent waiting on the host (a SQL query)
+        // is given back; a plugin that computes past it is interrupted.
+        store.epoch_deadline_callback(|mut ctx| {
+            let waited = std::mem::take(&mut ctx.data_mut().host_wait);
+            let ticks = waited.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+            Ok(if ticks > 0 { UpdateDeadline::Continue(ticks) } else { UpdateDeadline::Interrupt })
+        });
         store
     }
 
@@ -79,6 +86,7 @@ impl<B> Warm<B> {
             return Err(CallError::Instantiate { plugin: self.plugin.name.clone(), reason: "no instance".into() });
         };
         live.store.set_epoch_deadline(self.deadline_ticks);
+        live.store.data_mut().host_wait = std::time::Duration::ZERO;
         match call(&live.bindings, &mut live.store) {
             Ok(result) => Ok(result),
             Err(e) => {

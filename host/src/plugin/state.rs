@@ -1,14 +1,18 @@
 //! What a plugin's `Store` holds, and the host imports it can call: log,
-//! metrics and small keyed state. The services outlive any one instance so
-//! that state and metrics survive instance recycling after a trap.
+//! metrics, small keyed state and, when the connector grants one, a SQL
+//! connection. The services outlive any one instance so that state and
+//! metrics survive instance recycling after a trap.
 
 use super::bindings::Level;
 use super::bindings::converter::rmq_openmldb::plugin::{host, types};
+use super::bindings::sql::{self, ResultSet, SqlError, SqlErrorKind, SqlValue};
+use crate::sql::SqlConnection;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -34,6 +38,8 @@ pub struct PluginServices {
     pub connector: String,
     metrics: Mutex<PluginMetrics>,
     state: Mutex<KeyedState>,
+    /// The SQL connection the connector grants this plugin, if any.
+    sql: Option<SqlConnection>,
 }
 
 /// A histogram as count, sum, min and max; exported by the metrics layer.
@@ -65,6 +71,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl PluginServices {
     pub fn new(plugin: impl Into<String>, connector: impl Into<String>) -> Arc<Self> {
         Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), ..Default::default() })
+    }
+
+    /// Services that include a granted SQL connection.
+    pub fn with_sql(plugin: impl Into<String>, connector: impl Into<String>, sql: SqlConnection) -> Arc<Self> {
+        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), sql: Some(sql), ..Default::default() })
+    }
+
+    fn sql(&self) -> Result<&SqlConnection, SqlError> {
+        self.sql.as_ref().ok_or_else(|| SqlError {
+            kind: SqlErrorKind::NotGranted,
+            code: None,
+            message: format!(
+                "plugin \"{}\" of connector \"{}\" has no SQL connection: the connector's config grants one with connection.url",
+                self.plugin, self.connector
+            ),
+        })
     }
 
     /// A copy of the plugin's metrics so far.
@@ -167,6 +189,10 @@ pub struct PluginState {
     pub(crate) limits: StoreLimits,
     pub(crate) services: Arc<PluginServices>,
     pub(crate) stderr: TailPipe,
+    /// Time the current call spent blocked in host imports (SQL); the
+    /// call's deadline is extended by it, so a slow database is not
+    /// mistaken for a runaway plugin.
+    pub(crate) host_wait: Duration,
 }
 
 impl PluginState {
@@ -180,7 +206,7 @@ impl PluginState {
             .trap_on_grow_failure(true)
             .instances(64)
             .build();
-        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr }
+        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr, host_wait: Duration::ZERO }
     }
 }
 
@@ -210,6 +236,22 @@ impl host::Host for PluginState {
     }
     fn state_delete(&mut self, key: String) {
         self.services.state_delete(&key)
+    }
+}
+
+impl sql::Host for PluginState {
+    fn query(&mut self, statement: String, params: Vec<SqlValue>) -> Result<ResultSet, SqlError> {
+        let started = Instant::now();
+        let result = self.services.sql().and_then(|c| c.query(statement, params));
+        self.host_wait += started.elapsed();
+        result
+    }
+
+    fn execute(&mut self, statement: String, params: Vec<Vec<SqlValue>>) -> Result<Vec<u64>, SqlError> {
+        let started = Instant::now();
+        let result = self.services.sql().and_then(|c| c.execute(statement, params));
+        self.host_wait += started.elapsed();
+        result
     }
 }
 

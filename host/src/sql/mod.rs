@@ -1,0 +1,273 @@
+//! The SQL capability a connector grants its plugin: one MySQL/MariaDB
+//! connection, named by the connector's `connection.url`, `connection.user`
+//! and `connection.password`. It owns the JDBC URL's parsing, the
+//! connection (on its own thread, so a plugin call may block on it from
+//! any thread) and the translation between MySQL's values and the WIT's.
+//! The plugin sees results, never the credentials.
+
+mod url;
+mod values;
+
+pub use url::{MysqlUrl, UrlError};
+
+use crate::openmldb::ConnectorConfig;
+use crate::plugin::bindings::sql::{ResultSet, SqlError, SqlErrorKind, SqlValue};
+use mysql_async::prelude::Queryable;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Longest one query or execute may take before the plugin gets `timeout`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where and as whom to connect.
+#[derive(Clone)]
+pub struct SqlGrantConfig {
+    pub url: MysqlUrl,
+    pub user: String,
+    pub password: String,
+    pub call_timeout: Duration,
+}
+
+impl std::fmt::Debug for SqlGrantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlGrantConfig").field("url", &self.url).field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl SqlGrantConfig {
+    /// The grant a connector config makes: `connection.url` (a
+    /// `jdbc:mysql://` URL), `connection.user`, `connection.password`.
+    /// `None` when the config has no `connection.url`.
+    pub fn from_connector(config: &ConnectorConfig) -> Result<Option<Self>, UrlError> {
+        let Some(raw) = config.get("connection.url") else { return Ok(None) };
+        let url = MysqlUrl::parse(raw)?;
+        let user = config.get("connection.user").cloned().or_else(|| url.user.clone()).unwrap_or_default();
+        let password = config.get("connection.password").cloned().or_else(|| url.password.clone()).unwrap_or_default();
+        Ok(Some(SqlGrantConfig { url, user, password, call_timeout: DEFAULT_CALL_TIMEOUT }))
+    }
+
+    fn opts(&self) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.url.host.clone())
+            .tcp_port(self.url.port)
+            .user((!self.user.is_empty()).then(|| self.user.clone()))
+            .pass((!self.password.is_empty()).then(|| self.password.clone()))
+            .db_name(self.url.database.clone())
+            .prefer_socket(false)
+            // TIMESTAMP columns read and compare as UTC wall-clock times,
+            // whatever the server's zone (documented in the WIT).
+            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"])
+            .into()
+    }
+}
+
+enum Request {
+    Query { statement: String, params: Vec<SqlValue>, reply: mpsc::SyncSender<Result<ResultSet, SqlError>> },
+    Execute { statement: String, params: Vec<Vec<SqlValue>>, reply: mpsc::SyncSender<Result<Vec<u64>, SqlError>> },
+}
+
+/// A granted connection. Calls block the calling thread; the connection
+/// lives on a thread of its own and reconnects after a failure.
+pub struct SqlConnection {
+    requests: mpsc::Sender<Request>,
+    call_timeout: Duration,
+    describe: String,
+}
+
+impl std::fmt::Debug for SqlConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlConnection").field("to", &self.describe).finish()
+    }
+}
+
+impl SqlConnection {
+    /// Start the connection's thread. Connecting happens on first use, so
+    /// a database that is down shows up as a `connection` error the plugin
+    /// can retry, not as a failure here.
+    pub fn open(config: SqlGrantConfig) -> std::io::Result<SqlConnection> {
+        let (requests, incoming) = mpsc::channel();
+        let describe = format!("mysql://{}@{}", config.user, config.url.address());
+        let call_timeout = config.call_timeout;
+        let thread_name = format!("sql-{}", config.url.address());
+        std::thread::Builder::new().name(thread_name).spawn(move || serve(config, incoming))?;
+        Ok(SqlConnection { requests, call_timeout, describe })
+    }
+
+    pub fn query(&self, statement: String, params: Vec<SqlValue>) -> Result<ResultSet, SqlError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.call(Request::Query { statement, params, reply }, answer)
+    }
+
+    pub fn execute(&self, statement: String, params: Vec<Vec<SqlValue>>) -> Result<Vec<u64>, SqlError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.call(Request::Execute { statement, params, reply }, answer)
+    }
+
+    fn call<T>(&self, request: Request, answer: mpsc::Receiver<Result<T, SqlError>>) -> Result<T, SqlError> {
+        if self.requests.send(request).is_err() {
+            return Err(error(SqlErrorKind::Connection, None, format!("the connection to {} is closed", self.describe)));
+        }
+        match answer.recv_timeout(self.call_timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(error(
+                SqlErrorKind::Timeout,
+                None,
+                format!("no answer from {} within {:?}", self.describe, self.call_timeout),
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(error(SqlErrorKind::Connection, None, format!("the connection to {} is closed", self.describe)))
+            }
+        }
+    }
+}
+
+fn error(kind: SqlErrorKind, code: Option<u16>, message: String) -> SqlError {
+    SqlError { kind, code, message }
+}
+
+/// The connection thread: one request at a time, in order.
+fn serve(config: SqlGrantConfig, incoming: mpsc::Receiver<Request>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the SQL connection's runtime: {e}");
+            return;
+        }
+    };
+    let opts = config.opts();
+    let mut conn: Option<mysql_async::Conn> = None;
+    while let Ok(request) = incoming.recv() {
+        runtime.block_on(async {
+            let live = match conn.take() {
+                Some(live) => Ok(live),
+                None => mysql_async::Conn::new(opts.clone()).await.map_err(|e| translate(&config, e)),
+            };
+            let mut live = match live {
+                Ok(live) => live,
+                Err(e) => return reply_error(request, e),
+            };
+            let healthy = match request {
+                Request::Query { statement, params, reply } => {
+                    let result = run_query(&mut live, &statement, params).await.map_err(|e| translate(&config, e));
+                    let healthy = !matches!(&result, Err(e) if e.kind == SqlErrorKind::Connection);
+                    let _ = reply.send(result);
+                    healthy
+                }
+                Request::Execute { statement, params, reply } => {
+                    let result = run_execute(&mut live, &statement, params).await.map_err(|e| translate(&config, e));
+                    let healthy = !matches!(&result, Err(e) if e.kind == SqlErrorKind::Connection);
+                    let _ = reply.send(result);
+                    healthy
+                }
+            };
+            // A broken connection is dropped; the next request reconnects.
+            if healthy {
+                conn = Some(live);
+            }
+        });
+    }
+    if let Some(live) = conn {
+        let _ = runtime.block_on(live.disconnect());
+    }
+}
+
+fn reply_error(request: Request, e: SqlError) {
+    match request {
+        Request::Query { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::Execute { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+async fn run_query(
+    conn: &mut mysql_async::Conn,
+    statement: &str,
+    params: Vec<SqlValue>,
+) -> Result<ResultSet, mysql_async::Error> {
+    let params = values::params(params);
+    let mut result = conn.exec_iter(statement, params).await?;
+    let columns = result.columns_ref().iter().map(values::column).collect();
+    let rows = result
+        .reduce(Vec::new(), |mut rows, row: mysql_async::Row| {
+            let columns = row.columns();
+            rows.push(columns.iter().zip(row.unwrap_raw()).map(|(column, cell)| values::value(column, cell)).collect());
+            rows
+        })
+        .await?;
+    // Statements with several result sets: the rest are read and dropped.
+    result.drop_result().await?;
+    Ok(ResultSet { columns, rows })
+}
+
+async fn run_execute(
+    conn: &mut mysql_async::Conn,
+    statement: &str,
+    params: Vec<Vec<SqlValue>>,
+) -> Result<Vec<u64>, mysql_async::Error> {
+    let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+    let mut affected = Vec::with_capacity(params.len());
+    for row in params {
+        tx.exec_drop(statement, values::params(row)).await?;
+        affected.push(tx.affected_rows());
+    }
+    tx.commit().await?;
+    Ok(affected)
+}
+
+/// A driver error as the plugin sees it: what kind, the server's code,
+/// and a message that says which database.
+fn translate(config: &SqlGrantConfig, e: mysql_async::Error) -> SqlError {
+    let at = config.url.address();
+    match e {
+        mysql_async::Error::Server(server) => {
+            // Access denied and unknown database: the grant itself is wrong.
+            let kind = match server.code {
+                1040 | 1053 | 1205 | 1213 | 2006 | 2013 => SqlErrorKind::Connection,
+                _ => SqlErrorKind::Statement,
+            };
+            error(kind, Some(server.code), format!("{at}: {} (MySQL error {})", server.message, server.code))
+        }
+        mysql_async::Error::Io(io) => error(SqlErrorKind::Connection, None, format!("cannot reach {at}: {io}")),
+        mysql_async::Error::Driver(driver) => {
+            let text = driver.to_string();
+            let kind = if text.contains("onnection") { SqlErrorKind::Connection } else { SqlErrorKind::Statement };
+            error(kind, None, format!("{at}: {text}"))
+        }
+        other => error(SqlErrorKind::Connection, None, format!("{at}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grant_comes_from_the_connection_keys() {
+        let config: ConnectorConfig = [
+            ("connection.url", "jdbc:mysql://127.0.0.1:3307/shop?useSSL=false"),
+            ("connection.user", "reader"),
+            ("connection.password", "pw"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let grant = SqlGrantConfig::from_connector(&config).unwrap().unwrap();
+        assert_eq!((grant.url.host.as_str(), grant.url.port), ("127.0.0.1", 3307));
+        assert_eq!((grant.user.as_str(), grant.password.as_str()), ("reader", "pw"));
+        assert!(!format!("{grant:?}").contains("pw"), "Debug must not print the password");
+        assert!(SqlGrantConfig::from_connector(&ConnectorConfig::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_connection_error_naming_it() {
+        let url = MysqlUrl::parse("jdbc:mysql://127.0.0.1:9").unwrap();
+        let grant = SqlGrantConfig { url, user: "u".into(), password: "p".into(), call_timeout: Duration::from_secs(10) };
+        let conn = SqlConnection::open(grant).unwrap();
+        let e = conn.query("SELECT 1".into(), vec![]).unwrap_err();
+        assert_eq!(e.kind, SqlErrorKind::Connection);
+        assert!(e.message.contains("127.0.0.1:9"), "{}", e.message);
+    }
+}
