@@ -16,6 +16,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("cast", "transform"),
     ("insert-field", "transform"),
     ("mask", "transform"),
+    ("mysql-source", "source"),
 ];
 
 /// Components only the tests load.
