@@ -6,6 +6,7 @@
 use crate::openmldb::{ConfigError, ConnectorConfig, WriterConfig};
 use crate::plugin::StageSpec;
 use crate::rocketmq::ConsumerConfig;
+use crate::sql::SqlGrantConfig;
 use std::collections::BTreeMap;
 
 /// The most tasks one connector may ask for.
@@ -111,6 +112,46 @@ pub fn config_from_json(value: &serde_json::Value) -> Result<ConnectorConfig, De
     Ok(config)
 }
 
+/// A posted body with `//` and `/* */` comments blanked out (outside
+/// strings). RocketMQ Connect parses bodies with fastjson, which allows
+/// comments, and OpenMLDB's guide posts its source connector with them.
+pub fn strip_json_comments(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let (mut i, mut in_string) = (0, false);
+    while i < body.len() {
+        let c = body[i];
+        if in_string {
+            out.push(c);
+            if c == b'\\' && i + 1 < body.len() {
+                out.push(body[i + 1]);
+                i += 1;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+            out.push(c);
+        } else if c == b'/' && body.get(i + 1) == Some(&b'/') {
+            while i < body.len() && body[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        } else if c == b'/' && body.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < body.len() && !(body[i] == b'*' && body.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i += 2;
+            out.push(b' ');
+            continue;
+        } else {
+            out.push(c);
+        }
+        i += 1;
+    }
+    out
+}
+
 fn json_type(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
@@ -138,7 +179,10 @@ impl ConnectorDefinition {
             return Err(invalid(
                 "connector.class",
                 &class,
-                format!("unknown connector class; this host runs {}", SINK_CLASSES.join(", ")),
+                format!(
+                    "unknown connector class; this host runs {}",
+                    SINK_CLASSES.iter().chain(SOURCE_CLASSES).copied().collect::<Vec<_>>().join(", ")
+                ),
             ));
         };
         let max_tasks = match config.get("max.tasks").map(|v| v.trim()) {
@@ -160,11 +204,7 @@ impl ConnectorDefinition {
                 SinkSettings::from_definition(&definition, namesrv)?;
             }
             ConnectorKind::Source => {
-                return Err(invalid(
-                    "connector.class",
-                    &class,
-                    "source connectors (the MySQL source plugin) are not in this build yet; it runs sink connectors",
-                ));
+                SourceSettings::for_tasks(&definition, namesrv)?;
             }
         }
         Ok(definition)
@@ -298,16 +338,116 @@ impl SinkSettings {
     }
 }
 
+/// Everything one source task needs, parsed from the connector config.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub connector: String,
+    /// Which of the connector's tasks this is.
+    pub task: u32,
+    pub namesrv: String,
+    /// The source plugin (built-in `mysql-source` for the JDBC classes).
+    pub plugin: String,
+    /// The connector's keys for the plugin, credentials left out, plus
+    /// `tables`: this task's share of `table.whitelist`.
+    pub plugin_config: Vec<(String, String)>,
+    /// The database connection the connector grants its plugin.
+    pub sql: SqlGrantConfig,
+}
+
+/// Keys the source plugin never sees: the credentials stay in the host.
+fn is_credential(key: &str) -> bool {
+    key == "connection.user" || is_secret_key(key)
+}
+
+impl SourceSettings {
+    /// One settings per task: the tables of `table.whitelist` dealt out
+    /// over `min(max.tasks, tables)` tasks, as RocketMQ Connect does.
+    pub fn for_tasks(definition: &ConnectorDefinition, namesrv: &str) -> Result<Vec<SourceSettings>, DefinitionError> {
+        let config = &definition.config;
+        let sql = SqlGrantConfig::from_connector(config)
+            .map_err(|e| invalid("connection.url", &e.url, e.reason))?
+            .ok_or(ConfigError::Missing("connection.url"))?;
+        if config.get("query").is_some_and(|q| !q.trim().is_empty()) {
+            let query = config.get("query").map(String::as_str).unwrap_or_default();
+            return Err(invalid("query", query, "custom query mode is not supported; list tables in table.whitelist"));
+        }
+        let mode = config.get("mode").map(|m| m.trim().to_ascii_lowercase()).ok_or(ConfigError::Missing("mode"))?;
+        if !["bulk", "incrementing", "timestamp", "timestamp+incrementing"].contains(&mode.as_str()) {
+            let raw = config.get("mode").map(String::as_str).unwrap_or_default();
+            return Err(invalid("mode", raw, "expected bulk, incrementing, timestamp or timestamp+incrementing"));
+        }
+        if mode.contains("timestamp") && config.get("timestamp.column.name").is_none_or(|c| c.trim().is_empty()) {
+            return Err(ConfigError::Missing("timestamp.column.name").into());
+        }
+        if mode.contains("incrementing") && !config.contains_key("incrementing.column.name") {
+            return Err(ConfigError::Missing("incrementing.column.name").into());
+        }
+        for key in ["poll.interval.ms", "batch.max.rows", "timestamp.delay.interval.ms"] {
+            if let Some(value) = config.get(key)
+                && value.trim().parse::<u64>().is_err()
+            {
+                return Err(invalid(key, value, "expected a whole number"));
+            }
+        }
+        let shares = table_shares(definition);
+        if shares.is_empty() {
+            return Err(ConfigError::Missing("table.whitelist").into());
+        }
+        let base: Vec<(String, String)> =
+            config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(shares
+            .into_iter()
+            .enumerate()
+            .map(|(task, share)| {
+                let mut plugin_config = base.clone();
+                plugin_config.push(("tables".into(), share));
+                SourceSettings {
+                    connector: definition.name.clone(),
+                    task: task as u32,
+                    namesrv: namesrv.to_string(),
+                    plugin: "mysql-source".into(),
+                    plugin_config,
+                    sql: sql.clone(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// A source's tables dealt round robin over `min(max.tasks, tables)`
+/// tasks (RocketMQ Connect's `JdbcSourceConnector.taskConfigs`), each
+/// share as a comma list.
+fn table_shares(definition: &ConnectorDefinition) -> Vec<String> {
+    let tables: Vec<&str> = definition
+        .config
+        .get("table.whitelist")
+        .map(|list| list.split(',').map(str::trim).filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default();
+    let tasks = (definition.max_tasks as usize).min(tables.len());
+    (0..tasks).map(|task| tables.iter().skip(task).step_by(tasks).copied().collect::<Vec<_>>().join(",")).collect()
+}
+
 /// The task configs RocketMQ Connect shows under `/connectors/{name}/tasks`:
-/// the connector's config plus the keys the runtime stamps on each task.
+/// the connector's config plus the keys the runtime stamps on each task
+/// (a source task's `tables` too).
 pub fn task_configs(definition: &ConnectorDefinition) -> Vec<BTreeMap<String, String>> {
-    (0..definition.max_tasks)
-        .map(|task| {
-            let mut config = definition.masked();
-            config.insert("task.id".into(), task.to_string());
-            config
-        })
-        .collect()
+    let stamp = |task: usize| {
+        let mut config = definition.masked();
+        config.insert("task.id".into(), task.to_string());
+        config
+    };
+    match definition.kind {
+        ConnectorKind::Sink => (0..definition.max_tasks as usize).map(stamp).collect(),
+        ConnectorKind::Source => table_shares(definition)
+            .into_iter()
+            .enumerate()
+            .map(|(task, tables)| {
+                let mut config = stamp(task);
+                config.insert("tables".into(), tables);
+                config
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -378,7 +518,10 @@ mod tests {
             "key \"connector.class\": invalid value \"com.example.Nope\": unknown connector class; this host runs \
              org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector, \
              org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector, \
-             org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink"
+             org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink, \
+             org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector, \
+             org.apache.rocketmq.connect.jdbc.source.JdbcSourceConnector, \
+             org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector, mysql-source"
         );
         assert_eq!(
             err(&[("max-task", "lots")]),
@@ -419,6 +562,75 @@ mod tests {
             config_from_json(&json!([1])).unwrap_err().to_string(),
             "the connector config must be a JSON object of keys and values: got an array"
         );
+    }
+
+    fn guide_source() -> ConnectorConfig {
+        config(&[
+            ("connector-class", "org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector"),
+            ("max-task", "1"),
+            ("connection.url", "jdbc:mysql://127.0.0.1:3306"),
+            ("connection.user", "reader"),
+            ("connection.password", "secret"),
+            ("table.whitelist", "test_database.employee_test"),
+            ("mode", "incrementing"),
+            ("incrementing.column.name", "id"),
+            ("source-record-converter", "org.apache.rocketmq.connect.runtime.converter.JsonConverter"),
+        ])
+    }
+
+    #[test]
+    fn the_guides_source_json_is_a_source_whose_plugin_never_sees_credentials() {
+        let d = ConnectorDefinition::parse("jdbc-mysql-source-test", guide_source(), "n:1").unwrap();
+        assert_eq!((d.kind, d.max_tasks), (ConnectorKind::Source, 1));
+        let tasks = SourceSettings::for_tasks(&d, "n:1").unwrap();
+        assert_eq!(tasks.len(), 1);
+        let keys: Vec<&str> = tasks[0].plugin_config.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(!keys.contains(&"connection.password") && !keys.contains(&"connection.user"), "{keys:?}");
+        assert!(tasks[0].plugin_config.contains(&("tables".into(), "test_database.employee_test".into())));
+        assert_eq!((tasks[0].sql.user.as_str(), tasks[0].sql.password.as_str()), ("reader", "secret"));
+    }
+
+    #[test]
+    fn source_tables_are_dealt_over_the_tasks() {
+        let mut c = guide_source();
+        c.insert("max-task".into(), "2".into());
+        c.insert("table.whitelist".into(), "db.a, db.b, db.c".into());
+        let d = ConnectorDefinition::parse("s", c, "n:1").unwrap();
+        let shares: Vec<String> = task_configs(&d).into_iter().map(|t| t["tables"].clone()).collect();
+        assert_eq!(shares, ["db.a,db.c", "db.b"]);
+    }
+
+    #[test]
+    fn source_errors_name_the_key_and_the_value() {
+        let err = |key: &str, value: Option<&str>| {
+            let mut c = guide_source();
+            match value {
+                Some(v) => c.insert(key.to_string(), v.to_string()),
+                None => c.remove(key),
+            };
+            ConnectorDefinition::parse("s", c, "n:1").unwrap_err().to_string()
+        };
+        assert_eq!(
+            err("mode", Some("sometimes")),
+            "key \"mode\": invalid value \"sometimes\": expected bulk, incrementing, timestamp or timestamp+incrementing"
+        );
+        assert_eq!(err("table.whitelist", None), "missing required key \"table.whitelist\"");
+        assert_eq!(err("connection.url", None), "missing required key \"connection.url\"");
+        assert!(err("connection.url", Some("jdbc:mysql://h:x")).starts_with("key \"connection.url\": invalid value"));
+        assert_eq!(
+            err("poll.interval.ms", Some("soon")),
+            "key \"poll.interval.ms\": invalid value \"soon\": expected a whole number"
+        );
+    }
+
+    #[test]
+    fn comments_are_allowed_as_fastjson_allows_them() {
+        let body = br#"{
+            "mode": "incrementing",     // Incremental pull method
+            "url": "jdbc:mysql://h:1/db", /* a block */ "x": "a//b"
+        }"#;
+        let value: serde_json::Value = serde_json::from_slice(&strip_json_comments(body)).unwrap();
+        assert_eq!(value, json!({"mode": "incrementing", "url": "jdbc:mysql://h:1/db", "x": "a//b"}));
     }
 
     #[test]

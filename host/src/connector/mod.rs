@@ -1,10 +1,15 @@
 //! Connectors: their definitions (RocketMQ Connect's JSON) and the tasks
-//! that move data between RocketMQ and OpenMLDB.
+//! that move data: sinks from RocketMQ into OpenMLDB, sources from a
+//! database into RocketMQ.
 
 pub mod config;
+pub mod positions;
 pub mod sink;
+pub mod source;
 pub mod task;
 
-pub use config::{ConnectorDefinition, ConnectorKind, DefinitionError, SinkSettings};
+pub use config::{ConnectorDefinition, ConnectorKind, DefinitionError, SinkSettings, SourceSettings};
+pub use positions::{PositionError, PositionStore};
 pub use sink::{SinkError, SinkStats, run_sink_task};
+pub use source::{SourceError, SourceStats, run_source_task};
 pub use task::{TaskControl, TaskProgress};

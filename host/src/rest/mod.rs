@@ -6,7 +6,7 @@ mod compat;
 mod metrics;
 mod v1;
 
-use crate::connector::config::{SINK_CLASSES, config_from_json};
+use crate::connector::config::{SINK_CLASSES, SOURCE_CLASSES, config_from_json, strip_json_comments};
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, Role};
 use crate::worker::Worker;
@@ -53,7 +53,8 @@ async fn require_token(State(worker): State<Arc<Worker>>, request: Request, next
 
 /// A posted connector config from a request body.
 fn parse_config_body(body: &[u8]) -> Result<ConnectorConfig, String> {
-    let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&strip_json_comments(body)).map_err(|e| format!("invalid JSON: {e}"))?;
     config_from_json(&json).map_err(|e| e.to_string())
 }
 
@@ -83,11 +84,11 @@ fn plugin_kind(role: Role) -> &'static str {
 /// (each loaded, so an invalid one shows its error).
 pub fn plugin_entries(worker: &Worker) -> Vec<PluginEntry> {
     let version = env!("CARGO_PKG_VERSION").to_string();
-    let mut entries: Vec<PluginEntry> = SINK_CLASSES
-        .iter()
-        .map(|class| PluginEntry {
+    let classes = SINK_CLASSES.iter().map(|c| (c, "SINK")).chain(SOURCE_CLASSES.iter().map(|c| (c, "SOURCE")));
+    let mut entries: Vec<PluginEntry> = classes
+        .map(|(class, kind)| PluginEntry {
             name: class.to_string(),
-            kind: "SINK",
+            kind,
             origin: "connector".into(),
             version: version.clone(),
             error: None,

@@ -4,6 +4,7 @@
 //! `/v1/openapi.json`.
 
 use super::{ApiError, parse_config_body, plugin_entries};
+use crate::connector::config::strip_json_comments;
 use crate::worker::{Applied, ConnectorView, Worker};
 use axum::Router;
 use axum::body::Bytes;
@@ -61,7 +62,7 @@ fn bad_request(message: String) -> ApiError {
 
 /// `POST /v1/connectors` with `{"name": …, "config": {…}}`.
 async fn create(State(worker): Shared, body: Bytes) -> Result<Response, ApiError> {
-    let request: Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON: {e}")))?;
+    let request: Value = serde_json::from_slice(&strip_json_comments(&body)).map_err(|e| bad_request(format!("invalid JSON: {e}")))?;
     let name = request
         .get("name")
         .and_then(Value::as_str)

@@ -77,6 +77,18 @@ impl Producer {
         Ok(())
     }
 
+    /// Send messages of one topic in one request, to a queue the producer
+    /// picks, and wait for the broker's acknowledgement of all of them.
+    pub async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), RocketMqError> {
+        let Some(first) = messages.first() else { return Ok(()) };
+        let built = messages.iter().map(OutgoingMessage::build).collect::<Result<Vec<_>, _>>()?;
+        self.inner
+            .send_batch_with_timeout(built, self.timeout_ms)
+            .await
+            .map_err(|e| RocketMqError::client(format!("send batch to {}", first.topic), e))?;
+        Ok(())
+    }
+
     /// Send messages of one topic in one request to one queue (fast bulk path).
     pub async fn send_batch_to_queue(
         &self,

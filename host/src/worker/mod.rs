@@ -13,8 +13,8 @@ pub use store::{ConnectorStore, StoreError, StoredConnector, TargetState};
 
 use crate::connector::config::mask_secrets;
 use crate::connector::{
-    ConnectorDefinition, ConnectorKind, DefinitionError, SinkError, SinkSettings, TaskControl, TaskProgress,
-    run_sink_task,
+    ConnectorDefinition, ConnectorKind, DefinitionError, PositionStore, SinkError, SinkSettings, SourceSettings,
+    TaskControl, TaskProgress, run_sink_task, run_source_task,
 };
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, PluginEngine, Role};
@@ -615,13 +615,28 @@ impl Worker {
     /// Every converter and transform the connector names exists and has
     /// the right role (this compiles user plugins, once).
     fn check_plugins(&self, definition: &ConnectorDefinition) -> Result<(), WorkerError> {
-        let settings = SinkSettings::from_definition(definition, &self.config.namesrv_addr)?;
-        let stages = std::iter::once((&settings.converter, Role::Converter))
-            .chain(settings.transforms.iter().map(|t| (t, Role::Transform)));
-        for (stage, role) in stages {
-            let plugin = &stage.plugin;
+        let plugins: Vec<(String, Role)> = match definition.kind {
+            ConnectorKind::Sink => {
+                let settings = SinkSettings::from_definition(definition, &self.config.namesrv_addr)?;
+                std::iter::once((settings.converter.plugin, Role::Converter))
+                    .chain(settings.transforms.into_iter().map(|t| (t.plugin, Role::Transform)))
+                    .collect()
+            }
+            ConnectorKind::Source => {
+                if self.config.cluster.is_some() {
+                    return Err(WorkerError::Plugin(
+                        "source connectors run on standalone workers in this build: in a cluster every worker \
+                         would read the same tables"
+                            .into(),
+                    ));
+                }
+                let settings = SourceSettings::for_tasks(definition, &self.config.namesrv_addr)?;
+                settings.into_iter().take(1).map(|s| (s.plugin, Role::Source)).collect()
+            }
+        };
+        for (plugin, role) in plugins {
             let load = || {
-                let origin = self.environment.catalog.resolve(plugin)?;
+                let origin = self.environment.catalog.resolve(&plugin)?;
                 self.environment.engine.load(origin, Some(role))
             };
             tokio::task::block_in_place(load)
@@ -631,21 +646,45 @@ impl Worker {
     }
 
     fn start_tasks(&self, definition: &ConnectorDefinition, target: TargetState) -> Vec<TaskRunner> {
-        (0..definition.max_tasks)
-            .map(|task| {
+        let namesrv = &self.config.namesrv_addr;
+        let plans: Vec<Result<TaskPlan, String>> = match definition.kind {
+            ConnectorKind::Sink => (0..definition.max_tasks)
+                .map(|task| {
+                    SinkSettings::from_definition(definition, namesrv)
+                        .map(|mut s| {
+                            s.task = task;
+                            s.consumer.instance_name = Some(format!(
+                                "{}-{}-{}-{task}",
+                                self.config.worker_id,
+                                std::process::id(),
+                                definition.name
+                            ));
+                            TaskPlan::Sink(s)
+                        })
+                        .map_err(|e| e.to_string())
+                })
+                .collect(),
+            ConnectorKind::Source => {
+                let positions = PositionStore::open(&self.config.data_dir, &definition.name).map_err(|e| e.to_string());
+                match (SourceSettings::for_tasks(definition, namesrv), positions) {
+                    (Ok(all), Ok(positions)) => {
+                        all.into_iter().map(|s| Ok(TaskPlan::Source(s, positions.clone()))).collect()
+                    }
+                    (Err(e), _) => vec![Err(e.to_string())],
+                    (_, Err(e)) => vec![Err(e)],
+                }
+            }
+        };
+        plans
+            .into_iter()
+            .map(|plan| {
                 let cancel = CancellationToken::new();
                 let (pause, paused) = watch::channel(target == TargetState::Paused);
                 let progress = Arc::new(TaskProgress::default());
                 let status =
                     Arc::new(Mutex::new(TaskStatus { state: TaskState::Unassigned, trace: None, restarts: 0 }));
                 let control = TaskControl { cancel: cancel.clone(), paused, progress: progress.clone() };
-                let settings = SinkSettings::from_definition(definition, &self.config.namesrv_addr).map(|mut s| {
-                    s.task = task;
-                    s.consumer.instance_name =
-                        Some(format!("{}-{}-{}-{task}", self.config.worker_id, std::process::id(), definition.name));
-                    s
-                });
-                let handle = tokio::spawn(supervise(settings, self.environment.clone(), control, status.clone()));
+                let handle = tokio::spawn(supervise(plan, self.environment.clone(), control, status.clone()));
                 TaskRunner { cancel, pause, status, progress, handle }
             })
             .collect()
@@ -690,44 +729,90 @@ fn set_status(status: &Mutex<TaskStatus>, state: TaskState, trace: Option<String
     status.trace = trace;
 }
 
+/// What one task runs.
+enum TaskPlan {
+    Sink(SinkSettings),
+    Source(SourceSettings, PositionStore),
+}
+
+impl TaskPlan {
+    fn connector(&self) -> &str {
+        match self {
+            TaskPlan::Sink(s) => &s.connector,
+            TaskPlan::Source(s, _) => &s.connector,
+        }
+    }
+
+    fn task(&self) -> u32 {
+        match self {
+            TaskPlan::Sink(s) => s.task,
+            TaskPlan::Source(s, _) => s.task,
+        }
+    }
+
+    /// Run the task once; `Err((permanent, reason))` when it failed.
+    async fn run(&self, environment: &TaskEnvironment, control: &TaskControl) -> Result<(), (bool, String)> {
+        // Its own tokio task, so a panic in it is a failure we can report.
+        let run = match self {
+            TaskPlan::Sink(settings) => tokio::spawn({
+                let task = run_sink_task(
+                    settings.clone(),
+                    environment.engine.clone(),
+                    environment.catalog.clone(),
+                    environment.client.clone(),
+                    control.clone(),
+                );
+                async move {
+                    task.await
+                        .map(|_| ())
+                        .map_err(|e| (matches!(e, SinkError::Halted { .. }), e.to_string()))
+                }
+            }),
+            TaskPlan::Source(settings, positions) => tokio::spawn({
+                let task = run_source_task(
+                    settings.clone(),
+                    environment.engine.clone(),
+                    environment.catalog.clone(),
+                    environment.client.clone(),
+                    positions.clone(),
+                    control.clone(),
+                );
+                async move { task.await.map(|_| ()).map_err(|e| (e.is_permanent(), e.to_string())) }
+            }),
+        };
+        match run.await {
+            Ok(result) => result,
+            Err(e) => Err((false, format!("connector {}: task panicked: {e}", self.connector()))),
+        }
+    }
+}
+
 /// Run one task; restart it after failures with capped exponential
-/// backoff, unless it halted on a message it must not skip.
+/// backoff, unless it failed in a way a restart cannot mend (a message
+/// it must not skip, a configuration the plugin refuses).
 async fn supervise(
-    settings: Result<SinkSettings, DefinitionError>,
+    plan: Result<TaskPlan, String>,
     environment: TaskEnvironment,
     control: TaskControl,
     status: Arc<Mutex<TaskStatus>>,
 ) {
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(e) => return set_status(&status, TaskState::Failed, Some(e.to_string())),
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(e) => return set_status(&status, TaskState::Failed, Some(e)),
     };
     let policy = environment.policy;
     let mut attempts = 0u32;
     loop {
         set_status(&status, TaskState::Running, None);
         let started = Instant::now();
-        // Its own tokio task, so a panic in it is a failure we can report.
-        let run = tokio::spawn(run_sink_task(
-            settings.clone(),
-            environment.engine.clone(),
-            environment.catalog.clone(),
-            environment.client.clone(),
-            control.clone(),
-        ));
-        let outcome = match run.await {
-            Ok(result) => result.map(|_| ()),
-            Err(e) => {
-                Err(SinkError::Other { connector: settings.connector.clone(), message: format!("task panicked: {e}") })
-            }
-        };
+        let outcome = plan.run(&environment, &control).await;
         if control.cancel.is_cancelled() {
             return set_status(&status, TaskState::Stopped, None);
         }
         let error = match outcome {
             Ok(()) => return set_status(&status, TaskState::Stopped, None),
-            Err(e @ SinkError::Halted { .. }) => return set_status(&status, TaskState::Failed, Some(e.to_string())),
-            Err(e) => e,
+            Err((true, reason)) => return set_status(&status, TaskState::Failed, Some(reason)),
+            Err((false, reason)) => reason,
         };
         if started.elapsed() >= HEALTHY_RUN {
             attempts = 0;
@@ -735,12 +820,12 @@ async fn supervise(
         attempts += 1;
         if attempts > policy.max_attempts {
             let trace = format!("gave up after {} restarts: {error}", policy.max_attempts);
-            tracing::error!(connector = %settings.connector, task = settings.task, "{trace}");
+            tracing::error!(connector = %plan.connector(), task = plan.task(), "{trace}");
             return set_status(&status, TaskState::Failed, Some(trace));
         }
         let delay = Duration::from_secs(1u64 << (attempts - 1).min(16)).min(policy.max_backoff);
-        tracing::warn!(connector = %settings.connector, task = settings.task, "task failed, restarting in {delay:?}: {error}");
-        set_status(&status, TaskState::Restarting, Some(error.to_string()));
+        tracing::warn!(connector = %plan.connector(), task = plan.task(), "task failed, restarting in {delay:?}: {error}");
+        set_status(&status, TaskState::Restarting, Some(error));
         lock(&status).restarts += 1;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

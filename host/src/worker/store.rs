@@ -87,13 +87,19 @@ impl ConnectorStore {
     pub fn save(&self, connectors: &BTreeMap<String, StoredConnector>) -> Result<(), StoreError> {
         let file = StoreFile { version: STORE_VERSION, connectors: connectors.clone() };
         let text = serde_json::to_vec_pretty(&file).map_err(|e| self.error(e.to_string()))?;
-        let folder = self.path.parent().unwrap_or(Path::new("."));
-        let mut temporary = tempfile::NamedTempFile::new_in(folder).map_err(|e| self.error(e.to_string()))?;
-        temporary.write_all(&text).map_err(|e| self.error(e.to_string()))?;
-        temporary.as_file().sync_all().map_err(|e| self.error(e.to_string()))?;
-        temporary.persist(&self.path).map_err(|e| self.error(e.to_string()))?;
-        Ok(())
+        write_atomically(&self.path, &text).map_err(|e| self.error(e.to_string()))
     }
+}
+
+/// Replace `path` with `bytes` so that a crash leaves the old or the new
+/// file, never a torn one: temporary file, fsync, rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut temporary = tempfile::NamedTempFile::new_in(folder)?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
