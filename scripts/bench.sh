@@ -4,7 +4,8 @@
 # benchmark: raw consume ceiling, end-to-end rates with the WASM converter
 # and 1 and 3 WASM transforms, native vs WASM converter, the worker binary's
 # rate and peak RSS, and latency percentiles at 1,000 and 10,000 msg/s, each
-# rate also as a ratio to the ceiling of the same run.
+# rate also as a ratio to the ceiling of the same run; then the MySQL
+# source's rate from a MariaDB table into a topic (MariaDB started here too).
 #   scripts/bench.sh            full run (200,000 messages, 15 s per rate)
 #   scripts/bench.sh --quick    a shorter run (50,000 messages, 5 s per rate)
 # OPENMLDB_APISERVER=host:port writes into a real APIServer instead of the
@@ -18,6 +19,9 @@ if [ -z "${ROCKETMQ_NAMESRV:-}" ]; then
   scripts/rocketmq.sh start
   trap 'scripts/rocketmq.sh stop' EXIT
 fi
+scripts/mariadb.sh start
+trap 'scripts/mariadb.sh stop; [ -n "${ROCKETMQ_NAMESRV:-}" ] || scripts/rocketmq.sh stop' EXIT
 log "building (the first build takes several minutes)"
-cargo bench --locked -p rmq-openmldb --bench end_to_end --no-run
+cargo bench --locked -p rmq-openmldb --bench end_to_end --bench source --no-run
 cargo bench --locked -p rmq-openmldb --bench end_to_end -- "$@"
+cargo bench --locked -p rmq-openmldb --bench source -- "$@"

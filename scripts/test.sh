@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh machine (wasm32-wasip2, Java and
-# Maven, Chromium), start Apache RocketMQ on
-# loopback, run every test, and stop RocketMQ again.
+# Maven, Chromium, MariaDB), start Apache RocketMQ and MariaDB on
+# loopback, run every test, and stop both again.
 #   ./scripts/test.sh            all tests
 #   ./scripts/test.sh -p NAME    extra arguments go to `cargo test`
 set -euo pipefail
@@ -11,5 +11,6 @@ source scripts/env.sh
 ensure_rust_targets
 ensure_chromium
 scripts/rocketmq.sh start
-trap 'scripts/rocketmq.sh stop' EXIT
+scripts/mariadb.sh start
+trap 'scripts/rocketmq.sh stop; scripts/mariadb.sh stop' EXIT
 cargo test --release --locked --workspace "$@"

@@ -7,153 +7,18 @@
 
 mod common;
 
-use common::{envelope, guide_rows_in_openmldb, unique};
+use common::{
+    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, standin, table_rows, unique,
+    wait_for_rows, with_broker,
+};
 
-use openmldb_standin::{StandIn, StandInOptions};
-use rmq_openmldb::openmldb::ApiClient;
-use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer, RocketMqClient};
+use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer};
 use rocketmq_client_rust::ClientRuntime;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const NAMESRV: &str = "127.0.0.1:9876";
-
-/// The tests share one broker and two cores; one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Start RocketMQ (if needed), then run `test` on the RocketMQ client's runtime.
-fn with_broker<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<ClientRuntime>) -> F) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let status = Command::new(root().join("scripts/rocketmq.sh")).arg("start").status().unwrap();
-    assert!(status.success(), "scripts/rocketmq.sh start failed");
-    let client = RocketMqClient::new().unwrap();
-    let runtime = client.client();
-    client.run(test(runtime));
-}
-
-/// A worker process on a free loopback port, killed when dropped.
-struct WorkerProcess {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    log: PathBuf,
-}
-
-impl WorkerProcess {
-    async fn start(data: &Path) -> WorkerProcess {
-        Self::start_with(data, "worker_id = \"test-worker\"\n").await
-    }
-
-    /// A worker of `cluster`.
-    async fn start_in_cluster(data: &Path, cluster: &str, worker_id: &str) -> WorkerProcess {
-        Self::start_with(data, &format!("worker_id = \"{worker_id}\"\ncluster = \"{cluster}\"\n")).await
-    }
-
-    async fn start_with(data: &Path, extra: &str) -> WorkerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        std::fs::create_dir_all(data).unwrap();
-        let config = data.join("worker.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "namesrv_addr = \"{NAMESRV}\"\nhttp_addr = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}",
-                data.join("store").display()
-            ),
-        )
-        .unwrap();
-        let log = data.join(format!("worker-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
-            .args(["--log", "info", "run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let worker = WorkerProcess { child, base: format!("http://127.0.0.1:{port}"), data: data.to_path_buf(), log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{}/v1/worker", worker.base)).await.is_err() {
-            assert!(Instant::now() < deadline, "the worker did not start; log:\n{}", worker.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        worker
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait for the graceful exit.
-    fn terminate(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "worker exit status {status}; log:\n{}", self.log_text());
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    /// The compat API's success body, or a panic with its error.
-    async fn compat_ok(&self, path: &str) -> Value {
-        let (status, reply) = self.get(path).await;
-        assert_eq!((status, &reply["status"]), (200, &json!(200)), "GET {path}: {reply}");
-        reply["body"].clone()
-    }
-
-    async fn connector_state(&self, name: &str) -> Value {
-        self.get(&format!("/v1/connectors/{name}")).await.1
-    }
-
-    /// Wait until every task of `name` is in `state`.
-    async fn wait_for_tasks(&self, name: &str, state: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let view = self.connector_state(name).await;
-            let tasks = view["tasks"].as_array().cloned().unwrap_or_default();
-            if !tasks.is_empty() && tasks.iter().all(|t| t["state"] == state) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "tasks of {name} never all {state}: {view}\n{}", self.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn guide_rows() -> Vec<String> {
     vec![
@@ -195,51 +60,6 @@ fn produce_command(dir: &Path, topic: &str, bodies: &[String]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"));
     command.args(["rocketmq", "produce", "--namesrv", NAMESRV, "--topic", topic, "--lines"]).arg(file);
     command
-}
-
-/// The OpenMLDB guide's sink connector JSON, pointed at the stand-in.
-fn guide_sink(topic: &str, apiserver: &str) -> Value {
-    json!({
-        "connector-class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
-        "max-task": "1",
-        "connect-topicname": topic,
-        "connection.url": "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster",
-        "openmldb.apiserver": apiserver,
-        "insert.mode": "INSERT",
-        "db.timezone": "UTC",
-        "table.types": "TABLE",
-        "auto.create": "true",
-        "source-record-converter": "org.apache.rocketmq.connect.runtime.converter.JsonConverter"
-    })
-}
-
-async fn standin() -> StandIn {
-    let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
-    // The guide's step 1: `create database rocketmq_test;`.
-    let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
-    assert!(api.execute("rocketmq_test", "CREATE DATABASE rocketmq_test").await.unwrap().is_ok());
-    standin
-}
-
-async fn table_rows(standin: &StandIn, table: &str) -> Vec<Value> {
-    let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
-    let reply = api.execute("rocketmq_test", &format!("SELECT * FROM {table}")).await.unwrap();
-    let mut rows = reply.body["data"]["data"].as_array().cloned().unwrap_or_default();
-    rows.sort_by_key(|r| r[0].as_i64());
-    rows
-}
-
-/// Wait until `table` holds at least `count` rows; return them.
-async fn wait_for_rows(standin: &StandIn, table: &str, count: usize, worker: &WorkerProcess) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let rows = table_rows(standin, table).await;
-        if rows.len() >= count {
-            return rows;
-        }
-        assert!(Instant::now() < deadline, "{} of {count} rows in {table}; log:\n{}", rows.len(), worker.log_text());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[test]
@@ -345,7 +165,9 @@ fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documen
             .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
             .collect();
         let created = worker.compat_ok(&format!("/connectors/again?config={encoded}")).await;
-        assert_eq!(created, connector);
+        let mut echoed = connector.clone();
+        echoed["connection.password"] = json!("********");
+        assert_eq!(created, echoed, "the config is echoed with its secrets masked");
         assert_eq!(worker.compat_ok("/connectors/again/stop").await, "Connector [again] deleted successfully");
         assert_eq!(worker.compat_ok("/connectors/list").await, json!({}));
     });

@@ -4,7 +4,7 @@
 //! deletes, as there; `/v1/` has the non-destructive stop.
 
 use super::{parse_config_body, plugin_entries};
-use crate::connector::config::task_configs;
+use crate::connector::config::{mask_secrets, task_configs};
 use crate::openmldb::ConnectorConfig;
 use crate::worker::{Applied, ConnectorView, TaskState, Worker, WorkerError};
 use axum::Router;
@@ -55,7 +55,8 @@ fn worker_error(e: WorkerError) -> Response {
 }
 
 async fn create(worker: &Worker, name: &str, config: ConnectorConfig) -> Response {
-    let echo = config.clone();
+    // Connect echoes the posted config; secrets are masked here as on every route.
+    let echo = mask_secrets(&config);
     match worker.put_connector(name, config).await {
         Ok(Applied::Unchanged) => error(400, "Connector with same config already exist."),
         Ok(_) => ok(echo),

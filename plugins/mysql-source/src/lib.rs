@@ -236,38 +236,40 @@ impl Source for MysqlSource {
     }
 
     fn poll(&mut self, max: u32) -> Result<Vec<SourceRecord>, PluginError> {
-        if self.pending.is_empty() {
-            self.read_due_tables()?;
+        let max = max.max(1) as usize;
+        if self.pending.len() < max {
+            self.read_due_tables(max)?;
         }
-        let take = (max.max(1) as usize).min(self.pending.len());
+        let take = max.min(self.pending.len());
         Ok(self.pending.drain(..take).collect())
     }
 }
 
 impl MysqlSource {
-    /// Query the tables that are due, round robin, until one yields rows.
-    fn read_due_tables(&mut self) -> Result<(), PluginError> {
+    /// Query the tables that are due, round robin, until `max` records
+    /// are in hand or no table is due. A table whose query filled a batch
+    /// is queried again at once.
+    fn read_due_tables(&mut self, max: usize) -> Result<(), PluginError> {
         let count = self.tables.len();
         for step in 0..count {
             let index = (self.next_table + step) % count;
-            let now = Instant::now();
             let table = &mut self.tables[index];
-            if table.next_due > now {
-                continue;
+            while self.pending.len() < max && table.next_due <= Instant::now() {
+                let now = Instant::now();
+                let (reads, full) = table.reader.read()?;
+                table.next_due = if full { now } else { now + self.poll_interval };
+                let reader = &table.reader;
+                self.pending.extend(reads.into_iter().map(|read| SourceRecord {
+                    topic: reader.topic.clone(),
+                    keys: None,
+                    tags: None,
+                    properties: Vec::new(),
+                    body: read.body.into_bytes(),
+                    partition: reader.partition.clone(),
+                    position: read.position,
+                }));
             }
-            let (reads, full) = table.reader.read()?;
-            table.next_due = if full { now } else { now + self.poll_interval };
-            let reader = &table.reader;
-            self.pending.extend(reads.into_iter().map(|read| SourceRecord {
-                topic: reader.topic.clone(),
-                keys: None,
-                tags: None,
-                properties: Vec::new(),
-                body: read.body.into_bytes(),
-                partition: reader.partition.clone(),
-                position: read.position,
-            }));
-            if !self.pending.is_empty() {
+            if self.pending.len() >= max {
                 self.next_table = (index + 1) % count;
                 return Ok(());
             }

@@ -1,0 +1,111 @@
+//! MySQL source throughput: rows per second from a MariaDB table into a
+//! RocketMQ topic (read through the SQL capability by the WASM
+//! `mysql-source` plugin, envelopes built, batches sent and acknowledged,
+//! positions stored), for `batch.max.rows` 100 (RocketMQ Connect's
+//! default) and 1000, in incrementing mode on the guide's `employee_test`
+//! columns.
+//!
+//! Run: `scripts/rocketmq.sh start && scripts/mariadb.sh start && cargo
+//! bench -p rmq-openmldb --bench source` (`-- --quick` for fewer rows).
+//! `ROCKETMQ_NAMESRV` and `MARIADB_PORT`/`MARIADB_USER`/`MARIADB_PASSWORD`
+//! point it elsewhere.
+
+use mysql_async::prelude::Queryable;
+use rmq_openmldb::connector::{ConnectorDefinition, PositionStore, SourceSettings, TaskControl, run_source_task};
+use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
+use rmq_openmldb::rocketmq::RocketMqClient;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rows: u64 = if quick { 50_000 } else { 200_000 };
+    let namesrv = env_or("ROCKETMQ_NAMESRV", "127.0.0.1:9876");
+    let (port, user, password) =
+        (env_or("MARIADB_PORT", "3306"), env_or("MARIADB_USER", "rmq"), env_or("MARIADB_PASSWORD", "rmq-secret"));
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let database = format!("bench_source_{stamp}");
+    let client = RocketMqClient::new().expect("RocketMQ client");
+    let runtime = client.client();
+    client.run(async move {
+        let url = format!("mysql://{user}:{password}@127.0.0.1:{port}");
+        let mut conn = mysql_async::Conn::from_url(&url).await.expect("MariaDB (scripts/mariadb.sh start)");
+        conn.query_drop(format!("CREATE DATABASE {database}")).await.expect("create database");
+        conn.query_drop(format!(
+            "CREATE TABLE {database}.employee_test (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(128), \
+             howold INT, male INT, company VARCHAR(128), money DOUBLE, begin_time DATETIME)"
+        ))
+        .await
+        .expect("create table");
+        let started = Instant::now();
+        for chunk in (1..=rows).collect::<Vec<_>>().chunks(2000) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("({id},'name-{id}',{},{},'company',{id}.25,'2022-02-08 19:06:39')", id % 60, id % 2))
+                .collect();
+            conn.query_drop(format!("INSERT INTO {database}.employee_test VALUES {}", values.join(",")))
+                .await
+                .expect("insert");
+        }
+        println!("MySQL source: {rows} rows of employee_test inserted in {:.1} s", started.elapsed().as_secs_f64());
+        println!("{:<16} {:>12} {:>22}", "batch.max.rows", "rows/s", "plugin poll, mean");
+
+        let engine = Arc::new(PluginEngine::new(RuntimeConfig::default()).expect("plugin engine"));
+        for batch_rows in [100u32, 1000] {
+            let connector = format!("bench-source-{stamp}-{batch_rows}");
+            let config = [
+                ("connector.class", "mysql-source".to_string()),
+                ("connection.url", format!("jdbc:mysql://127.0.0.1:{port}")),
+                ("connection.user", user.clone()),
+                ("connection.password", password.clone()),
+                ("table.whitelist", format!("{database}.employee_test")),
+                ("mode", "incrementing".into()),
+                ("incrementing.column.name", "id".into()),
+                ("batch.max.rows", batch_rows.to_string()),
+                ("connect.topicname", format!("bench_source_{stamp}_{batch_rows}")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let definition = ConnectorDefinition::parse(&connector, config, &namesrv).expect("connector definition");
+            let settings = SourceSettings::for_tasks(&definition, &namesrv).expect("settings").remove(0);
+            let data = tempfile::tempdir().expect("temp dir");
+            let positions = PositionStore::open(data.path(), &connector).expect("position store");
+            let cancel = CancellationToken::new();
+            let control = TaskControl::unpaused(cancel.clone());
+            let progress = control.progress.clone();
+            let started = Instant::now();
+            let task = tokio::spawn(run_source_task(
+                settings,
+                engine.clone(),
+                PluginCatalog::new(None),
+                runtime.clone(),
+                positions,
+                control,
+            ));
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while progress.messages() < rows && Instant::now() < deadline && !task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let sent = progress.messages();
+            cancel.cancel();
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("source task failed: {e}"),
+                Err(e) => panic!("source task panicked: {e}"),
+            }
+            assert_eq!(sent, rows, "the source sent {sent} of {rows} rows");
+            let poll = progress.plugin_time.snapshot();
+            let mean_poll_ms = if poll.count > 0 { poll.sum_seconds * 1e3 / poll.count as f64 } else { 0.0 };
+            println!("{:<16} {:>12.0} {:>19.2} ms", batch_rows, rows as f64 / elapsed, mean_poll_ms);
+        }
+        conn.query_drop(format!("DROP DATABASE {database}")).await.expect("drop database");
+        conn.disconnect().await.ok();
+    });
+}
