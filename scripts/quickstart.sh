@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: Apache RocketMQ on loopback, an
-# OpenMLDB APIServer (the project's stand-in unless OPENMLDB_APISERVER=host:port
-# names a real one), the rmq-openmldb worker, the OpenMLDB guide's sink
-# connector created over its REST API, the guide's employee_test rows (plus
-# three bad ones) produced into the topic, and the resulting table printed.
+# The main job, end to end on this machine: Apache RocketMQ and MariaDB on
+# loopback, an OpenMLDB APIServer (the project's stand-in unless
+# OPENMLDB_APISERVER=host:port names a real one), the rmq-openmldb worker,
+# the OpenMLDB guide's sink connector created over its REST API,
+# employee_test messages (plus three bad ones) produced into the topic, then
+# the guide's MySQL side: its SQL, its source connector, and a row inserted
+# in MySQL arriving in OpenMLDB. The resulting table is printed.
 # KEEP_RUNNING=1 leaves everything running afterwards (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ source scripts/env.sh
 build_host
 cargo build --release --locked -p openmldb-standin
 scripts/rocketmq.sh start
+scripts/mariadb.sh start
 
 WORK="$PWD/.cache/quickstart"
 rm -rf "$WORK"
@@ -22,6 +25,7 @@ cleanup() {
   [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null && wait "$WORKER_PID" 2>/dev/null || true
   [ -n "$STANDIN_PID" ] && kill "$STANDIN_PID" 2>/dev/null || true
   scripts/rocketmq.sh stop
+  scripts/mariadb.sh stop
 }
 trap cleanup EXIT
 
@@ -72,7 +76,26 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 
-log "connector status (GET /connectors/jdbc-openmldb-sink-test/status):"
+log "the guide's MySQL side: examples/mysql/employee_test.sql into MariaDB database test_database"
+scripts/mariadb.sh sql -e "CREATE DATABASE IF NOT EXISTS test_database"
+scripts/mariadb.sh sql test_database < examples/mysql/employee_test.sql
+log "creating the guide's MySQL source connector (examples/connectors/mysql-source.json, comments and all):"
+echo "curl -X POST -H 'Content-Type: application/json' http://$HTTP/connectors/jdbc-mysql-source-test -d @examples/connectors/mysql-source.json"
+curl -s -X POST -H 'Content-Type: application/json' "http://$HTTP/connectors/jdbc-mysql-source-test" \
+  --data-binary @examples/connectors/mysql-source.json | sed 's/"connection.password":"[^"]*"/"connection.password":"********"/'
+echo
+log "its four rows match the ones produced above (INSERT_OR_IGNORE keeps one copy); inserting a new row in MySQL:"
+echo "INSERT INTO employee_test VALUES (16, 'name-16', 31, 1, 'company', 4500, '2022-03-01 09:30:00');"
+scripts/mariadb.sh sql test_database -e "INSERT INTO employee_test VALUES (16, 'name-16', 31, 1, 'company', 4500, '2022-03-01 09:30:00')"
+for _ in $(seq 1 150); do
+  sql "select count(*) from employee_test" | grep -q '"data":\[\[6\]\]' && break
+  sleep 0.2
+done
+
+log "source connector status (GET /connectors/jdbc-mysql-source-test/status):"
+curl -s "http://$HTTP/connectors/jdbc-mysql-source-test/status"
+echo
+log "sink connector status (GET /connectors/jdbc-openmldb-sink-test/status):"
 curl -s "http://$HTTP/connectors/jdbc-openmldb-sink-test/status"
 echo
 log "OpenMLDB table rocketmq_test.employee_test (select * from employee_test):"

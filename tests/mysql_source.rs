@@ -57,58 +57,15 @@ fn fresh_database(name: &str) -> String {
 }
 
 /// The OpenMLDB guide's MySQL script, verbatim.
-const GUIDE_SQL: &str = r#"
-SET NAMES utf8mb4;
-SET FOREIGN_KEY_CHECKS = 0;
-
-
--- ----------------------------
--- Table structure for employee_test
--- ----------------------------
-DROP TABLE IF EXISTS `employee_test`;
-CREATE TABLE `employee_test` (
-  `id` bigint NOT NULL AUTO_INCREMENT,
-  `name` varchar(128) DEFAULT NULL,
-  `howold` int DEFAULT NULL,
-  `male` int DEFAULT NULL,
-  `company` varchar(128) DEFAULT NULL,
-  `money` double DEFAULT NULL,
-  `begin_time` datetime DEFAULT NULL,
-  PRIMARY KEY (`id`)
-) ENGINE=InnoDB AUTO_INCREMENT=15 DEFAULT CHARSET=utf8;
-
-
--- ----------------------------
--- Records of employee_test
--- ----------------------------
-BEGIN;
-INSERT INTO `employee_test` VALUES (2, 'name-02', 19, 7, 'company', 32232, '2021-12-29 08:00:00');
-INSERT INTO `employee_test` VALUES (4, 'gjk', 25, 8, 'company', 3232, '2021-12-24 20:43:36');
-INSERT INTO `employee_test` VALUES (12, 'name-06', 19, 3, NULL, NULL, NULL);
-INSERT INTO `employee_test` VALUES (14, 'name-08', 25, 15, 'company', 32255, '2022-02-08 19:06:39');
-COMMIT;
-
-
-SET FOREIGN_KEY_CHECKS = 1;
-"#;
+const GUIDE_SQL: &str = include_str!("../examples/mysql/employee_test.sql");
 
 /// The guide's source connector JSON, verbatim (its comments included),
-/// with real credentials for its `*****`.
+/// with the credentials `scripts/mariadb.sh` creates for its `*****`.
 fn guide_source_json() -> String {
-    r#"{
-    "connector-class":"org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector",
-    "max-task":"1",
-    "connection.url":"jdbc:mysql://127.0.0.1:3306", 
-    "connection.user":"*****",   
-    "connection.password":"*****", 
-    "table.whitelist":"test_database.employee_test",
-    "mode": "incrementing",     // Incremental pull method
-    "incrementing.column.name":"id",   // Specify fields for incremental pull
-    "source-record-converter":"org.apache.rocketmq.connect.runtime.converter.JsonConverter"
-}"#
-    .replacen("\"*****\"", &format!("\"{}\"", db_user()), 1)
-    .replacen("\"*****\"", &format!("\"{}\"", db_password()), 1)
-    .replace("127.0.0.1:3306", &format!("127.0.0.1:{}", db_port()))
+    include_str!("../examples/connectors/mysql-source.json")
+        .replace("\"rmq\"", &format!("\"{}\"", db_user()))
+        .replace("\"rmq-secret\"", &format!("\"{}\"", db_password()))
+        .replace("127.0.0.1:3306", &format!("127.0.0.1:{}", db_port()))
 }
 
 /// A source connector of this test suite's own.
