@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{NAMESRV, WorkerProcess, guide_rows_in_openmldb, guide_sink, root, standin, table_rows, unique, with_broker};
+use common::{
+    NAMESRV, WorkerProcess, guide_rows_in_openmldb, guide_sink, root, standin, table_rows, unique, with_broker,
+};
 use openmldb_standin::StandIn;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -124,7 +126,14 @@ fn ids(rows: &[Value]) -> Vec<i64> {
 
 /// Start a source, wait for its first messages (so its topic exists before
 /// the sink subscribes), then start the sink for the same topic.
-async fn source_then_sink(worker: &WorkerProcess, standin: &StandIn, name: &str, source: &Value, topic: &str, first: u64) {
+async fn source_then_sink(
+    worker: &WorkerProcess,
+    standin: &StandIn,
+    name: &str,
+    source: &Value,
+    topic: &str,
+    first: u64,
+) {
     let (status, reply) = worker.post(&format!("/connectors/{name}-source"), &source.to_string()).await;
     assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
     wait_until_sent(worker, &format!("{name}-source"), first).await;
@@ -209,7 +218,12 @@ fn a_worker_restart_mid_stream_resumes_from_the_stored_position_without_loss_or_
         let standin = standin().await;
         let mut worker = WorkerProcess::start(dir.path()).await;
         // Small batches so the restart lands mid-stream.
-        let source = source(&database, &table, "incrementing", json!({"incrementing.column.name": "id", "batch.max.rows": "50"}));
+        let source = source(
+            &database,
+            &table,
+            "incrementing",
+            json!({"incrementing.column.name": "id", "batch.max.rows": "50"}),
+        );
         source_then_sink(&worker, &standin, "restart", &source, &table, 1).await;
         let deadline = Instant::now() + Duration::from_secs(60);
         while sent(&worker, "restart-source").await < 3_000 {
@@ -250,10 +264,13 @@ fn each_mode_reads_what_it_promises() {
 
         // bulk: the whole table on every interval; new rows come with the next read.
         let bulk = unique("bulk");
-        sql(Some(&database), &format!(
-            "CREATE TABLE `{bulk}` ({columns}); INSERT INTO `{bulk}` (id, name, price, flag, born, small, note) VALUES \
+        sql(
+            Some(&database),
+            &format!(
+                "CREATE TABLE `{bulk}` ({columns}); INSERT INTO `{bulk}` (id, name, price, flag, born, small, note) VALUES \
              (1, 'a', 12.50, b'1', '2024-02-29', 255, 'x'), (2, NULL, NULL, NULL, NULL, NULL, NULL), (3, 'c', -0.05, b'0', '1999-12-31', 0, '');"
-        ));
+            ),
+        );
         let config = source(&database, &bulk, "bulk", json!({"poll.interval.ms": "700", "db.timezone": "UTC"}));
         source_then_sink(&worker, &standin, "bulk", &config, &bulk, 3).await;
         wait_until_sent(&worker, "bulk-source", 6).await;
@@ -269,17 +286,26 @@ fn each_mode_reads_what_it_promises() {
             json!([1, "a", 12.5, true, "2024-2-29", 255, "x", 1704067200000i64]),
             "DECIMAL, BIT(1), DATE, TINYINT UNSIGNED and DATETIME as OpenMLDB holds them"
         );
-        assert!(rows.iter().any(|r| *r == json!([2, null, null, null, null, null, null, 1704067200000i64])), "NULLs stay NULL");
+        assert!(
+            rows.iter().any(|r| *r == json!([2, null, null, null, null, null, null, 1704067200000i64])),
+            "NULLs stay NULL"
+        );
         assert!(rows.iter().any(|r| r[0] == json!(4)), "a row added later comes with the next read");
 
         // incrementing: new ids only; an update of an old row is not read again.
         let inc = unique("inc");
-        sql(Some(&database), &format!(
-            "CREATE TABLE `{inc}` ({columns}); INSERT INTO `{inc}` (id, name) VALUES (1, 'a'), (2, 'b');"
-        ));
+        sql(
+            Some(&database),
+            &format!("CREATE TABLE `{inc}` ({columns}); INSERT INTO `{inc}` (id, name) VALUES (1, 'a'), (2, 'b');"),
+        );
         let config = source(&database, &inc, "incrementing", json!({"incrementing.column.name": ""}));
         source_then_sink(&worker, &standin, "inc", &config, &inc, 2).await;
-        sql(Some(&database), &format!("UPDATE `{inc}` SET name = 'changed' WHERE id = 1; INSERT INTO `{inc}` (id, name) VALUES (3, 'c');"));
+        sql(
+            Some(&database),
+            &format!(
+                "UPDATE `{inc}` SET name = 'changed' WHERE id = 1; INSERT INTO `{inc}` (id, name) VALUES (3, 'c');"
+            ),
+        );
         let rows = settled_rows(&standin, &inc, 3, &worker).await;
         assert_eq!(
             rows.iter().map(|r| (r[0].as_i64().unwrap(), r[1].as_str().unwrap().to_string())).collect::<Vec<_>>(),
@@ -291,18 +317,25 @@ fn each_mode_reads_what_it_promises() {
         // timestamp read whole although batch.max.rows is 100.
         let ts = unique("ts");
         let same: Vec<String> = (1..=150).map(|i| format!("({i}, 'same-{i}', '2024-03-01 12:00:00')")).collect();
-        sql(Some(&database), &format!(
-            "CREATE TABLE `{ts}` ({columns}); INSERT INTO `{ts}` (id, name, updated) VALUES {};",
-            same.join(",")
-        ));
-        let config = source(&database, &ts, "timestamp", json!({"timestamp.column.name": "updated", "batch.max.rows": "100"}));
+        sql(
+            Some(&database),
+            &format!(
+                "CREATE TABLE `{ts}` ({columns}); INSERT INTO `{ts}` (id, name, updated) VALUES {};",
+                same.join(",")
+            ),
+        );
+        let config =
+            source(&database, &ts, "timestamp", json!({"timestamp.column.name": "updated", "batch.max.rows": "100"}));
         source_then_sink(&worker, &standin, "ts", &config, &ts, 150).await;
         let rows = settled_rows(&standin, &ts, 150, &worker).await;
         assert_eq!(ids(&rows), (1..=150).collect::<Vec<i64>>(), "the whole group once");
-        sql(Some(&database), &format!(
-            "UPDATE `{ts}` SET name = 'updated', updated = NOW(3) WHERE id = 7; \
+        sql(
+            Some(&database),
+            &format!(
+                "UPDATE `{ts}` SET name = 'updated', updated = NOW(3) WHERE id = 7; \
              INSERT INTO `{ts}` (id, name, updated) VALUES (151, 'new', NOW(3));"
-        ));
+            ),
+        );
         let rows = settled_rows(&standin, &ts, 152, &worker).await;
         assert_eq!(rows.len(), 152, "the update and the insert, nothing else: {:?}", ids(&rows));
         assert!(rows.iter().any(|r| r[0] == json!(7) && r[1] == json!("updated")));
@@ -310,10 +343,13 @@ fn each_mode_reads_what_it_promises() {
         // timestamp+incrementing: 250 rows sharing a timestamp, paged by id.
         let tsi = unique("tsi");
         let same: Vec<String> = (1..=250).map(|i| format!("({i}, 'same-{i}', '2024-03-01 12:00:00')")).collect();
-        sql(Some(&database), &format!(
-            "CREATE TABLE `{tsi}` ({columns}); INSERT INTO `{tsi}` (id, name, updated) VALUES {};",
-            same.join(",")
-        ));
+        sql(
+            Some(&database),
+            &format!(
+                "CREATE TABLE `{tsi}` ({columns}); INSERT INTO `{tsi}` (id, name, updated) VALUES {};",
+                same.join(",")
+            ),
+        );
         let config = source(
             &database,
             &tsi,
@@ -321,9 +357,12 @@ fn each_mode_reads_what_it_promises() {
             json!({"timestamp.column.name": "updated", "incrementing.column.name": "id", "batch.max.rows": "100"}),
         );
         source_then_sink(&worker, &standin, "tsi", &config, &tsi, 250).await;
-        sql(Some(&database), &format!(
-            "INSERT INTO `{tsi}` (id, name, updated) VALUES (251, 'later', '2024-03-01 12:00:00'), (252, 'newer', NOW(3));"
-        ));
+        sql(
+            Some(&database),
+            &format!(
+                "INSERT INTO `{tsi}` (id, name, updated) VALUES (251, 'later', '2024-03-01 12:00:00'), (252, 'newer', NOW(3));"
+            ),
+        );
         let rows = settled_rows(&standin, &tsi, 251, &worker).await;
         // Row 251 shares the old timestamp but has a higher id: it is read too.
         assert_eq!(ids(&rows), (1..=252).collect::<Vec<i64>>());

@@ -4,7 +4,7 @@
 use rmq_openmldb::plugin::bindings::{Cell, Column, ColumnType, Message, Row, RowBatch, TableSchema};
 use rmq_openmldb::plugin::{
     CacheOutcome, CallError, ChainError, ConverterInstance, LoadError, PluginCatalog, PluginChain, PluginEngine,
-    PluginOrigin, PluginServices, Role, RuntimeConfig, StageSpec, TransformInstance, TrapKind,
+    PluginOrigin, PluginServices, Role, RuntimeConfig, SourceInstance, StageSpec, TransformInstance, TrapKind,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -335,4 +335,25 @@ fn a_chain_retries_a_trap_once_then_reports_the_stage() {
     );
     let ok = chain.run(&[message(1, r#"{"command": "fine"}"#)]).unwrap();
     assert_eq!(ok.rows.len(), 1);
+}
+
+#[test]
+fn a_plugin_whose_connector_grants_no_sql_connection_cannot_query() {
+    let engine = engine();
+    let plugin = builtin(&engine, "mysql-source", Role::Source);
+    let config = vec![
+        ("mode".to_string(), "incrementing".to_string()),
+        ("incrementing.column.name".to_string(), "id".to_string()),
+        ("table.whitelist".to_string(), "shop.orders".to_string()),
+    ];
+    // Services without a SQL grant: the plugin's first query is refused.
+    let refused = SourceInstance::new(&engine, plugin, config, vec![], PluginServices::new("mysql-source", "no-grant"))
+        .err()
+        .expect("init must fail without a grant")
+        .to_string();
+    assert!(refused.contains("InvalidConfig"), "{refused}");
+    assert!(
+        refused.contains("plugin \"mysql-source\" of connector \"no-grant\" has no SQL connection"),
+        "the reason names plugin, connector and what grants one: {refused}"
+    );
 }

@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, standin, table_rows, unique,
-    wait_for_rows, with_broker,
+    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, standin, table_rows, unique, wait_for_rows,
+    with_broker,
 };
 
 use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer};

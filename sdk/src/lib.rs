@@ -99,12 +99,12 @@ pub mod bindings {
 
 pub use bindings::converter::exports::rmq_openmldb::plugin::converter::Converted;
 pub use bindings::converter::rmq_openmldb::plugin::host;
-/// The SQL capability (sources and sinks whose connector grants a connection).
-pub use bindings::sink::rmq_openmldb::plugin::sql;
 pub use bindings::converter::rmq_openmldb::plugin::types::{
     Cell, Column, ColumnType, Date, ErrorKind, FailureKind, Message, Needs, Origin, PluginError, PluginInfo, Property,
     RecordFailure, Row, RowBatch, TableSchema,
 };
+/// The SQL capability (sources and sinks whose connector grants a connection).
+pub use bindings::sink::rmq_openmldb::plugin::sql;
 pub use bindings::source::exports::rmq_openmldb::plugin::source::{SourcePosition, SourceRecord};
 pub use bindings::transform::exports::rmq_openmldb::plugin::transform::{TransformInfo, Transformed};
 pub use config::PluginConfig;

@@ -197,7 +197,6 @@ pub async fn wait_for_rows(standin: &StandIn, table: &str, count: usize, worker:
     }
 }
 
-
 /// A name no other test run uses (topics and groups outlive a test).
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

@@ -101,8 +101,10 @@ pub async fn run_source_task(
             .map_err(|e| SourceError::Other { connector: connector.clone(), message: format!("plugin load: {e}") })?
             .map_err(load_error)?
     };
-    let sql = SqlConnection::open(settings.sql.clone())
-        .map_err(|e| SourceError::Other { connector: connector.clone(), message: format!("SQL connection thread: {e}") })?;
+    let sql = SqlConnection::open(settings.sql.clone()).map_err(|e| SourceError::Other {
+        connector: connector.clone(),
+        message: format!("SQL connection thread: {e}"),
+    })?;
     let services = PluginServices::with_sql(plugin.name.clone(), connector.clone(), sql);
     let stored = positions.load()?;
     let mut instance = {
@@ -214,7 +216,10 @@ async fn send_all(producer: &Producer, records: &[SourceRecord]) -> (BTreeMap<St
 }
 
 fn as_wit(positions: &BTreeMap<String, String>) -> Vec<SourcePosition> {
-    positions.iter().map(|(partition, position)| SourcePosition { partition: partition.clone(), position: position.clone() }).collect()
+    positions
+        .iter()
+        .map(|(partition, position)| SourcePosition { partition: partition.clone(), position: position.clone() })
+        .collect()
 }
 
 async fn sleep_or_cancel(wait: Duration, control: &TaskControl) {

@@ -75,7 +75,12 @@ impl PluginServices {
 
     /// Services that include a granted SQL connection.
     pub fn with_sql(plugin: impl Into<String>, connector: impl Into<String>, sql: SqlConnection) -> Arc<Self> {
-        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), sql: Some(sql), ..Default::default() })
+        Arc::new(PluginServices {
+            plugin: plugin.into(),
+            connector: connector.into(),
+            sql: Some(sql),
+            ..Default::default()
+        })
     }
 
     fn sql(&self) -> Result<&SqlConnection, SqlError> {

@@ -62,7 +62,8 @@ fn bad_request(message: String) -> ApiError {
 
 /// `POST /v1/connectors` with `{"name": …, "config": {…}}`.
 async fn create(State(worker): Shared, body: Bytes) -> Result<Response, ApiError> {
-    let request: Value = serde_json::from_slice(&strip_json_comments(&body)).map_err(|e| bad_request(format!("invalid JSON: {e}")))?;
+    let request: Value =
+        serde_json::from_slice(&strip_json_comments(&body)).map_err(|e| bad_request(format!("invalid JSON: {e}")))?;
     let name = request
         .get("name")
         .and_then(Value::as_str)

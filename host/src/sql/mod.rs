@@ -105,7 +105,11 @@ impl SqlConnection {
 
     fn call<T>(&self, request: Request, answer: mpsc::Receiver<Result<T, SqlError>>) -> Result<T, SqlError> {
         if self.requests.send(request).is_err() {
-            return Err(error(SqlErrorKind::Connection, None, format!("the connection to {} is closed", self.describe)));
+            return Err(error(
+                SqlErrorKind::Connection,
+                None,
+                format!("the connection to {} is closed", self.describe),
+            ));
         }
         match answer.recv_timeout(self.call_timeout) {
             Ok(result) => result,
@@ -264,7 +268,8 @@ mod tests {
     #[test]
     fn an_unreachable_database_is_a_connection_error_naming_it() {
         let url = MysqlUrl::parse("jdbc:mysql://127.0.0.1:9").unwrap();
-        let grant = SqlGrantConfig { url, user: "u".into(), password: "p".into(), call_timeout: Duration::from_secs(10) };
+        let grant =
+            SqlGrantConfig { url, user: "u".into(), password: "p".into(), call_timeout: Duration::from_secs(10) };
         let conn = SqlConnection::open(grant).unwrap();
         let e = conn.query("SELECT 1".into(), vec![]).unwrap_err();
         assert_eq!(e.kind, SqlErrorKind::Connection);

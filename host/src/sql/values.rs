@@ -66,7 +66,9 @@ pub fn value(column: &Column, value: Option<Value>) -> SqlValue {
             }
             ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY => SqlValue::Bytes(bytes),
             _ if is_binary(column) => SqlValue::Bytes(bytes),
-            _ => SqlValue::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+            _ => SqlValue::Text(
+                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
         },
         Value::Date(year, month, day, hour, minute, second, microsecond) => {
             let date = Date { year: year as i32, month, day };

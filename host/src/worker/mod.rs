@@ -762,11 +762,7 @@ impl TaskPlan {
                     environment.client.clone(),
                     control.clone(),
                 );
-                async move {
-                    task.await
-                        .map(|_| ())
-                        .map_err(|e| (matches!(e, SinkError::Halted { .. }), e.to_string()))
-                }
+                async move { task.await.map(|_| ()).map_err(|e| (matches!(e, SinkError::Halted { .. }), e.to_string())) }
             }),
             TaskPlan::Source(settings, positions) => tokio::spawn({
                 let task = run_source_task(

@@ -56,7 +56,10 @@ impl MysqlSource {
             &partition,
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, EXTRA \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            &[rmq_openmldb_sdk::sql::SqlValue::Text(database.into()), rmq_openmldb_sdk::sql::SqlValue::Text(table.into())],
+            &[
+                rmq_openmldb_sdk::sql::SqlValue::Text(database.into()),
+                rmq_openmldb_sdk::sql::SqlValue::Text(table.into()),
+            ],
         )?;
         if result.rows.is_empty() {
             return Err(PluginError::invalid_config(format!(
@@ -113,7 +116,9 @@ impl Source for MysqlSource {
             _ => config.list("table.whitelist"),
         };
         if tables.is_empty() {
-            return Err(PluginError::invalid_config("missing required config key \"table.whitelist\" (db.table,db.table2)"));
+            return Err(PluginError::invalid_config(
+                "missing required config key \"table.whitelist\" (db.table,db.table2)",
+            ));
         }
         let zone_text = config.get("db.timezone").unwrap_or("UTC");
         let zone = Zone::parse(zone_text)
@@ -122,7 +127,9 @@ impl Source for MysqlSource {
         let poll_interval = Duration::from_millis(config.parse_or("poll.interval.ms", default_poll)?);
         let batch_rows: u32 = config.parse_or("batch.max.rows", DEFAULT_BATCH_ROWS)?;
         if batch_rows == 0 {
-            return Err(PluginError::invalid_config("config key \"batch.max.rows\": invalid value \"0\": must be at least 1"));
+            return Err(PluginError::invalid_config(
+                "config key \"batch.max.rows\": invalid value \"0\": must be at least 1",
+            ));
         }
         let delay_ms: i64 = config.parse_or("timestamp.delay.interval.ms", 0)?;
         let validate_non_null = config.bool_or("validate.non.null", true)?;
@@ -207,7 +214,10 @@ impl Source for MysqlSource {
                 }
             }
             if let Some(index) = incrementing
-                && !matches!(columns[index].kind, table::Kind::Int8 | table::Kind::Int16 | table::Kind::Int32 | table::Kind::Int64)
+                && !matches!(
+                    columns[index].kind,
+                    table::Kind::Int8 | table::Kind::Int16 | table::Kind::Int32 | table::Kind::Int64
+                )
             {
                 return Err(PluginError::invalid_config(format!(
                     "config key \"incrementing.column.name\": column \"{}\" of {partition} is {}, not an integer",

@@ -53,7 +53,8 @@ impl Cursor {
         let mut cursor = Cursor::default();
         if let Some(inc) = value.get("incrementing") {
             let parsed = inc.as_i64().map(i128::from).or_else(|| inc.as_u64().map(i128::from));
-            cursor.incrementing = Some(parsed.ok_or_else(|| format!("position {text}: \"incrementing\" is not an integer"))?);
+            cursor.incrementing =
+                Some(parsed.ok_or_else(|| format!("position {text}: \"incrementing\" is not an integer"))?);
         }
         if let Some(local) = value.get("timestamp_local").and_then(Value::as_str) {
             let parsed = NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S%.f")
@@ -61,7 +62,8 @@ impl Cursor {
             cursor.timestamp = Some(parsed);
         } else if let Some(ms) = value.get("timestamp").and_then(Value::as_i64) {
             // RocketMQ Connect's own form: epoch ms (plus nanos of the second).
-            let instant = chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("position {text}: bad timestamp"))?;
+            let instant =
+                chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("position {text}: bad timestamp"))?;
             let nanos = value.get("timestamp_nanos").and_then(Value::as_u64).unwrap_or(0) as u32;
             let instant = chrono::Timelike::with_nanosecond(&instant, nanos).unwrap_or(instant);
             cursor.timestamp = Some(if utc {
@@ -178,7 +180,10 @@ impl TableReader {
             }
         });
         Ok(TableReader {
-            envelope_prefix: format!("{{\"schema\":{},\"payload\":", table::envelope_schema(&spec.table, &spec.columns)),
+            envelope_prefix: format!(
+                "{{\"schema\":{},\"payload\":",
+                table::envelope_schema(&spec.table, &spec.columns)
+            ),
             from: format!("{}.{}", quote(&spec.database), quote(&spec.table)),
             partition,
             topic: spec.topic,
@@ -243,8 +248,7 @@ impl TableReader {
         let ts_index = self.columns.len();
         let Some(last) = rows.last().map(|r| r[ts_index].clone()) else { return Ok(rows) };
         if rows.first().is_some_and(|r| r[ts_index] == last) {
-            let statement =
-                format!("SELECT {} FROM {} WHERE {} = ?", self.select_list, self.from, self.expr());
+            let statement = format!("SELECT {} FROM {} WHERE {} = ?", self.select_list, self.from, self.expr());
             return Ok(query(&self.partition, &statement, &[last])?.rows);
         }
         while rows.last().is_some_and(|r| r[ts_index] == last) {
@@ -266,7 +270,9 @@ impl TableReader {
             Some(SqlValue::Datetime(t)) => table::naive(t),
             _ => None,
         }
-        .ok_or_else(|| PluginError::new(rmq_openmldb_sdk::ErrorKind::Retryable, "the database did not tell its time"))?;
+        .ok_or_else(|| {
+            PluginError::new(rmq_openmldb_sdk::ErrorKind::Retryable, "the database did not tell its time")
+        })?;
         let utc_bound = utc_now - chrono::Duration::microseconds(self.delay_micros);
         if self.timestamp_utc {
             return Ok(utc_bound);
@@ -289,7 +295,9 @@ impl TableReader {
         match self.mode {
             Mode::Bulk => (base, vec![]),
             Mode::Incrementing => match self.cursor.incrementing {
-                Some(last) => (format!("{base} WHERE {inc} > ? ORDER BY {inc} ASC LIMIT {limit}"), vec![inc_value(last)]),
+                Some(last) => {
+                    (format!("{base} WHERE {inc} > ? ORDER BY {inc} ASC LIMIT {limit}"), vec![inc_value(last)])
+                }
                 None => (format!("{base} ORDER BY {inc} ASC LIMIT {limit}"), vec![]),
             },
             Mode::Timestamp => {

@@ -25,7 +25,9 @@ pub enum Kind {
     Double,
     /// DECIMAL/NUMERIC up to 38 digits: logical Decimal, base64 of the
     /// unscaled two's-complement integer (JsonConverter's default).
-    Decimal { scale: u32 },
+    Decimal {
+        scale: u32,
+    },
     Text,
     /// TIME, which OpenMLDB has no type for: "[-]HH:MM:SS[.ffffff]".
     TimeText,
@@ -34,7 +36,9 @@ pub enum Kind {
     Date,
     /// logical Timestamp: epoch ms. DATETIME is read in `db.timezone`,
     /// TIMESTAMP (an instant, returned in UTC) in UTC.
-    Timestamp { utc: bool },
+    Timestamp {
+        utc: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -67,10 +71,28 @@ pub fn column_from_schema(
         ))
     };
     let kind = match data_type.as_str() {
-        "tinyint" => if unsigned { Kind::Int16 } else { Kind::Int8 },
-        "smallint" => if unsigned { Kind::Int32 } else { Kind::Int16 },
+        "tinyint" => {
+            if unsigned {
+                Kind::Int16
+            } else {
+                Kind::Int8
+            }
+        }
+        "smallint" => {
+            if unsigned {
+                Kind::Int32
+            } else {
+                Kind::Int16
+            }
+        }
         "mediumint" => Kind::Int32,
-        "int" | "integer" => if unsigned { Kind::Int64 } else { Kind::Int32 },
+        "int" | "integer" => {
+            if unsigned {
+                Kind::Int64
+            } else {
+                Kind::Int32
+            }
+        }
         // BIGINT UNSIGNED above 2^63-1 fails the poll that reads it, naming the value.
         "bigint" => Kind::Int64,
         "float" => Kind::Float,
