@@ -497,3 +497,116 @@ fn an_api_token_guards_every_route() {
         }
     });
 }
+
+/// A row as the `house-style` transform left it: v1 (the mask plugin)
+/// masks `name`; v2 (the insert-field plugin) sets `company` to "v2".
+fn house_style_version(row: &Value) -> Option<u8> {
+    let id = row[0].as_i64()?;
+    let (name, company) = (row[1].as_str()?, row[4].as_str()?);
+    if name.chars().all(|c| c == '*') && company == "c" {
+        Some(1)
+    } else if name == format!("name-{id}") && company == "v2" {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+#[test]
+fn plugins_dropped_into_the_folder_are_swapped_in_under_load_and_bad_ones_refused() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let components = Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS"));
+        let (v1, v2) = (components.join("mask.wasm"), components.join("insert_field.wasm"));
+        let installed = plugins.join("house-style.wasm");
+        std::fs::copy(&v1, &installed).unwrap();
+        let standin = standin().await;
+        let topic = unique("hot");
+        produce(dir.path(), &topic, &(1..=100).map(numbered_row).collect::<Vec<_>>());
+        let worker = WorkerProcess::start_with(
+            dir.path(),
+            &format!("worker_id = \"test-worker\"\nplugins_dir = \"{}\"\n", plugins.display()),
+        )
+        .await;
+        assert_eq!(worker.compat_ok("/plugin/reload").await, "Plugin reload succeeded");
+        let listed = worker.compat_ok("/plugin/list").await;
+        assert!(
+            listed.as_array().unwrap().iter().any(|p| p["className"] == "house-style" && p["type"] == "TRANSFORMATION"),
+            "{listed}"
+        );
+
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        for (key, value) in [
+            ("transforms", "style"),
+            ("transforms.style.type", "house-style"),
+            ("transforms.style.fields", "name"),
+            ("transforms.style.static.field", "company"),
+            ("transforms.style.static.value", "v2"),
+        ] {
+            connector[key] = json!(value);
+        }
+        let (status, reply) = worker.post("/connectors/hot", &connector.to_string()).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
+        let rows = wait_for_rows(&standin, &topic, 100, &worker).await;
+        assert!(rows.iter().all(|r| house_style_version(r) == Some(1)), "v1 masks names: {:?}", rows[0]);
+
+        // Replace the plugin while messages flow.
+        let producer = {
+            let (dir, topic) = (dir.path().to_path_buf(), topic.clone());
+            std::thread::spawn(move || {
+                for chunk in 0..10 {
+                    let ids = 101 + chunk * 100..=200 + chunk * 100;
+                    produce(&dir, &topic, &ids.map(numbered_row).collect::<Vec<_>>());
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        std::fs::copy(&v2, &installed).unwrap();
+        producer.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !worker.log_text().contains("restarting the connector's tasks with the new plugin version") {
+            assert!(Instant::now() < deadline, "the new version was not picked up: {}", worker.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worker.wait_for_tasks("hot", "RUNNING").await;
+        produce(dir.path(), &topic, &(1101..=1200).map(numbered_row).collect::<Vec<_>>());
+        let rows = wait_for_rows(&standin, &topic, 1200, &worker).await;
+        assert_eq!(rows.iter().map(|r| r[0].as_i64().unwrap()).collect::<Vec<_>>(), (1..=1200).collect::<Vec<_>>());
+        assert!(
+            rows.iter().all(|r| house_style_version(r).is_some()),
+            "every row is wholly v1 or wholly v2: {:?}",
+            rows.iter().find(|r| house_style_version(r).is_none())
+        );
+        assert!(rows[1100..].iter().all(|r| house_style_version(r) == Some(2)), "rows after the swap are v2");
+
+        // A broken drop-in is refused; the last good version keeps running.
+        std::fs::write(&installed, b"not a component").unwrap();
+        let (_, reply) = worker.get("/plugin/reload").await;
+        assert_eq!(reply["errorCode"], 500, "{reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(message.contains("house-style") && message.contains("last good versions keep running"), "{message}");
+        produce(dir.path(), &topic, &(1201..=1300).map(numbered_row).collect::<Vec<_>>());
+        let rows = wait_for_rows(&standin, &topic, 1300, &worker).await;
+        assert!(rows[1200..].iter().all(|r| house_style_version(r) == Some(2)));
+        assert_eq!(worker.connector_state("hot").await["state"], "RUNNING");
+
+        // Removed: the connector pauses and says why; back: it resumes.
+        std::fs::remove_file(&installed).unwrap();
+        worker.get("/plugin/reload").await;
+        let view = worker.connector_state("hot").await;
+        assert_eq!(view["state"], "PAUSED", "{view}");
+        assert!(view["trace"].as_str().unwrap().contains("plugin \"house-style\" was removed from the plugins folder"));
+        worker.wait_for_tasks("hot", "PAUSED").await;
+        produce(dir.path(), &topic, &(1301..=1400).map(numbered_row).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(table_rows(&standin, &topic).await.len(), 1300, "nothing is written while the plugin is missing");
+        std::fs::copy(&v2, &installed).unwrap();
+        let rows = wait_for_rows(&standin, &topic, 1400, &worker).await;
+        assert_eq!(rows.len(), 1400);
+        assert!(rows[1300..].iter().all(|r| house_style_version(r) == Some(2)));
+        assert_eq!(worker.connector_state("hot").await["state"], "RUNNING");
+    });
+}

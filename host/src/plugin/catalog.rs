@@ -1,10 +1,14 @@
 //! Where plugins come from: the built-ins compiled into this binary and
 //! the `.wasm` files of the plugins folder. A file in the folder with a
-//! built-in's name overrides the built-in.
+//! built-in's name overrides the built-in. A worker that watches the folder
+//! pins the last valid version of each file, so a broken or half-copied
+//! replacement never reaches a task.
 
 use super::engine::PluginOrigin;
 use super::error::LoadError;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// A plugin shipped inside the host binary.
 #[derive(Debug)]
@@ -21,11 +25,23 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 #[derive(Debug, Clone, Default)]
 pub struct PluginCatalog {
     folder: Option<PathBuf>,
+    /// Folder plugins by name, as last validated (shared by all clones).
+    pinned: Arc<RwLock<BTreeMap<String, (PathBuf, Arc<[u8]>)>>>,
 }
 
 impl PluginCatalog {
     pub fn new(folder: Option<PathBuf>) -> Self {
-        PluginCatalog { folder }
+        PluginCatalog { folder, pinned: Arc::default() }
+    }
+
+    /// From now on `name` resolves to these validated bytes of `path`.
+    pub fn pin(&self, name: &str, path: PathBuf, bytes: Arc<[u8]>) {
+        self.pinned.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (path, bytes));
+    }
+
+    /// `name` no longer has a pinned version (its file was removed).
+    pub fn unpin(&self, name: &str) {
+        self.pinned.write().unwrap_or_else(|e| e.into_inner()).remove(name);
     }
 
     pub fn builtins() -> &'static [Builtin] {
@@ -62,12 +78,16 @@ impl PluginCatalog {
         Ok(files)
     }
 
-    /// A path to a `.wasm` file, a plugin in the folder (by file stem), or a
-    /// built-in, in that order.
+    /// A path to a `.wasm` file, a plugin in the folder (by file stem; its
+    /// pinned version when the folder is watched), or a built-in, in that
+    /// order.
     pub fn resolve(&self, name_or_file: &str) -> Result<PluginOrigin, LoadError> {
         let as_path = Path::new(name_or_file);
         if name_or_file.ends_with(".wasm") || name_or_file.contains(std::path::MAIN_SEPARATOR) {
             return Ok(PluginOrigin::File(as_path.to_path_buf()));
+        }
+        if let Some((path, bytes)) = self.pinned.read().unwrap_or_else(|e| e.into_inner()).get(name_or_file) {
+            return Ok(PluginOrigin::Pinned { path: path.clone(), bytes: bytes.clone() });
         }
         if let Some(folder) = &self.folder {
             let candidate = folder.join(format!("{name_or_file}.wasm"));

@@ -89,6 +89,8 @@ pub enum PluginOrigin {
     Builtin { name: &'static str, bytes: &'static [u8] },
     /// A `.wasm` file (from the plugins folder or given on the command line).
     File(PathBuf),
+    /// A plugins-folder file as it was when last validated.
+    Pinned { path: PathBuf, bytes: Arc<[u8]> },
 }
 
 impl PluginOrigin {
@@ -96,7 +98,7 @@ impl PluginOrigin {
     pub fn describe(&self) -> String {
         match self {
             PluginOrigin::Builtin { name, .. } => format!("built-in plugin \"{name}\""),
-            PluginOrigin::File(path) => path.display().to_string(),
+            PluginOrigin::File(path) | PluginOrigin::Pinned { path, .. } => path.display().to_string(),
         }
     }
 }
@@ -210,6 +212,10 @@ impl PluginEngine {
                     std::fs::read(path).map_err(|source| LoadError::Read { origin: described.clone(), source })?;
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 (name, bytes.into())
+            }
+            PluginOrigin::Pinned { path, bytes } => {
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                (name, bytes.to_vec().into())
             }
         };
         if is_core_module(&bytes) {

@@ -245,12 +245,17 @@ async fn allocated_tasks(State(worker): Shared) -> Response {
     ok(groups)
 }
 
-/// Plugins are read from the folder whenever a task starts, so a reload
-/// is a rescan that reports what is there now.
+/// Rescan the plugins folder now (the worker also does every second):
+/// changed plugins are swapped in, refused files reported.
 async fn plugin_reload(State(worker): Shared) -> Response {
-    let invalid: Vec<String> =
-        plugin_entries(&worker).into_iter().filter_map(|p| p.error.map(|e| format!("{}: {e}", p.origin))).collect();
-    if invalid.is_empty() { ok("Plugin reload succeeded") } else { error(500, invalid.join("; ")) }
+    worker.rescan_plugins().await;
+    let refused = worker.refused_plugins();
+    if refused.is_empty() {
+        ok("Plugin reload succeeded")
+    } else {
+        let reasons: Vec<String> = refused.into_iter().map(|(name, e)| format!("{name}: {e}")).collect();
+        error(500, format!("refused (the last good versions keep running): {}", reasons.join("; ")))
+    }
 }
 
 fn plugin_list_body(worker: &Worker, connectors_only: bool) -> Vec<Value> {

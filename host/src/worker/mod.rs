@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod plugin_folder;
 pub mod store;
 
 pub use config::{WorkerConfig, WorkerConfigError};
@@ -158,6 +159,8 @@ struct Connector {
     target: TargetState,
     /// Why a stored connector could not be read back after a restart.
     fault: Option<String>,
+    /// Why the host paused it (a plugin it needs was removed).
+    held: Option<String>,
     tasks: Vec<TaskRunner>,
 }
 
@@ -183,6 +186,8 @@ pub struct Worker {
     cluster: OnceLock<ClusterLog>,
     /// Cluster mode: the task reading changes back, and how to stop it.
     cluster_reader: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    plugin_folder: plugin_folder::FolderState,
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,7 +215,13 @@ impl Worker {
             started: Instant::now(),
             cluster: OnceLock::new(),
             cluster_reader: Mutex::new(None),
+            plugin_folder: Default::default(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
+        // Pin the folder's valid plugins before any task loads one.
+        if worker.config.plugins_dir.is_some() {
+            worker.scan_folder();
+        }
         for (name, StoredConnector { config, target }) in stored {
             let (definition, fault) = worker.definition_or_fault(&name, config);
             let tasks = if fault.is_none() && target != TargetState::Stopped {
@@ -219,7 +230,10 @@ impl Worker {
                 Vec::new()
             };
             tracing::info!(connector = %name, target = ?target, "connector restored");
-            lock(&worker.connectors).insert(name, Connector { definition, target, fault, tasks });
+            lock(&worker.connectors).insert(name, Connector { definition, target, fault, held: None, tasks });
+        }
+        if worker.config.plugins_dir.is_some() {
+            plugin_folder::spawn_watcher(&worker);
         }
         if let Some(cluster) = worker.config.cluster.clone() {
             worker.join_cluster(&cluster).await?;
@@ -344,7 +358,7 @@ impl Worker {
                     self.start_tasks(&definition, target)
                 };
                 tracing::info!(connector = %name, "connector stored");
-                lock(&self.connectors).insert(name, Connector { definition, target, fault, tasks });
+                lock(&self.connectors).insert(name, Connector { definition, target, fault, held: None, tasks });
             }
             Change::Delete { name } => {
                 if !lock(&self.connectors).contains_key(&name) {
@@ -513,7 +527,12 @@ impl Worker {
 
     /// Stop every task (on shutdown); stored state is left as it is, so the
     /// next start resumes.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub async fn shutdown(&self) {
+        self.shutting_down.store(true, std::sync::atomic::Ordering::Release);
         let reader = lock(&self.cluster_reader).take();
         if let Some((cancel, reader)) = reader {
             cancel.cancel();
@@ -552,6 +571,8 @@ impl Worker {
         let failed = tasks.iter().find(|t| t.state == TaskState::Failed);
         let (state, trace) = if let Some(fault) = &connector.fault {
             (TaskState::Failed, Some(fault.clone()))
+        } else if let Some(held) = &connector.held {
+            (TaskState::Paused, Some(held.clone()))
         } else if let Some(task) = failed {
             (TaskState::Failed, task.trace.clone())
         } else {

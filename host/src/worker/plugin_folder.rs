@@ -1,0 +1,198 @@
+//! Hot reload: the worker watches its plugins folder. A new or changed
+//! `.wasm` is validated and compiled first; only then is it pinned in the
+//! catalog and the connectors that use it restarted gracefully (their
+//! tasks finish the batch in hand and commit, and the new tasks load the
+//! new version), so no message is converted by a half-loaded plugin. An
+//! invalid file is refused with its error while the last good version keeps
+//! running. A removed plugin pauses the connectors that need it, with a
+//! status that says why; when it comes back they run again.
+
+use super::{Worker, lock};
+use crate::connector::{ConnectorDefinition, ConnectorKind, SinkSettings, SourceSettings};
+use crate::plugin::{CompileCache, PluginCatalog, PluginOrigin};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the folder is looked at.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the watcher knows of each file, by plugin name (file stem).
+#[derive(Debug, Default)]
+pub(super) struct FolderState {
+    files: Mutex<BTreeMap<String, FileState>>,
+}
+
+#[derive(Debug, Clone)]
+struct FileState {
+    content_hash: String,
+    /// Why the file's current content cannot be used (the pinned version,
+    /// if any, keeps running).
+    error: Option<String>,
+}
+
+/// What a rescan found for one plugin name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderChange {
+    /// A new or changed file that validated; now pinned.
+    Updated(String),
+    /// A file whose new content was refused.
+    Refused { name: String, error: String },
+    /// The file is gone.
+    Removed(String),
+}
+
+/// The plugins a connector's tasks load, by name.
+pub fn plugins_of(definition: &ConnectorDefinition, namesrv: &str) -> Vec<String> {
+    match definition.kind {
+        ConnectorKind::Sink => match SinkSettings::from_definition(definition, namesrv) {
+            Ok(s) => std::iter::once(s.converter.plugin).chain(s.transforms.into_iter().map(|t| t.plugin)).collect(),
+            Err(_) => Vec::new(),
+        },
+        ConnectorKind::Source => match SourceSettings::for_tasks(definition, namesrv) {
+            Ok(s) => s.into_iter().take(1).map(|s| s.plugin).collect(),
+            Err(_) => Vec::new(),
+        },
+    }
+}
+
+impl Worker {
+    /// Errors of folder files whose content was refused, by file name.
+    pub fn refused_plugins(&self) -> BTreeMap<String, String> {
+        lock(&self.plugin_folder.files)
+            .iter()
+            .filter_map(|(name, state)| state.error.clone().map(|e| (name.clone(), e)))
+            .collect()
+    }
+
+    /// Look at the folder now: validate what is new or changed, pin it,
+    /// and restart, pause or resume the connectors concerned.
+    pub async fn rescan_plugins(&self) -> Vec<FolderChange> {
+        let _changing = self.changes.lock().await;
+        let changes = self.scan_folder();
+        for change in &changes {
+            match change {
+                FolderChange::Updated(name) => {
+                    tracing::info!(plugin = %name, "plugin updated in the plugins folder");
+                    for connector in self.connectors_using(name) {
+                        self.release_and_restart(&connector).await;
+                    }
+                }
+                FolderChange::Refused { name, error } => {
+                    tracing::error!(plugin = %name, "plugin file refused; the last good version keeps running: {error}");
+                }
+                FolderChange::Removed(name) => {
+                    let builtin = PluginCatalog::builtin(name).is_some();
+                    tracing::warn!(plugin = %name, builtin, "plugin removed from the plugins folder");
+                    for connector in self.connectors_using(name) {
+                        if builtin {
+                            // The built-in of that name takes over.
+                            self.release_and_restart(&connector).await;
+                        } else {
+                            self.hold(&connector, name);
+                        }
+                    }
+                }
+            }
+        }
+        changes
+    }
+
+    /// Validate and pin what changed in the folder (no connector touched).
+    pub(super) fn scan_folder(&self) -> Vec<FolderChange> {
+        let catalog = &self.environment.catalog;
+        let files = match catalog.folder_files() {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!("cannot list the plugins folder: {e}");
+                return Vec::new();
+            }
+        };
+        let mut changes = Vec::new();
+        let mut seen = Vec::new();
+        for path in files {
+            let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
+            seen.push(name.clone());
+            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let content_hash = CompileCache::content_hash(&bytes);
+            let known = lock(&self.plugin_folder.files).get(&name).cloned();
+            if known.as_ref().is_some_and(|k| k.content_hash == content_hash) {
+                continue;
+            }
+            let bytes: Arc<[u8]> = bytes.into();
+            let origin = PluginOrigin::Pinned { path: path.clone(), bytes: bytes.clone() };
+            let checked = tokio::task::block_in_place(|| self.environment.engine.load(origin, None));
+            let error = match checked {
+                Ok(_) => {
+                    catalog.pin(&name, path.clone(), bytes);
+                    changes.push(FolderChange::Updated(name.clone()));
+                    None
+                }
+                Err(e) => {
+                    changes.push(FolderChange::Refused { name: name.clone(), error: e.to_string() });
+                    Some(e.to_string())
+                }
+            };
+            lock(&self.plugin_folder.files).insert(name, FileState { content_hash, error });
+        }
+        let gone: Vec<String> =
+            lock(&self.plugin_folder.files).keys().filter(|name| !seen.contains(name)).cloned().collect();
+        for name in gone {
+            lock(&self.plugin_folder.files).remove(&name);
+            catalog.unpin(&name);
+            changes.push(FolderChange::Removed(name));
+        }
+        changes
+    }
+
+    fn connectors_using(&self, plugin: &str) -> Vec<String> {
+        lock(&self.connectors)
+            .iter()
+            .filter(|(_, c)| plugins_of(&c.definition, &self.config.namesrv_addr).iter().any(|p| p == plugin))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Pause a connector's tasks because a plugin it needs is gone.
+    fn hold(&self, connector: &str, plugin: &str) {
+        let mut connectors = lock(&self.connectors);
+        let Some(c) = connectors.get_mut(connector) else { return };
+        let reason = format!("paused: plugin \"{plugin}\" was removed from the plugins folder; put it back to resume");
+        tracing::warn!(connector, "{reason}");
+        c.held = Some(reason);
+        for task in &c.tasks {
+            let _ = task.pause.send(true);
+        }
+    }
+
+    /// Restart a connector's tasks (gracefully) so they load what the
+    /// catalog now pins, lifting a hold.
+    async fn release_and_restart(&self, connector: &str) {
+        let target = {
+            let mut connectors = lock(&self.connectors);
+            let Some(c) = connectors.get_mut(connector) else { return };
+            c.held = None;
+            if c.fault.is_some() || c.tasks.is_empty() {
+                return;
+            }
+            c.target
+        };
+        tracing::info!(connector, "restarting the connector's tasks with the new plugin version");
+        self.replace_tasks(connector, target).await;
+    }
+}
+
+/// Rescan the folder every [`WATCH_INTERVAL`] until the worker is dropped.
+pub(super) fn spawn_watcher(worker: &Arc<Worker>) {
+    let weak = Arc::downgrade(worker);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            let Some(worker) = weak.upgrade() else { return };
+            if worker.is_shutting_down() {
+                return;
+            }
+            worker.rescan_plugins().await;
+        }
+    });
+}
