@@ -158,3 +158,106 @@ fn plugin_errors_say_what_is_wrong() {
     ]));
     assert!(bad_type.contains("field \"columns\"[0].type: unknown type \"money\""), "{bad_type}");
 }
+
+/// `rmq-openmldb ARGS` run in `dir`, as a plugin author would.
+fn rmq_openmldb_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
+        .args(args)
+        .current_dir(dir)
+        .env("RMQ_OPENMLDB_CACHE_DIR", std::env::temp_dir().join("rmq-openmldb-cli-test-cache"))
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run rmq-openmldb")
+}
+
+#[test]
+fn a_new_rust_transform_builds_as_scaffolded_tests_and_runs_on_its_sample() {
+    let work = tempfile::tempdir().unwrap();
+    let created =
+        stdout(&rmq_openmldb_in(work.path(), &["plugin", "new", "shout", "--lang", "rust", "--role", "transform"]));
+    assert!(created.contains("created shout"), "{created}");
+    let project = work.path().join("shout");
+    for file in
+        ["Cargo.toml", "wit/plugin.wit", "src/lib.rs", "sample/messages.jsonl", "sample/table.json", "README.md"]
+    {
+        assert!(project.join(file).is_file(), "{file} is scaffolded");
+    }
+    assert_eq!(
+        std::fs::read_to_string(project.join("wit/plugin.wit")).unwrap(),
+        std::fs::read_to_string(root().join("wit/plugin.wit")).unwrap(),
+        "the project carries the contract this binary implements"
+    );
+
+    let built = stdout(&rmq_openmldb_in(&project, &["plugin", "build"]));
+    assert!(built.contains("built ./shout.wasm (transform,"), "{built}");
+    let rows = stdout(&rmq_openmldb_in(
+        &project,
+        &[
+            "plugin",
+            "test",
+            "json-converter",
+            "--input",
+            "sample/messages.jsonl",
+            "--table-schema",
+            "sample/table.json",
+            "--transform",
+            "./shout.wasm",
+            "--config",
+            "fields=name",
+        ],
+    ));
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            r#"{"line":1,"row":{"id":2,"name":"NAME-02","howold":19,"company":"company"}}"#,
+            r#"{"line":2,"row":{"id":4,"name":"GJK","howold":25,"company":null}}"#,
+            r#"{"line":3,"row":{"id":12,"name":null,"howold":19,"company":"company"}}"#,
+        ]
+    );
+    // Its own unit test passes natively.
+    let tested = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--quiet"])
+        .current_dir(&project)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "cargo test: {}", String::from_utf8_lossy(&tested.stderr));
+
+    // Installed into a plugins folder, it is listed there.
+    let plugins = work.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    stdout(&rmq_openmldb_in(&project, &["plugin", "build", ".", "--install", plugins.to_str().unwrap()]));
+    let listed = stdout(&rmq_openmldb_in(&project, &["plugin", "list", "--plugins-dir", plugins.to_str().unwrap()]));
+    assert!(listed.lines().any(|l| l.starts_with("shout") && l.contains("transform")), "{listed}");
+}
+
+#[test]
+fn a_new_rust_converter_builds_and_converts_its_sample() {
+    let work = tempfile::tempdir().unwrap();
+    stdout(&rmq_openmldb_in(work.path(), &["plugin", "new", "parse", "--role", "converter"]));
+    let project = work.path().join("parse");
+    let built = stdout(&rmq_openmldb_in(&project, &["plugin", "build"]));
+    assert!(built.contains("(converter,"), "{built}");
+    let rows = stdout(&rmq_openmldb_in(
+        &project,
+        &["plugin", "test", "./parse.wasm", "--input", "sample/messages.jsonl", "--table-schema", "sample/table.json"],
+    ));
+    assert!(
+        rows.starts_with(r#"{"line":1,"row":{"id":2,"name":"name-02","howold":19,"company":"company"}}"#),
+        "{rows}"
+    );
+}
+
+#[test]
+fn plugin_new_and_build_refuse_what_they_cannot_do_and_say_so() {
+    let work = tempfile::tempdir().unwrap();
+    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "Bad Name", "--role", "transform"]));
+    assert!(refused.contains("plugin name \"Bad Name\""), "{refused}");
+    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "x", "--role", "filter"]));
+    assert!(refused.contains("--role filter: expected converter, transform, sink or source"), "{refused}");
+    let refused =
+        stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "x", "--lang", "cobol", "--role", "transform"]));
+    assert!(refused.contains("--lang cobol"), "{refused}");
+    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "build"]));
+    assert!(refused.contains("no Cargo.toml"), "{refused}");
+}

@@ -5,6 +5,7 @@ pub mod connector;
 pub mod plugin;
 pub mod rocketmq;
 pub mod run;
+pub mod scaffold;
 
 use anyhow::{Context, Result};
 

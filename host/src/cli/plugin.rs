@@ -64,6 +64,31 @@ pub enum PluginCommand {
     /// Run a converter (and transforms) over sample messages; print the rows
     /// and the failures as JSON lines.
     Test(TestArgs),
+    /// Scaffold a plugin project that builds as it is, with a sample input
+    /// and a test.
+    New {
+        /// The plugin's name (lower case, digits, '-'); also the folder.
+        name: String,
+        /// The language of the project.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// converter, transform, sink or source.
+        #[arg(long)]
+        role: String,
+        /// Where to create it [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project into a component (DIR/NAME.wasm) and check it
+    /// as the worker would.
+    Build {
+        /// The project folder [default: the current one].
+        dir: Option<PathBuf>,
+        /// Also copy the component into this plugins folder (a running
+        /// worker picks it up).
+        #[arg(long)]
+        install: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +141,30 @@ pub fn run(command: PluginCommand) -> Result<()> {
         PluginCommand::List { runtime } => list(&runtime),
         PluginCommand::Inspect { file, runtime } => inspect(&file, &runtime),
         PluginCommand::Test(args) => test(&args),
+        PluginCommand::New { name, lang, role, dir } => {
+            let root = super::scaffold::new_project(&name, &lang, &role, dir.as_deref())?;
+            println!(
+                "created {} ({lang} {role} plugin \"{name}\"); next: cd {} && rmq-openmldb plugin build",
+                root.display(),
+                root.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Build { dir, install } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            let built = super::scaffold::build_project(&dir)?;
+            println!("built {} ({}, {} bytes)", built.component.display(), built.role, built.size_bytes);
+            if let Some(folder) = install {
+                let name = built.component.file_name().map(PathBuf::from).unwrap_or_default();
+                let target = folder.join(name);
+                // Copy then rename, so a watching worker never sees half a file.
+                let partial = folder.join(".installing.partial");
+                std::fs::copy(&built.component, &partial)?;
+                std::fs::rename(&partial, &target)?;
+                println!("installed {}", target.display());
+            }
+            Ok(())
+        }
     }
 }
 
