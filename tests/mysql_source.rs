@@ -313,6 +313,30 @@ fn each_mode_reads_what_it_promises() {
             "the AUTO_INCREMENT column is found when incrementing.column.name is empty"
         );
 
+        // db.timezone: DATETIME is wall-clock time in that zone; TIMESTAMP is an instant.
+        let tz = unique("tz");
+        sql(
+            Some(&database),
+            &format!(
+                "CREATE TABLE `{tz}` (id BIGINT NOT NULL PRIMARY KEY, local_time DATETIME, instant TIMESTAMP NULL, day DATE); \
+                 SET time_zone = '+00:00'; \
+                 INSERT INTO `{tz}` VALUES (1, '2024-01-01 08:00:00', '2024-01-01 08:00:00', '2024-01-01');"
+            ),
+        );
+        let config = source(
+            &database,
+            &tz,
+            "incrementing",
+            json!({"incrementing.column.name": "id", "db.timezone": "Asia/Shanghai"}),
+        );
+        source_then_sink(&worker, &standin, "tz", &config, &tz, 1).await;
+        let rows = settled_rows(&standin, &tz, 1, &worker).await;
+        assert_eq!(
+            rows,
+            [json!([1, 1704067200000i64, 1704096000000i64, "2024-1-1"])],
+            "08:00 in Shanghai is 00:00 UTC; the TIMESTAMP stays the instant it is"
+        );
+
         // timestamp: inserts and updates, a group of 150 rows sharing one
         // timestamp read whole although batch.max.rows is 100.
         let ts = unique("ts");
