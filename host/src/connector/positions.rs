@@ -53,16 +53,17 @@ impl PositionStore {
         }
     }
 
-    /// Merge `reached` into the stored positions (durably).
-    pub fn save(&self, reached: &BTreeMap<String, String>) -> Result<(), PositionError> {
-        if reached.is_empty() {
-            return Ok(());
-        }
+    /// Merge `reached` into the stored positions (durably); returns them all.
+    pub fn save(&self, reached: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, PositionError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut all = self.read()?;
+        if reached.is_empty() {
+            return Ok(all);
+        }
         all.extend(reached.iter().map(|(k, v)| (k.clone(), v.clone())));
         let text = serde_json::to_vec_pretty(&all).map_err(|e| self.error(e.to_string()))?;
-        write_atomically(&self.path, &text).map_err(|e| self.error(e.to_string()))
+        write_atomically(&self.path, &text).map_err(|e| self.error(e.to_string()))?;
+        Ok(all)
     }
 }
 

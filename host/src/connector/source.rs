@@ -169,11 +169,11 @@ async fn pump(
         }
         let count = records.len() as u64;
         let (reached, failed) = send_all(producer, &records).await;
-        positions.save(&reached)?;
+        let stored = positions.save(&reached)?;
         if let Some(error) = failed {
             return Err(error.into());
         }
-        instance.set_positions(as_wit(&positions.load()?));
+        instance.set_positions(as_wit(&stored));
         stats.records += count;
         stats.batches += 1;
         control.progress.add_messages(count);

@@ -25,6 +25,10 @@ pub(super) struct FolderState {
 
 #[derive(Debug, Clone)]
 struct FileState {
+    /// Size and modification time: a file whose metadata is unchanged is
+    /// not read again (a Python component is 17 MiB).
+    len: u64,
+    modified: Option<std::time::SystemTime>,
     content_hash: String,
     /// Why the file's current content cannot be used (the pinned version,
     /// if any, keeps running).
@@ -113,10 +117,17 @@ impl Worker {
         for path in files {
             let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
             seen.push(name.clone());
+            let Ok(metadata) = std::fs::metadata(&path) else { continue };
+            let (len, modified) = (metadata.len(), metadata.modified().ok());
+            let known = lock(&self.plugin_folder.files).get(&name).cloned();
+            if known.as_ref().is_some_and(|k| k.len == len && k.modified == modified) {
+                continue;
+            }
             let Ok(bytes) = std::fs::read(&path) else { continue };
             let content_hash = CompileCache::content_hash(&bytes);
-            let known = lock(&self.plugin_folder.files).get(&name).cloned();
-            if known.as_ref().is_some_and(|k| k.content_hash == content_hash) {
+            if let Some(known) = known.filter(|k| k.content_hash == content_hash) {
+                // Touched, not changed.
+                lock(&self.plugin_folder.files).insert(name, FileState { len, modified, ..known });
                 continue;
             }
             let bytes: Arc<[u8]> = bytes.into();
@@ -133,7 +144,7 @@ impl Worker {
                     Some(e.to_string())
                 }
             };
-            lock(&self.plugin_folder.files).insert(name, FileState { content_hash, error });
+            lock(&self.plugin_folder.files).insert(name, FileState { len, modified, content_hash, error });
         }
         let gone: Vec<String> =
             lock(&self.plugin_folder.files).keys().filter(|name| !seen.contains(name)).cloned().collect();
