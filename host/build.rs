@@ -17,6 +17,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("insert-field", "transform"),
     ("mask", "transform"),
     ("mysql-source", "source"),
+    ("mysql-sink", "sink"),
 ];
 
 /// Components only the tests load.

@@ -7,61 +7,19 @@
 
 mod common;
 
+use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{
     NAMESRV, WorkerProcess, guide_rows_in_openmldb, guide_sink, root, standin, table_rows, unique, with_broker,
 };
 use openmldb_standin::StandIn;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
-
-/// The test user `scripts/mariadb.sh` creates.
-fn db_user() -> String {
-    std::env::var("MARIADB_USER").unwrap_or_else(|_| "rmq".into())
-}
-fn db_password() -> String {
-    std::env::var("MARIADB_PASSWORD").unwrap_or_else(|_| "rmq-secret".into())
-}
-fn db_port() -> String {
-    std::env::var("MARIADB_PORT").unwrap_or_else(|_| "3306".into())
-}
-
-/// Start MariaDB once per test binary (installing it if missing).
-fn mariadb() {
-    static STARTED: Once = Once::new();
-    STARTED.call_once(|| {
-        let status = Command::new(root().join("scripts/mariadb.sh")).arg("start").status().unwrap();
-        assert!(status.success(), "scripts/mariadb.sh start failed");
-    });
-}
-
-/// Run SQL with the mariadb client, as a user would.
-fn sql(database: Option<&str>, statements: &str) -> String {
-    let mut command = Command::new(root().join("scripts/mariadb.sh"));
-    command.args(["sql", "--batch", "--skip-column-names"]);
-    if let Some(db) = database {
-        command.args(["-D", db]);
-    }
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(statements.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "SQL failed: {}\n{statements:.300}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// Rows `from..to` into an `orders` table (id, item, qty).
 fn insert_orders(database: &str, table: &str, from: i64, to: i64) {
     let values: Vec<String> = (from..to).map(|i| format!("({i}, 'item-{i}', {})", i % 7)).collect();
     sql(Some(database), &format!("INSERT INTO `{table}` VALUES {};", values.join(",")));
-}
-
-/// A fresh database for one test.
-fn fresh_database(name: &str) -> String {
-    let database = unique(name);
-    sql(None, &format!("CREATE DATABASE `{database}`"));
-    database
 }
 
 /// The OpenMLDB guide's MySQL script, verbatim.

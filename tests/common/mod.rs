@@ -6,6 +6,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod mysql;
+
 use openmldb_standin::{StandIn, StandInOptions};
 use rmq_openmldb::openmldb::ApiClient;
 use rmq_openmldb::rocketmq::RocketMqClient;

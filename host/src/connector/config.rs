@@ -4,7 +4,7 @@
 //! (every error names the key and the value) and secret masking.
 
 use crate::openmldb::{ConfigError, ConnectorConfig, WriterConfig};
-use crate::plugin::StageSpec;
+use crate::plugin::{Role, StageSpec};
 use crate::rocketmq::ConsumerConfig;
 use crate::sql::SqlGrantConfig;
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ pub const SINK_CLASSES: &[&str] = &[
     "org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector",
     "org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector",
     "openmldb-sink",
+    // Rows into the sink plugin `sink.plugin` names.
+    "plugin-sink",
 ];
 
 /// The JDBC source connector's class names (the MySQL source plugin).
@@ -30,6 +32,8 @@ pub const SOURCE_CLASSES: &[&str] = &[
     "org.apache.rocketmq.connect.jdbc.source.JdbcSourceConnector",
     "org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector",
     "mysql-source",
+    // Records from the source plugin `source.plugin` names.
+    "plugin-source",
 ];
 
 /// RocketMQ Connect's JSON converter, in both of its packages.
@@ -268,11 +272,111 @@ pub struct SinkSettings {
     pub table: String,
     pub converter: StageSpec,
     pub transforms: Vec<StageSpec>,
-    pub writer: WriterConfig,
+    /// Where rows go: OpenMLDB, or a sink plugin.
+    pub target: SinkTarget,
     /// `errors.deadletterqueue.topic.name`
     pub dead_letter_topic: Option<String>,
     /// `errors.tolerance=all`: dead-letter bad messages and go on.
     pub tolerate_errors: bool,
+}
+
+/// Where a sink connector's rows go.
+#[derive(Debug, Clone)]
+pub enum SinkTarget {
+    /// OpenMLDB, through the native writer (`connection.url` names OpenMLDB).
+    OpenMldb(WriterConfig),
+    /// A sink plugin writing through the SQL connection the connector grants.
+    Plugin(PluginSinkConfig),
+}
+
+/// A sink plugin and what the host does around it.
+#[derive(Debug, Clone)]
+pub struct PluginSinkConfig {
+    /// `sink.plugin`, or the built-in `mysql-sink` for a MySQL/MariaDB
+    /// `connection.url`.
+    pub plugin: String,
+    /// The connector's keys, credentials left out.
+    pub plugin_config: Vec<(String, String)>,
+    /// The database connection the plugin writes through.
+    pub sql: SqlGrantConfig,
+    /// `auto.create`: create the table from the first message that
+    /// declares a schema.
+    pub auto_create: bool,
+    /// `pk.fields`: the primary key of a table `auto.create` makes.
+    pub primary_key: Vec<String>,
+    /// `max.retries` (None: until the database recovers), `retry.backoff.ms`,
+    /// `retry.backoff.max.ms`.
+    pub max_retries: Option<u32>,
+    pub backoff: std::time::Duration,
+    pub backoff_max: std::time::Duration,
+}
+
+impl SinkTarget {
+    /// The target a sink connector's keys name.
+    fn from_config(config: &ConnectorConfig) -> Result<SinkTarget, DefinitionError> {
+        let url = config.get("connection.url").map(|u| u.trim().to_ascii_lowercase()).unwrap_or_default();
+        let is_mysql = ["jdbc:mysql:", "jdbc:mariadb:", "mysql:", "mariadb:"].iter().any(|s| url.starts_with(s));
+        let plugin = config.get("sink.plugin").map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        if plugin.is_none() && !is_mysql {
+            return Ok(SinkTarget::OpenMldb(WriterConfig::from_connector(config)?));
+        }
+        let plugin = plugin.unwrap_or_else(|| "mysql-sink".to_string());
+        let sql = match SqlGrantConfig::from_connector(config) {
+            Ok(Some(sql)) => sql,
+            Ok(None) => {
+                return Err(invalid(
+                    "sink.plugin",
+                    &plugin,
+                    "a sink plugin writes through the database its connector grants: add connection.url                      (jdbc:mysql://HOST:PORT/DATABASE), connection.user and connection.password",
+                ));
+            }
+            Err(e) => return Err(invalid("connection.url", &e.url, e.reason)),
+        };
+        if sql.url.database.is_none() {
+            let raw = config.get("connection.url").map(String::as_str).unwrap_or_default();
+            return Err(invalid("connection.url", raw, "name the database the table is in (jdbc:mysql://HOST:PORT/DATABASE)"));
+        }
+        let number = |key: &str, default: u64| -> Result<u64, DefinitionError> {
+            match config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(raw) => raw.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| invalid(key, raw, "expected a whole number of at least 1")),
+            }
+        };
+        let max_retries = match config.get("max.retries").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None | Some("-1") => None,
+            Some(raw) => Some(raw.parse::<u32>().map_err(|_| invalid("max.retries", raw, "expected -1 (forever) or a count"))?),
+        };
+        let auto_create = match config.get("auto.create").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("false") | Some("") => false,
+            Some("true") => true,
+            Some(_) => {
+                let raw = config.get("auto.create").map(String::as_str).unwrap_or_default();
+                return Err(invalid("auto.create", raw, "expected true or false"));
+            }
+        };
+        let primary_key = config
+            .get("pk.fields")
+            .map(|f| f.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+            .unwrap_or_default();
+        Ok(SinkTarget::Plugin(PluginSinkConfig {
+            plugin,
+            plugin_config: config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sql,
+            auto_create,
+            primary_key,
+            max_retries,
+            backoff: std::time::Duration::from_millis(number("retry.backoff.ms", 100)?),
+            backoff_max: std::time::Duration::from_millis(number("retry.backoff.max.ms", 10_000)?),
+        }))
+    }
+
+    /// `auto.create` was asked for.
+    pub fn auto_create(&self) -> bool {
+        match self {
+            SinkTarget::OpenMldb(writer) => writer.auto_create,
+            SinkTarget::Plugin(plugin) => plugin.auto_create,
+        }
+    }
 }
 
 /// The built-in plugin a RocketMQ Connect converter class stands for; any
@@ -327,7 +431,7 @@ impl SinkSettings {
             table,
             converter,
             transforms,
-            writer: WriterConfig::from_connector(&config)?,
+            target: SinkTarget::from_config(&config)?,
             dead_letter_topic: config.get("errors.deadletterqueue.topic.name").cloned(),
             tolerate_errors,
         })
@@ -335,6 +439,16 @@ impl SinkSettings {
 
     pub fn from_definition(definition: &ConnectorDefinition, namesrv: &str) -> Result<Self, DefinitionError> {
         Self::from_config(&definition.name, namesrv, &definition.config)
+    }
+
+    /// Every plugin the task loads, with the role it must have.
+    pub fn plugins(&self) -> Vec<(String, Role)> {
+        let mut plugins = vec![(self.converter.plugin.clone(), Role::Converter)];
+        plugins.extend(self.transforms.iter().map(|t| (t.plugin.clone(), Role::Transform)));
+        if let SinkTarget::Plugin(sink) = &self.target {
+            plugins.push((sink.plugin.clone(), Role::Sink));
+        }
+        plugins
     }
 }
 
@@ -350,8 +464,8 @@ pub struct SourceSettings {
     /// The connector's keys for the plugin, credentials left out, plus
     /// `tables`: this task's share of `table.whitelist`.
     pub plugin_config: Vec<(String, String)>,
-    /// The database connection the connector grants its plugin.
-    pub sql: SqlGrantConfig,
+    /// The database connection the connector grants its plugin, if any.
+    pub sql: Option<SqlGrantConfig>,
 }
 
 /// Keys the source plugin never sees: the credentials stay in the host.
@@ -364,6 +478,10 @@ impl SourceSettings {
     /// over `min(max.tasks, tables)` tasks, as RocketMQ Connect does.
     pub fn for_tasks(definition: &ConnectorDefinition, namesrv: &str) -> Result<Vec<SourceSettings>, DefinitionError> {
         let config = &definition.config;
+        if is_plugin_source(definition) {
+            let plugin = config.get("source.plugin").map(|p| p.trim()).unwrap_or_default();
+            return Self::for_plugin(definition, namesrv, plugin);
+        }
         let sql = SqlGrantConfig::from_connector(config)
             .map_err(|e| invalid("connection.url", &e.url, e.reason))?
             .ok_or(ConfigError::Missing("connection.url"))?;
@@ -407,11 +525,34 @@ impl SourceSettings {
                     namesrv: namesrv.to_string(),
                     plugin: "mysql-source".into(),
                     plugin_config,
-                    sql: sql.clone(),
+                    sql: Some(sql.clone()),
                 }
             })
             .collect())
     }
+
+    /// A user's source plugin (`source.plugin`): one task, whatever
+    /// `max.tasks` says (the host cannot know how to split its stream),
+    /// with every key but the credentials, and the connection if
+    /// `connection.url` grants one.
+    fn for_plugin(definition: &ConnectorDefinition, namesrv: &str, plugin: &str) -> Result<Vec<SourceSettings>, DefinitionError> {
+        let config = &definition.config;
+        let sql = SqlGrantConfig::from_connector(config).map_err(|e| invalid("connection.url", &e.url, e.reason))?;
+        Ok(vec![SourceSettings {
+            connector: definition.name.clone(),
+            task: 0,
+            namesrv: namesrv.to_string(),
+            plugin: plugin.to_string(),
+            plugin_config: config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sql,
+        }])
+    }
+}
+
+/// A source connector naming a user's source plugin (`source.plugin`)
+/// instead of the built-in MySQL source.
+fn is_plugin_source(definition: &ConnectorDefinition) -> bool {
+    definition.config.get("source.plugin").map(|p| p.trim()).is_some_and(|p| !p.is_empty() && p != "mysql-source")
 }
 
 /// A source's tables dealt round robin over `min(max.tasks, tables)`
@@ -438,6 +579,7 @@ pub fn task_configs(definition: &ConnectorDefinition) -> Vec<BTreeMap<String, St
     };
     match definition.kind {
         ConnectorKind::Sink => (0..definition.max_tasks as usize).map(stamp).collect(),
+        ConnectorKind::Source if is_plugin_source(definition) => vec![stamp(0)],
         ConnectorKind::Source => table_shares(definition)
             .into_iter()
             .enumerate()
@@ -518,10 +660,10 @@ mod tests {
             "key \"connector.class\": invalid value \"com.example.Nope\": unknown connector class; this host runs \
              org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector, \
              org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector, \
-             org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink, \
+             org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink, plugin-sink, \
              org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector, \
              org.apache.rocketmq.connect.jdbc.source.JdbcSourceConnector, \
-             org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector, mysql-source"
+             org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector, mysql-source, plugin-source"
         );
         assert_eq!(
             err(&[("max-task", "lots")]),
@@ -587,7 +729,8 @@ mod tests {
         let keys: Vec<&str> = tasks[0].plugin_config.iter().map(|(k, _)| k.as_str()).collect();
         assert!(!keys.contains(&"connection.password") && !keys.contains(&"connection.user"), "{keys:?}");
         assert!(tasks[0].plugin_config.contains(&("tables".into(), "test_database.employee_test".into())));
-        assert_eq!((tasks[0].sql.user.as_str(), tasks[0].sql.password.as_str()), ("reader", "secret"));
+        let sql = tasks[0].sql.as_ref().unwrap();
+        assert_eq!((sql.user.as_str(), sql.password.as_str()), ("reader", "secret"));
     }
 
     #[test]

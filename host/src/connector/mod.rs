@@ -3,12 +3,15 @@
 //! database into RocketMQ.
 
 pub mod config;
+mod plugin_sink;
 pub mod positions;
 pub mod sink;
 pub mod source;
 pub mod task;
 
-pub use config::{ConnectorDefinition, ConnectorKind, DefinitionError, SinkSettings, SourceSettings};
+pub use config::{
+    ConnectorDefinition, ConnectorKind, DefinitionError, PluginSinkConfig, SinkSettings, SinkTarget, SourceSettings,
+};
 pub use positions::{PositionError, PositionStore};
 pub use sink::{SinkError, SinkStats, run_sink_task};
 pub use source::{SourceError, SourceStats, run_source_task};

@@ -1,7 +1,7 @@
 //! A sink connector task, as the project design draws it:
 //!
 //! ```text
-//! consume -> converter -> transforms -> OpenMLDB writer -> dead-letter topic -> acknowledge
+//! consume -> converter -> transforms -> OpenMLDB writer (or a sink plugin) -> dead-letter topic -> acknowledge
 //! ```
 //!
 //! A message is acknowledged (and so, once its queue prefix is complete,
@@ -10,9 +10,11 @@
 //! `errors.tolerance=none` the first bad message stops the task instead,
 //! unacknowledged.
 
-use super::SinkSettings;
+use super::plugin_sink::{PluginSinkError, PluginSinkWriter, open_plugin_sink};
 use super::task::{TaskControl, TaskProgress};
-use crate::openmldb::{OpenMldbWriter, WriterError};
+use super::{SinkSettings, SinkTarget};
+use crate::openmldb::{OpenMldbWriter, WriteReport, WriterError};
+use crate::plugin::bindings::TableSchema;
 use crate::plugin::bindings::{Column, Message, Needs, Property, Row, failure_kind_name};
 use crate::plugin::{
     ChainError, ChainOutput, ConverterInstance, MessageFailure, PluginCatalog, PluginChain, PluginEngine,
@@ -40,6 +42,8 @@ pub enum SinkError {
     Writer(#[from] WriterError),
     #[error(transparent)]
     Plugin(#[from] ChainError),
+    #[error(transparent)]
+    PluginSink(#[from] PluginSinkError),
     /// `errors.tolerance=none` and a message could not be stored.
     #[error("connector {connector} stopped: message {topic}/{queue}/{offset} cannot be stored: {reason}")]
     Halted { connector: String, topic: String, queue: i32, offset: i64, reason: String },
@@ -134,11 +138,48 @@ impl Converted {
     }
 }
 
+/// Where rows are written.
+enum RowWriter {
+    OpenMldb(OpenMldbWriter),
+    Plugin(PluginSinkWriter),
+}
+
+impl RowWriter {
+    fn schema(&self) -> &TableSchema {
+        match self {
+            RowWriter::OpenMldb(writer) => writer.schema(),
+            RowWriter::Plugin(writer) => writer.schema(),
+        }
+    }
+
+    async fn write(&mut self, rows: &[Row], cancel: &tokio_util::sync::CancellationToken) -> WriteReport {
+        match self {
+            RowWriter::OpenMldb(writer) => writer.write(rows, cancel).await,
+            RowWriter::Plugin(writer) => writer.write(rows, cancel).await,
+        }
+    }
+
+    /// The stage named in dead letters of rows the destination refused.
+    fn stage(&self) -> String {
+        match self {
+            RowWriter::OpenMldb(_) => "writer openmldb".into(),
+            RowWriter::Plugin(writer) => format!("sink {}", writer.plugin()),
+        }
+    }
+
+    fn destination(&self) -> String {
+        match self {
+            RowWriter::OpenMldb(_) => "OpenMLDB".into(),
+            RowWriter::Plugin(writer) => format!("sink plugin {}", writer.plugin()),
+        }
+    }
+}
+
 /// The second half of the pipeline: write, dead-letter, acknowledge.
 struct Store<'a> {
     settings: &'a SinkSettings,
     consumer: &'a QueueConsumer,
-    writer: OpenMldbWriter,
+    writer: RowWriter,
     dead_letters: Option<Producer>,
     control: &'a TaskControl,
     stats: SinkStats,
@@ -162,7 +203,7 @@ impl Store<'_> {
         progress.add_writer_retries(report.retries);
         for (row, reason) in &report.poison {
             let source = converted.rows[*row].source_index;
-            let rejection = Rejection { stage: "writer openmldb".into(), kind: "rejected", reason: reason.clone() };
+            let rejection = Rejection { stage: self.writer.stage(), kind: "rejected", reason: reason.clone() };
             converted.rejected.entry(source).or_insert(rejection);
         }
         let Converted { batch, rows, rejected, .. } = &converted;
@@ -178,7 +219,7 @@ impl Store<'_> {
             let last_error = report.last_error.unwrap_or_default();
             return Err(SinkError::Other {
                 connector: connector.into(),
-                message: format!("OpenMLDB kept failing: {last_error}"),
+                message: format!("{} kept failing: {last_error}", self.writer.destination()),
             });
         }
         self.stats.rows_written += report.written.len() as u64;
@@ -325,7 +366,9 @@ async fn run_with_consumer(
         held.extend(polled);
         match open_pipeline(settings, engine, catalog, &held).await {
             Ok((writer, chain)) => break (writer, chain, std::mem::take(&mut held)),
-            Err(SinkError::Writer(WriterError::NoSchemaToCreate { .. })) if held.len() < MAX_HELD_FOR_SCHEMA => {}
+            Err(SinkError::Writer(WriterError::NoSchemaToCreate { .. }))
+            | Err(SinkError::PluginSink(PluginSinkError::NoSchemaYet { .. }))
+                if held.len() < MAX_HELD_FOR_SCHEMA => {}
             Err(e) => return Err(e),
         }
     };
@@ -444,9 +487,9 @@ async fn open_pipeline(
     engine: &Arc<PluginEngine>,
     catalog: &PluginCatalog,
     batch: &[ConsumedMessage],
-) -> Result<(OpenMldbWriter, PluginChain), SinkError> {
+) -> Result<(RowWriter, PluginChain), SinkError> {
     let connector = settings.connector.as_str();
-    let record_columns: Option<Vec<Column>> = if settings.writer.auto_create {
+    let record_columns: Option<Vec<Column>> = if settings.target.auto_create() {
         let plugin = engine
             .load(catalog.resolve(&settings.converter.plugin).map_err(ChainError::from)?, Some(Role::Converter))
             .map_err(ChainError::from)?;
@@ -478,7 +521,14 @@ async fn open_pipeline(
     } else {
         None
     };
-    let writer = OpenMldbWriter::connect(settings.writer.clone(), &settings.table, record_columns.as_deref()).await?;
+    let writer = match &settings.target {
+        SinkTarget::OpenMldb(config) => RowWriter::OpenMldb(
+            OpenMldbWriter::connect(config.clone(), &settings.table, record_columns.as_deref()).await?,
+        ),
+        SinkTarget::Plugin(config) => RowWriter::Plugin(
+            open_plugin_sink(config, engine, catalog, connector, &settings.table, record_columns).await?,
+        ),
+    };
     let schema = writer.schema().clone();
     let chain = tokio::task::block_in_place(|| {
         PluginChain::new(engine, catalog, &settings.converter, &settings.transforms, schema, connector)

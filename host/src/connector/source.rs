@@ -101,11 +101,16 @@ pub async fn run_source_task(
             .map_err(|e| SourceError::Other { connector: connector.clone(), message: format!("plugin load: {e}") })?
             .map_err(load_error)?
     };
-    let sql = SqlConnection::open(settings.sql.clone()).map_err(|e| SourceError::Other {
-        connector: connector.clone(),
-        message: format!("SQL connection thread: {e}"),
-    })?;
-    let services = PluginServices::with_sql(plugin.name.clone(), connector.clone(), sql);
+    let services = match &settings.sql {
+        Some(grant) => {
+            let sql = SqlConnection::open(grant.clone()).map_err(|e| SourceError::Other {
+                connector: connector.clone(),
+                message: format!("SQL connection thread: {e}"),
+            })?;
+            PluginServices::with_sql(plugin.name.clone(), connector.clone(), sql)
+        }
+        None => PluginServices::new(plugin.name.clone(), connector.clone()),
+    };
     let stored = positions.load()?;
     let mut instance = {
         let (engine, config) = (engine.clone(), settings.plugin_config.clone());

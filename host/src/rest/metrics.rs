@@ -58,7 +58,7 @@ pub fn render(worker: &Worker) -> String {
     }
     let counters: [(&str, &str, ReadCounter); 7] = [
         ("messages_total", "Messages taken from RocketMQ and acknowledged.", |t| t.progress.messages()),
-        ("rows_written_total", "Rows OpenMLDB stored.", |t| t.progress.rows_written()),
+        ("rows_written_total", "Rows stored (in OpenMLDB, or by the sink plugin).", |t| t.progress.rows_written()),
         ("dead_lettered_total", "Messages sent to the dead-letter topic (or skipped).", |t| t.progress.dead_lettered()),
         ("batches_total", "Batches through the pipeline.", |t| t.progress.batches()),
         ("writer_retries_total", "OpenMLDB requests retried.", |t| t.progress.writer_retries()),

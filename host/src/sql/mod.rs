@@ -5,6 +5,7 @@
 //! any thread) and the translation between MySQL's values and the WIT's.
 //! The plugin sees results, never the credentials.
 
+pub mod schema;
 mod url;
 mod values;
 

@@ -638,10 +638,7 @@ impl Worker {
     fn check_plugins(&self, definition: &ConnectorDefinition) -> Result<(), WorkerError> {
         let plugins: Vec<(String, Role)> = match definition.kind {
             ConnectorKind::Sink => {
-                let settings = SinkSettings::from_definition(definition, &self.config.namesrv_addr)?;
-                std::iter::once((settings.converter.plugin, Role::Converter))
-                    .chain(settings.transforms.into_iter().map(|t| (t.plugin, Role::Transform)))
-                    .collect()
+                SinkSettings::from_definition(definition, &self.config.namesrv_addr)?.plugins()
             }
             ConnectorKind::Source => {
                 if self.config.cluster.is_some() {

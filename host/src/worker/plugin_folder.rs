@@ -50,7 +50,7 @@ pub enum FolderChange {
 pub fn plugins_of(definition: &ConnectorDefinition, namesrv: &str) -> Vec<String> {
     match definition.kind {
         ConnectorKind::Sink => match SinkSettings::from_definition(definition, namesrv) {
-            Ok(s) => std::iter::once(s.converter.plugin).chain(s.transforms.into_iter().map(|t| t.plugin)).collect(),
+            Ok(s) => s.plugins().into_iter().map(|(plugin, _)| plugin).collect(),
             Err(_) => Vec::new(),
         },
         ConnectorKind::Source => match SourceSettings::for_tasks(definition, namesrv) {
