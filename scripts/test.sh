@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh machine (wasm32-wasip2, Java and
-# Maven, Chromium, MariaDB), start Apache RocketMQ and MariaDB on
-# loopback, run every test, and stop both again.
+# Install what the tests need on a fresh machine (wasm32-wasip2, the plugin
+# toolchains for Python, JavaScript and C, Java and Maven, Chromium,
+# MariaDB), start Apache RocketMQ and MariaDB on loopback, run every test,
+# and stop both again.
 #   ./scripts/test.sh            all tests
 #   ./scripts/test.sh -p NAME    extra arguments go to `cargo test`
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_targets
+scripts/plugin-toolchains.sh
 ensure_chromium
 scripts/rocketmq.sh start
 scripts/mariadb.sh start

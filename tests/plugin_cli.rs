@@ -230,34 +230,3 @@ fn a_new_rust_transform_builds_as_scaffolded_tests_and_runs_on_its_sample() {
     let listed = stdout(&rmq_openmldb_in(&project, &["plugin", "list", "--plugins-dir", plugins.to_str().unwrap()]));
     assert!(listed.lines().any(|l| l.starts_with("shout") && l.contains("transform")), "{listed}");
 }
-
-#[test]
-fn a_new_rust_converter_builds_and_converts_its_sample() {
-    let work = tempfile::tempdir().unwrap();
-    stdout(&rmq_openmldb_in(work.path(), &["plugin", "new", "parse", "--role", "converter"]));
-    let project = work.path().join("parse");
-    let built = stdout(&rmq_openmldb_in(&project, &["plugin", "build"]));
-    assert!(built.contains("(converter,"), "{built}");
-    let rows = stdout(&rmq_openmldb_in(
-        &project,
-        &["plugin", "test", "./parse.wasm", "--input", "sample/messages.jsonl", "--table-schema", "sample/table.json"],
-    ));
-    assert!(
-        rows.starts_with(r#"{"line":1,"row":{"id":2,"name":"name-02","howold":19,"company":"company"}}"#),
-        "{rows}"
-    );
-}
-
-#[test]
-fn plugin_new_and_build_refuse_what_they_cannot_do_and_say_so() {
-    let work = tempfile::tempdir().unwrap();
-    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "Bad Name", "--role", "transform"]));
-    assert!(refused.contains("plugin name \"Bad Name\""), "{refused}");
-    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "x", "--role", "filter"]));
-    assert!(refused.contains("--role filter: expected converter, transform, sink or source"), "{refused}");
-    let refused =
-        stderr(&rmq_openmldb_in(work.path(), &["plugin", "new", "x", "--lang", "cobol", "--role", "transform"]));
-    assert!(refused.contains("--lang cobol"), "{refused}");
-    let refused = stderr(&rmq_openmldb_in(work.path(), &["plugin", "build"]));
-    assert!(refused.contains("no Cargo.toml"), "{refused}");
-}

@@ -117,6 +117,10 @@ pub struct TestArgs {
     /// Messages per call into the plugins.
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
+    /// A file of the JSON lines the run must print (what `plugin test`
+    /// printed before, checked by hand): fail at the first difference.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Which plugin each --config belongs to (filled from the argument order).
@@ -324,6 +328,14 @@ fn test(args: &TestArgs) -> Result<()> {
         std::fs::File::open(&args.input).with_context(|| format!("cannot read the input {}", args.input.display()))?;
     let mut lines = std::io::BufReader::new(input).lines().enumerate();
     let mut out = std::io::stdout().lock();
+    let mut expected = args.expect.as_deref().map(Expected::read).transpose()?;
+    let mut emit = |out: &mut std::io::StdoutLock, line: Value| -> Result<()> {
+        writeln!(out, "{line}")?;
+        match expected.as_mut() {
+            Some(expected) => expected.check(&line),
+            None => Ok(()),
+        }
+    };
     let (mut messages, mut rows, mut failures, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     loop {
         let mut batch: Vec<(usize, Message)> = Vec::with_capacity(args.batch_size);
@@ -349,21 +361,77 @@ fn test(args: &TestArgs) -> Result<()> {
             for row in output.rows.iter().filter(|r| r.source_index == index) {
                 produced = true;
                 rows += 1;
-                writeln!(out, "{}", json!({"line": line, "row": row_json(&row.cells, &table.columns)}))?;
+                emit(&mut out, json!({"line": line, "row": row_json(&row.cells, &table.columns)}))?;
             }
             for failure in output.failures.iter().filter(|f| f.source_index == index) {
                 produced = true;
                 failures += 1;
-                writeln!(out, "{}", failure_json(*line, failure))?;
+                emit(&mut out, failure_json(*line, failure))?;
             }
             if !produced {
                 dropped += 1;
-                writeln!(out, "{}", json!({"line": line, "dropped": true}))?;
+                emit(&mut out, json!({"line": line, "dropped": true}))?;
             }
         }
     }
     eprintln!("{messages} messages: {rows} rows, {failures} failures, {dropped} dropped");
+    if let Some(expected) = expected {
+        expected.finish()?;
+        eprintln!("output matches {}", expected.path.display());
+    }
     Ok(())
+}
+
+/// `plugin test --expect FILE`: the lines the run must print, compared as
+/// JSON values (so spacing and key order in the file do not matter).
+struct Expected {
+    path: PathBuf,
+    lines: Vec<(usize, Value)>,
+    next: usize,
+}
+
+impl Expected {
+    fn read(path: &std::path::Path) -> Result<Expected> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the expected output {}", path.display()))?;
+        let mut lines = Vec::new();
+        for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let value: Value = serde_json::from_str(line)
+                .with_context(|| format!("{}: line {} is not JSON", path.display(), number + 1))?;
+            lines.push((number + 1, value));
+        }
+        Ok(Expected { path: path.to_path_buf(), lines, next: 0 })
+    }
+
+    fn check(&mut self, actual: &Value) -> Result<()> {
+        let Some((number, want)) = self.lines.get(self.next) else {
+            bail!("{} has {} lines, but the run printed more: {actual}", self.path.display(), self.lines.len());
+        };
+        if !json_equal(want, actual) {
+            bail!("{} line {number}: expected {want}, got {actual}", self.path.display());
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        if let Some((number, want)) = self.lines.get(self.next) {
+            bail!("{} line {number}: expected {want}, but the run printed nothing more", self.path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Equal JSON, with numbers compared by value (19 and 19.0 are the same).
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 fn sample_message(args: &TestArgs, number: usize, line: String) -> Message {

@@ -64,7 +64,7 @@ pub enum CallError {
     Trap { plugin: String, kind: TrapKind, detail: String },
 
     /// The plugin returned an error for the whole call.
-    #[error("plugin {plugin}: {kind:?} error: {message}")]
+    #[error("plugin {plugin}: {}: {message}", describe_error_kind(.kind))]
     Plugin { plugin: String, kind: ErrorKind, message: String },
 
     /// The instance could not be created.
@@ -74,6 +74,16 @@ pub enum CallError {
     /// The plugin broke the contract (e.g. an index outside the batch).
     #[error("plugin {plugin}: contract violation: {reason}")]
     Contract { plugin: String, reason: String },
+}
+
+/// The WIT name of a whole-call error kind, as plugin authors wrote it.
+fn describe_error_kind(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidConfig => "invalid-config",
+        ErrorKind::SchemaMismatch => "schema-mismatch",
+        ErrorKind::Retryable => "retryable",
+        ErrorKind::Fatal => "fatal",
+    }
 }
 
 impl CallError {
