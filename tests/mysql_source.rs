@@ -391,7 +391,7 @@ fn a_source_with_bad_settings_is_refused_or_fails_with_the_reason() {
         worker.wait_for_tasks("bad-type", "FAILED").await;
         let view = worker.connector_state("bad-type").await;
         let trace = view["tasks"][0]["trace"].as_str().unwrap();
-        assert!(trace.contains(&format!("column \"area\" has type polygon")), "{trace}");
+        assert!(trace.contains("column \"area\" has type polygon"), "{trace}");
         // A wrong password: the connection error, as the trace says.
         let mut config = source(&database, &table, "bulk", json!({}));
         config["connection.password"] = json!("wrong");

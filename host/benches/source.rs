@@ -1,9 +1,13 @@
-//! MySQL source throughput: rows per second from a MariaDB table into a
-//! RocketMQ topic (read through the SQL capability by the WASM
-//! `mysql-source` plugin, envelopes built, batches sent and acknowledged,
-//! positions stored), for `batch.max.rows` 100 (RocketMQ Connect's
-//! default) and 1000, in incrementing mode on the guide's `employee_test`
-//! columns.
+//! MySQL throughput, both ways. Source: rows per second from a MariaDB
+//! table into a RocketMQ topic (read through the SQL capability by the
+//! WASM `mysql-source` plugin, envelopes built, batches sent and
+//! acknowledged, positions stored), for `batch.max.rows` 100 (RocketMQ
+//! Connect's default) and 1000, in incrementing mode on the guide's
+//! `employee_test` columns. Sink: those envelopes from the topic back into
+//! a MariaDB table through the WASM `mysql-sink` plugin (auto.create,
+//! converter, one multi-row statement per batch), with `insert.mode`
+//! INSERT and UPSERT, and with `batch.size` 1 (one statement and one
+//! transaction per row, the row-at-a-time baseline).
 //!
 //! Run: `scripts/rocketmq.sh start && scripts/mariadb.sh start && cargo
 //! bench -p rmq-openmldb --bench source` (`-- --quick` for fewer rows).
@@ -11,7 +15,9 @@
 //! point it elsewhere.
 
 use mysql_async::prelude::Queryable;
-use rmq_openmldb::connector::{ConnectorDefinition, PositionStore, SourceSettings, TaskControl, run_source_task};
+use rmq_openmldb::connector::{
+    ConnectorDefinition, PositionStore, SinkSettings, SourceSettings, TaskControl, run_sink_task, run_source_task,
+};
 use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
 use rmq_openmldb::rocketmq::RocketMqClient;
 use std::sync::Arc;
@@ -104,6 +110,59 @@ fn main() {
             let poll = progress.plugin_time.snapshot();
             let mean_poll_ms = if poll.count > 0 { poll.sum_seconds * 1e3 / poll.count as f64 } else { 0.0 };
             println!("{:<16} {:>12.0} {:>19.2} ms", batch_rows, rows as f64 / elapsed, mean_poll_ms);
+        }
+
+        // The sink direction: the last source run's topic back into MySQL.
+        let topic = format!("bench_source_{stamp}_1000");
+        println!("MySQL sink: {rows} envelopes from {topic} into MariaDB (mysql-sink plugin)");
+        println!("{:<26} {:>10} {:>12} {:>22}", "insert.mode / batch.size", "rows", "rows/s", "write per batch, mean");
+        for (mode, batch_size, limit) in [("INSERT", 3000u64, rows), ("UPSERT", 3000, rows), ("INSERT", 1, rows.min(5000))] {
+            let connector = format!("bench-sink-{stamp}-{}-{batch_size}", mode.to_lowercase());
+            let table = connector.replace('-', "_");
+            let config = [
+                ("connector.class", "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector".to_string()),
+                ("connect.topicnames", topic.clone()),
+                ("connection.url", format!("jdbc:mysql://127.0.0.1:{port}/{database}")),
+                ("connection.user", user.clone()),
+                ("connection.password", password.clone()),
+                ("table.name.format", table),
+                ("auto.create", "true".into()),
+                ("pk.fields", "id".into()),
+                ("insert.mode", mode.into()),
+                ("batch.size", batch_size.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let settings = SinkSettings::from_config(&connector, &namesrv, &config).expect("sink settings");
+            let cancel = CancellationToken::new();
+            let control = TaskControl::unpaused(cancel.clone());
+            let progress = control.progress.clone();
+            let started = Instant::now();
+            let task = tokio::spawn(run_sink_task(
+                settings,
+                engine.clone(),
+                PluginCatalog::new(None),
+                runtime.clone(),
+                control,
+            ));
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while progress.rows_written() < limit && Instant::now() < deadline && !task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let written = progress.rows_written();
+            cancel.cancel();
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("sink task failed: {e}"),
+                Err(e) => panic!("sink task panicked: {e}"),
+            }
+            assert!(written >= limit, "the sink wrote {written} of {limit} rows");
+            let write = progress.write_time.snapshot();
+            let mean_write_ms = if write.count > 0 { write.sum_seconds * 1e3 / write.count as f64 } else { 0.0 };
+            let label = format!("{mode} / {batch_size}");
+            println!("{label:<26} {written:>10} {:>12.0} {mean_write_ms:>19.2} ms", written as f64 / elapsed);
         }
         conn.query_drop(format!("DROP DATABASE {database}")).await.expect("drop database");
         conn.disconnect().await.ok();

@@ -21,12 +21,15 @@ pub struct Builtin {
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 
+/// Folder plugins by name: the file and the bytes last validated.
+type PinnedPlugins = BTreeMap<String, (PathBuf, Arc<[u8]>)>;
+
 /// Built-ins plus an optional plugins folder.
 #[derive(Debug, Clone, Default)]
 pub struct PluginCatalog {
     folder: Option<PathBuf>,
-    /// Folder plugins by name, as last validated (shared by all clones).
-    pinned: Arc<RwLock<BTreeMap<String, (PathBuf, Arc<[u8]>)>>>,
+    /// Folder plugins as last validated (shared by all clones).
+    pinned: Arc<RwLock<PinnedPlugins>>,
 }
 
 impl PluginCatalog {

@@ -677,7 +677,7 @@ impl Worker {
                                 std::process::id(),
                                 definition.name
                             ));
-                            TaskPlan::Sink(s)
+                            TaskPlan::Sink(Box::new(s))
                         })
                         .map_err(|e| e.to_string())
                 })
@@ -749,7 +749,7 @@ fn set_status(status: &Mutex<TaskStatus>, state: TaskState, trace: Option<String
 
 /// What one task runs.
 enum TaskPlan {
-    Sink(SinkSettings),
+    Sink(Box<SinkSettings>),
     Source(SourceSettings, PositionStore),
 }
 
@@ -774,7 +774,7 @@ impl TaskPlan {
         let run = match self {
             TaskPlan::Sink(settings) => tokio::spawn({
                 let task = run_sink_task(
-                    settings.clone(),
+                    settings.as_ref().clone(),
                     environment.engine.clone(),
                     environment.catalog.clone(),
                     environment.client.clone(),
