@@ -5,7 +5,9 @@
 # and 1 and 3 WASM transforms, native vs WASM converter, the worker binary's
 # rate and peak RSS, and latency percentiles at 1,000 and 10,000 msg/s, each
 # rate also as a ratio to the ceiling of the same run; then the MySQL
-# source's rate from a MariaDB table into a topic (MariaDB started here too).
+# source's rate from a MariaDB table into a topic and the MySQL sink's back
+# (MariaDB started here too); then what a plugin costs in each language
+# (the plugin toolchains are installed here when missing).
 #   scripts/bench.sh            full run (200,000 messages, 15 s per rate)
 #   scripts/bench.sh --quick    a shorter run (50,000 messages, 5 s per rate)
 # OPENMLDB_APISERVER=host:port writes into a real APIServer instead of the
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_targets
+scripts/plugin-toolchains.sh
 if [ -z "${ROCKETMQ_NAMESRV:-}" ]; then
   scripts/rocketmq.sh start
   trap 'scripts/rocketmq.sh stop' EXIT
@@ -22,6 +25,7 @@ fi
 scripts/mariadb.sh start
 trap 'scripts/mariadb.sh stop; [ -n "${ROCKETMQ_NAMESRV:-}" ] || scripts/rocketmq.sh stop' EXIT
 log "building (the first build takes several minutes)"
-cargo bench --locked -p rmq-openmldb --bench end_to_end --bench source --no-run
+cargo bench --locked -p rmq-openmldb --bench end_to_end --bench source --bench plugin_languages --no-run
 cargo bench --locked -p rmq-openmldb --bench end_to_end -- "$@"
 cargo bench --locked -p rmq-openmldb --bench source -- "$@"
+cargo bench --locked -p rmq-openmldb --bench plugin_languages -- "$@"

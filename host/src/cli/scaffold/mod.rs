@@ -13,7 +13,7 @@ mod python;
 mod rust;
 mod toolchain;
 
-use crate::plugin::{PluginEngine, PluginOrigin, Role, RuntimeConfig};
+use crate::plugin::{PluginEngine, PluginOrigin, Role, RuntimeConfig, default_cache_dir};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -295,7 +295,11 @@ pub fn build_project(dir: &Path) -> Result<Built> {
         Language::JavaScript => js::build(&project, &component)?,
         Language::C => c::build(&project, &component)?,
     }
-    let engine = PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() })?;
+    // Checked through the compile cache the worker and `plugin test` use,
+    // so the first load after a build does not compile again (seconds for
+    // Python and JavaScript components).
+    let cache_dir = std::env::var_os("RMQ_OPENMLDB_CACHE_DIR").map(PathBuf::from).or_else(default_cache_dir);
+    let engine = PluginEngine::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
     let loaded = engine
         .load(PluginOrigin::File(component.clone()), None)
         .with_context(|| format!("{} was built but the worker would refuse it", component.display()))?;
