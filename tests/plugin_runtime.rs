@@ -351,7 +351,7 @@ fn a_plugin_whose_connector_grants_no_sql_connection_cannot_query() {
         .err()
         .expect("init must fail without a grant")
         .to_string();
-    assert!(refused.contains("InvalidConfig"), "{refused}");
+    assert!(refused.contains("invalid-config"), "{refused}");
     assert!(
         refused.contains("plugin \"mysql-source\" of connector \"no-grant\" has no SQL connection"),
         "the reason names plugin, connector and what grants one: {refused}"

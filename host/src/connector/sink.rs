@@ -219,7 +219,7 @@ impl Store<'_> {
             let last_error = report.last_error.unwrap_or_default();
             return Err(SinkError::Other {
                 connector: connector.into(),
-                message: format!("{} kept failing: {last_error}", self.writer.destination()),
+                message: format!("{} did not store the batch: {last_error}", self.writer.destination()),
             });
         }
         self.stats.rows_written += report.written.len() as u64;
