@@ -303,7 +303,7 @@ fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
             ("{\"connector-class\": ", "invalid JSON: EOF while parsing a value at line 1 column 20".to_string()),
             (
                 &with("connector-class", json!("org.example.NoSuchConnector")) as &str,
-                "key \"connector.class\": invalid value \"org.example.NoSuchConnector\": unknown connector class; this host runs org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink, org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector, org.apache.rocketmq.connect.jdbc.source.JdbcSourceConnector, org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector, mysql-source".to_string(),
+                "key \"connector.class\": invalid value \"org.example.NoSuchConnector\": unknown connector class; this host runs org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.sink.JdbcSinkConnector, org.apache.rocketmq.connect.jdbc.mysql.sink.JdbcSinkConnector, openmldb-sink, plugin-sink, org.apache.rocketmq.connect.jdbc.connector.JdbcSourceConnector, org.apache.rocketmq.connect.jdbc.source.JdbcSourceConnector, org.apache.rocketmq.connect.jdbc.mysql.source.JdbcSourceConnector, mysql-source, plugin-source".to_string(),
             ),
             (&with("connect-topicname", Value::Null), "missing required key \"connect.topicnames\"".to_string()),
             (
