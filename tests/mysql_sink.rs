@@ -6,10 +6,8 @@
 mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
-use common::{NAMESRV, WorkerProcess, envelope, unique, with_broker};
-use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer};
-use rocketmq_client_rust::ClientRuntime;
-use std::sync::Arc;
+use common::{NAMESRV, WorkerProcess, envelope, read_dead_letters, unique, with_broker};
+use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -45,21 +43,6 @@ fn mysql_sink(topic: &str, database: &str, extra: Value) -> Value {
         config[key] = value.clone();
     }
     config
-}
-
-/// Read `count` messages of a dead-letter topic.
-async fn read_dead_letters(runtime: Arc<ClientRuntime>, topic: &str, count: usize) -> Vec<ConsumedMessage> {
-    let consumer =
-        QueueConsumer::start(runtime, ConsumerConfig::new(NAMESRV, &unique("dlq-reader"), &[topic])).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut letters = Vec::new();
-    while letters.len() < count && Instant::now() < deadline {
-        let got = consumer.poll(Duration::from_millis(500)).await;
-        consumer.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
-        letters.extend(got);
-    }
-    consumer.shutdown().await;
-    letters
 }
 
 fn numbered_row(id: i64) -> String {

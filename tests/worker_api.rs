@@ -8,16 +8,13 @@
 mod common;
 
 use common::{
-    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, standin, table_rows, unique, wait_for_rows,
-    with_broker,
+    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, read_dead_letters, standin, table_rows,
+    unique, wait_for_rows, with_broker,
 };
-
-use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer};
-use rocketmq_client_rust::ClientRuntime;
+use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn guide_rows() -> Vec<String> {
@@ -171,20 +168,6 @@ fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documen
         assert_eq!(worker.compat_ok("/connectors/again/stop").await, "Connector [again] deleted successfully");
         assert_eq!(worker.compat_ok("/connectors/list").await, json!({}));
     });
-}
-
-async fn read_dead_letters(runtime: Arc<ClientRuntime>, topic: &str, count: usize) -> Vec<ConsumedMessage> {
-    let consumer =
-        QueueConsumer::start(runtime, ConsumerConfig::new(NAMESRV, &unique("dlq-reader"), &[topic])).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut letters = Vec::new();
-    while letters.len() < count && Instant::now() < deadline {
-        let got = consumer.poll(Duration::from_millis(500)).await;
-        consumer.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
-        letters.extend(got);
-    }
-    consumer.shutdown().await;
-    letters
 }
 
 #[test]

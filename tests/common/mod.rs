@@ -10,7 +10,7 @@ pub mod mysql;
 
 use openmldb_standin::{StandIn, StandInOptions};
 use rmq_openmldb::openmldb::ApiClient;
-use rmq_openmldb::rocketmq::RocketMqClient;
+use rmq_openmldb::rocketmq::{ConsumedMessage, ConsumerConfig, QueueConsumer, RocketMqClient};
 use rocketmq_client_rust::ClientRuntime;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -233,4 +233,19 @@ pub fn guide_rows_in_openmldb() -> Vec<Value> {
         json!([12, "name-06", 19, 3, null, null, null]),
         json!([14, "name-08", 25, 15, "company", 32255.0, 1644347199000i64]),
     ]
+}
+
+/// Read `count` messages of a dead-letter topic (a minute at most).
+pub async fn read_dead_letters(runtime: Arc<ClientRuntime>, topic: &str, count: usize) -> Vec<ConsumedMessage> {
+    let consumer =
+        QueueConsumer::start(runtime, ConsumerConfig::new(NAMESRV, &unique("dlq-reader"), &[topic])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut letters = Vec::new();
+    while letters.len() < count && Instant::now() < deadline {
+        let got = consumer.poll(Duration::from_millis(500)).await;
+        consumer.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+        letters.extend(got);
+    }
+    consumer.shutdown().await;
+    letters
 }
