@@ -124,10 +124,7 @@ fn envelopes_auto_create_the_mysql_table_and_every_row_arrives_exactly() {
         );
         assert_eq!(
             select(&database, &format!("SELECT * FROM `{topic}` WHERE id IN (2, 12) ORDER BY id")),
-            [
-                "2\tname-02\t19\t7\tcompany\t32232\t2021-12-29 08:00:00.000",
-                "12\tname-06\t19\t3\tNULL\tNULL\tNULL",
-            ],
+            ["2\tname-02\t19\t7\tcompany\t32232\t2021-12-29 08:00:00.000", "12\tname-06\t19\t3\tNULL\tNULL\tNULL",],
             "values and NULLs as sent; timestamps as UTC"
         );
         assert_eq!(
@@ -221,7 +218,8 @@ fn a_killed_worker_and_lost_connections_lose_nothing_and_upsert_writes_each_row_
         let topic = unique("crash");
         produce(dir.path(), &topic, &(1..=20_000).map(numbered_row).collect::<Vec<_>>());
         let mut worker = WorkerProcess::start(dir.path()).await;
-        let connector = mysql_sink(&topic, &database, json!({"pk.fields": "id", "insert.mode": "UPSERT", "max.tasks": "2"}));
+        let connector =
+            mysql_sink(&topic, &database, json!({"pk.fields": "id", "insert.mode": "UPSERT", "max.tasks": "2"}));
         let (status, reply) = worker.post("/connectors/crash", &connector.to_string()).await;
         assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
 
@@ -235,11 +233,16 @@ fn a_killed_worker_and_lost_connections_lose_nothing_and_upsert_writes_each_row_
         }
         let sessions = select(
             &database,
-            &format!("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{}' AND DB = '{database}' AND ID <> CONNECTION_ID()", db_user()),
+            &format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{}' AND DB = '{database}' AND ID <> CONNECTION_ID()",
+                db_user()
+            ),
         );
         for id in &sessions {
             // A session may have ended on its own meanwhile.
-            let _ = Command::new(common::root().join("scripts/mariadb.sh")).args(["sql", "-e", &format!("KILL {id}")]).output();
+            let _ = Command::new(common::root().join("scripts/mariadb.sh"))
+                .args(["sql", "-e", &format!("KILL {id}")])
+                .output();
         }
 
         // Then the worker dies without a goodbye.

@@ -206,7 +206,10 @@ fn the_orders_example_in_four_languages_writes_identical_rows_through_real_pipel
         let contract = std::fs::read_to_string(root().join("wit/plugin.wit")).unwrap();
         for lang in LANGUAGES {
             let carried = std::fs::read_to_string(examples.join(lang).join("wit/plugin.wit")).unwrap();
-            assert!(carried == contract, "examples/plugins/orders-transform/{lang}/wit/plugin.wit is not wit/plugin.wit");
+            assert!(
+                carried == contract,
+                "examples/plugins/orders-transform/{lang}/wit/plugin.wit is not wit/plugin.wit"
+            );
             let project = dir.path().join(format!("orders-{lang}"));
             copy_project(&examples.join(lang), &project);
             let plugins_arg = plugins.to_str().unwrap();

@@ -110,14 +110,9 @@ fn measure(lang: &'static str, work: &Path, quick: bool) -> Figures {
     let warm = engine.load(PluginOrigin::File(component), Some(Role::Transform)).unwrap();
     let services = PluginServices::new("bench", "bench");
     let started = Instant::now();
-    let mut instance = TransformInstance::new(
-        &engine,
-        warm.clone(),
-        vec![("keep".into(), "4".into())],
-        output_columns(),
-        services,
-    )
-    .unwrap();
+    let mut instance =
+        TransformInstance::new(&engine, warm.clone(), vec![("keep".into(), "4".into())], output_columns(), services)
+            .unwrap();
     let first_call = started.elapsed();
     let budget = Duration::from_millis(if quick { 300 } else { 2000 });
     let mut per_batch = Vec::new();
@@ -148,14 +143,28 @@ fn measure(lang: &'static str, work: &Path, quick: bool) -> Figures {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let work = tempfile::tempdir().unwrap();
-    println!("orders transform per language (examples/plugins/orders-transform), {} run", if quick { "quick" } else { "full" });
+    println!(
+        "orders transform per language (examples/plugins/orders-transform), {} run",
+        if quick { "quick" } else { "full" }
+    );
     println!(
         "{:<7} {:>9} {:>10} {:>12} {:>11} {:>11} {:>12} {:>12} {:>13} {:>11}",
-        "lang", "build s", "size KiB", "compile ms", "cached ms", "1st call ms", "batch 1 µs", "batch 16 µs", "batch 256 µs", "rows/s"
+        "lang",
+        "build s",
+        "size KiB",
+        "compile ms",
+        "cached ms",
+        "1st call ms",
+        "batch 1 µs",
+        "batch 16 µs",
+        "batch 256 µs",
+        "rows/s"
     );
     for lang in LANGUAGES {
         let f = measure(lang, work.path(), quick);
-        let micros = |size: usize| f.per_batch.iter().find(|(s, _)| *s == size).map(|(_, d)| d.as_secs_f64() * 1e6).unwrap_or(0.0);
+        let micros = |size: usize| {
+            f.per_batch.iter().find(|(s, _)| *s == size).map(|(_, d)| d.as_secs_f64() * 1e6).unwrap_or(0.0)
+        };
         println!(
             "{:<7} {:>9.1} {:>10.0} {:>12.1} {:>11.2} {:>11.2} {:>12.1} {:>12.1} {:>13.1} {:>11.0}",
             f.lang,

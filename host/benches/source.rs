@@ -116,7 +116,9 @@ fn main() {
         let topic = format!("bench_source_{stamp}_1000");
         println!("MySQL sink: {rows} envelopes from {topic} into MariaDB (mysql-sink plugin)");
         println!("{:<26} {:>10} {:>12} {:>22}", "insert.mode / batch.size", "rows", "rows/s", "write per batch, mean");
-        for (mode, batch_size, limit) in [("INSERT", 3000u64, rows), ("UPSERT", 3000, rows), ("INSERT", 1, rows.min(5000))] {
+        for (mode, batch_size, limit) in
+            [("INSERT", 3000u64, rows), ("UPSERT", 3000, rows), ("INSERT", 1, rows.min(5000))]
+        {
             let connector = format!("bench-sink-{stamp}-{}-{batch_size}", mode.to_lowercase());
             let table = connector.replace('-', "_");
             let config = [

@@ -47,4 +47,3 @@ pub fn fresh_database(name: &str) -> String {
     sql(None, &format!("CREATE DATABASE `{database}`"));
     database
 }
-

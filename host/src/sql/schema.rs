@@ -45,14 +45,13 @@ pub fn describe_table(connection: &SqlConnection, table: &str) -> Result<Option<
             return Err(SchemaError::Sql("information_schema.COLUMNS answered an unexpected shape".into()));
         };
         let (name, data_type, column_type) = (text(name), text(data_type).to_ascii_lowercase(), text(column_type));
-        let type_ = column_type_of(&data_type, &column_type.to_ascii_lowercase()).ok_or_else(|| {
-            SchemaError::Unsupported {
+        let type_ =
+            column_type_of(&data_type, &column_type.to_ascii_lowercase()).ok_or_else(|| SchemaError::Unsupported {
                 table: table.to_string(),
                 column: name.clone(),
                 sql_type: column_type.to_uppercase(),
                 hint: "give it a default and leave it out with a transform, or change its type",
-            }
-        })?;
+            })?;
         columns.push(Column { name, type_, nullable: text(nullable).eq_ignore_ascii_case("YES") });
     }
     Ok(Some(columns))

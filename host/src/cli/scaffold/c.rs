@@ -18,7 +18,8 @@ const CONVERTER: &str = include_str!("templates/c/converter.c");
 /// Where generated bindings go; rewritten by every build.
 const BINDINGS_DIR: &str = "gen";
 
-const CLANG_INSTALL: &str = "`apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` or scripts/plugin-toolchains.sh c";
+const CLANG_INSTALL: &str =
+    "`apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` or scripts/plugin-toolchains.sh c";
 
 pub(super) fn template(names: &Names) -> Template {
     let (source, input) = match names.role {
@@ -57,7 +58,8 @@ pub(super) fn build(project: &Project, component: &Path) -> Result<()> {
     toolchain::run(command, &project.dir, &format!("clang (wasm32-wasi; needs {CLANG_INSTALL})"))?;
 
     let module = std::fs::read(&core_module).with_context(|| format!("cannot read {}", core_module.display()))?;
-    let bytes = componentize(&module).with_context(|| format!("cannot make a component of {}", core_module.display()))?;
+    let bytes =
+        componentize(&module).with_context(|| format!("cannot make a component of {}", core_module.display()))?;
     std::fs::write(component, bytes).with_context(|| format!("cannot write {}", component.display()))
 }
 

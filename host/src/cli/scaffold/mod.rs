@@ -130,10 +130,9 @@ impl Names<'_> {
                 self.name
             ),
             Role::Converter => format!("`\"value.converter\": \"{}\"`", self.name),
-            Role::Sink => format!(
-                "`\"sink.plugin\": \"{}\"` with `connection.url` naming the database it writes",
-                self.name
-            ),
+            Role::Sink => {
+                format!("`\"sink.plugin\": \"{}\"` with `connection.url` naming the database it writes", self.name)
+            }
             Role::Source => format!("`\"connector.class\": \"{}\"` in a source connector", self.name),
         }
     }
@@ -255,10 +254,7 @@ impl Project {
             .with_context(|| format!("{}: key \"language\"", manifest.display()))?;
         let role_name = field("role")?;
         let role = Role::ALL.into_iter().find(|r| r.name() == role_name).with_context(|| {
-            format!(
-                "{}: key \"role\": \"{role_name}\" is not converter, transform, sink or source",
-                manifest.display()
-            )
+            format!("{}: key \"role\": \"{role_name}\" is not converter, transform, sink or source", manifest.display())
         })?;
         Ok(Project { dir: dir.to_path_buf(), name, language, role })
     }
@@ -288,7 +284,8 @@ pub struct Built {
 pub fn build_project(dir: &Path) -> Result<Built> {
     let project = Project::open(dir)?;
     let component = project.component_path();
-    let _span = tracing::info_span!("plugin_build", plugin = %project.name, language = project.language.name()).entered();
+    let _span =
+        tracing::info_span!("plugin_build", plugin = %project.name, language = project.language.name()).entered();
     match project.language {
         Language::Rust => rust::build(&project, &component)?,
         Language::Python => python::build(&project, &component)?,
