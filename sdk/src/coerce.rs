@@ -137,14 +137,34 @@ pub fn json_to_cell(value: &Value, column: &Column, logical: Logical, opts: &Coe
                 .map_err(|_| out_of_range(column, value, "does not fit int (-2147483648..2147483647)"))
         }
         ColumnType::Bigint => json_integer(value, column).map(Cell::Bigint),
-        ColumnType::Float => {
-            let f = json_float(value, column)?;
-            if f.is_finite() && f.abs() > f32::MAX as f64 {
-                return Err(out_of_range(column, value, "does not fit float (32-bit)"));
+        ColumnType::Float => match value {
+            // Text is rounded once, straight to 32 bits (through f64 it
+            // would be rounded twice, and can land one unit off).
+            Value::String(s) => match parse_f32_text(s) {
+                Some(f) if f.is_infinite() && !is_infinity_word(s) => {
+                    Err(out_of_range(column, value, "does not fit float (32-bit)"))
+                }
+                Some(f) => Ok(Cell::Float(f)),
+                None => Err(mismatch(column, value, "is not a number")),
+            },
+            _ => {
+                let f = json_float(value, column)?;
+                if f.is_finite() && f.abs() > f32::MAX as f64 {
+                    return Err(out_of_range(column, value, "does not fit float (32-bit)"));
+                }
+                Ok(Cell::Float(f as f32))
             }
-            Ok(Cell::Float(f as f32))
+        },
+        ColumnType::Double => {
+            if let Value::Number(n) = value
+                && let Some(exact) = lossless_integer_as_double(n)
+            {
+                return exact.map(Cell::Double).ok_or_else(|| {
+                    out_of_range(column, value, "is an integer a double cannot hold exactly (beyond 2^53)")
+                });
+            }
+            json_float(value, column).map(Cell::Double)
         }
-        ColumnType::Double => json_float(value, column).map(Cell::Double),
         ColumnType::String => Ok(Cell::String(match value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -210,6 +230,50 @@ fn json_float(value: &Value, column: &Column) -> Result<f64, CellError> {
         Value::Number(n) => n.as_f64().ok_or_else(|| mismatch(column, value, "is not a number")),
         Value::String(s) => parse_float_text(s).ok_or_else(|| mismatch(column, value, "is not a number")),
         _ => Err(mismatch(column, value, "is not a number")),
+    }
+}
+
+/// An integer JSON number as a double: `Some(Some(d))` when `d` is
+/// exactly that integer, `Some(None)` when no double is, `None` when the
+/// number is not an integer. (OpenMLDB's APIServer refuses such integers
+/// for double columns too.)
+fn lossless_integer_as_double(n: &serde_json::Number) -> Option<Option<f64>> {
+    if let Some(i) = n.as_i64() {
+        let d = i as f64;
+        // i64::MAX rounds up to 2^63, which does not convert back.
+        return Some((d != 9.223_372_036_854_776e18 && d as i64 == i).then_some(d));
+    }
+    let u = n.as_u64()?;
+    let d = u as f64;
+    Some((d != 1.844_674_407_370_955_2e19 && d as u64 == u).then_some(d))
+}
+
+fn is_infinity_word(s: &str) -> bool {
+    matches!(s.trim(), "Infinity" | "Inf" | "inf" | "+Infinity" | "-Infinity" | "-Inf" | "-inf")
+}
+
+/// A 32-bit float from text, rounded once (never through f64), accepting
+/// OpenMLDB's NaN/Inf spellings. Finite text beyond f32's range gives an
+/// infinity; callers refuse it.
+pub fn parse_f32_text(s: &str) -> Option<f32> {
+    match s.trim() {
+        "NaN" | "nan" => Some(f32::NAN),
+        "Infinity" | "Inf" | "inf" | "+Infinity" => Some(f32::INFINITY),
+        "-Infinity" | "-Inf" | "-inf" => Some(f32::NEG_INFINITY),
+        t if t.is_empty() || t.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => None,
+        t => t.parse::<f32>().ok(),
+    }
+}
+
+/// The cell of a float column from the JSON text of a number (a
+/// converter that keeps the raw text calls this instead of going
+/// through `Value`, whose f64 would round the value a second time).
+pub fn float_cell_from_number_text(text: &str, column: &Column) -> Result<Cell, CellError> {
+    let refuse = |kind, why| CellError::new(kind, format!("field \"{}\": value {text} {why}", column.name));
+    match text.parse::<f32>() {
+        Ok(f) if f.is_finite() => Ok(Cell::Float(f)),
+        Ok(_) => Err(refuse(FailureKind::OutOfRange, "does not fit float (32-bit)")),
+        Err(_) => Err(refuse(FailureKind::TypeMismatch, "is not a number")),
     }
 }
 

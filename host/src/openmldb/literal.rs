@@ -70,9 +70,11 @@ fn sql_literal(cell: &Cell, out: &mut String) {
         Cell::Smallint(v) => push_display(out, v),
         Cell::Int(v) => push_display(out, v),
         Cell::Bigint(v) => push_display(out, v),
-        // A double literal; the server narrows it to the float column.
-        Cell::Float(v) => float_text(*v as f64, Some(*v), out),
-        Cell::Double(v) => float_text(*v, None, out),
+        // The float widened to a double, whose text the server reads back
+        // to that double exactly; narrowing it is then exact too. (The
+        // float's own shortest text would be rounded twice on the way.)
+        Cell::Float(v) => float_text(*v as f64, out),
+        Cell::Double(v) => float_text(*v, out),
         Cell::String(s) => sql_string(s, out),
         Cell::Date(d) => {
             let _ = write!(out, "'{:04}-{:02}-{:02}'", d.year, d.month, d.day);
@@ -85,15 +87,13 @@ fn push_display(out: &mut String, v: impl std::fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
-/// Shortest text that reads back as the same value, always with a `.` or
-/// an exponent so it is a floating-point literal, never an integer one.
-fn float_text(value: f64, as_f32: Option<f32>, out: &mut String) {
-    let text = match as_f32 {
-        Some(f) => format!("{f:?}"),
-        None => format!("{value:?}"),
-    };
-    out.push_str(&text);
-    if !text.contains(['.', 'e', 'E']) {
+/// Shortest text that reads back as the same double (`-0.0` keeps its
+/// sign), always with a `.` or an exponent so it is a floating-point
+/// literal, never an integer one.
+fn float_text(value: f64, out: &mut String) {
+    let start = out.len();
+    let _ = write!(out, "{value:?}");
+    if !out[start..].contains(['.', 'e', 'E']) {
         out.push_str(".0");
     }
 }
@@ -131,8 +131,8 @@ pub fn put_values(row: &Row) -> String {
             Cell::Smallint(v) => push_display(&mut out, v),
             Cell::Int(v) => push_display(&mut out, v),
             Cell::Bigint(v) => push_display(&mut out, v),
-            Cell::Float(v) => json_float(*v as f64, Some(*v), &mut out),
-            Cell::Double(v) => json_float(*v, None, &mut out),
+            Cell::Float(v) => json_float(*v as f64, &mut out),
+            Cell::Double(v) => json_float(*v, &mut out),
             Cell::String(s) => out.push_str(&serde_json::Value::String(s.clone()).to_string()),
             Cell::Date(d) => {
                 let _ = write!(out, "\"{}-{}-{}\"", d.year, d.month, d.day);
@@ -144,13 +144,13 @@ pub fn put_values(row: &Row) -> String {
     out
 }
 
-fn json_float(value: f64, as_f32: Option<f32>, out: &mut String) {
+fn json_float(value: f64, out: &mut String) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
-        float_text(value, as_f32, out);
+        float_text(value, out);
     }
 }
 
@@ -185,7 +185,7 @@ mod tests {
                 Cell::Date(Date { year: 9999, month: 12, day: 31 }),
                 Cell::Timestamp(0),
             ]),
-            "(NULL, true, -32768, 2147483647, -9223372036854775808, 1.1, 3000000000.0, 2.5e300, '1900-01-01', '9999-12-31', 0)"
+            "(NULL, true, -32768, 2147483647, -9223372036854775808, 1.100000023841858, 3000000000.0, 2.5e300, '1900-01-01', '9999-12-31', 0)"
         );
     }
 

@@ -15,7 +15,9 @@
 //! `timezone` (or `db.timezone`) for date-time strings without an offset
 //! (default UTC); `unknown.fields` = ignore | fail (default ignore).
 
-use rmq_openmldb_sdk::coerce::{CellError, CoerceOptions, Logical, json_to_cell, null_cell};
+use rmq_openmldb_sdk::coerce::{
+    CellError, CoerceOptions, Logical, float_cell_from_number_text, json_to_cell, null_cell,
+};
 use rmq_openmldb_sdk::prelude::*;
 use rmq_openmldb_sdk::time::Zone;
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -297,18 +299,42 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                 continue;
             };
             hint = position + 1;
+            let column = &converter.columns[position];
+            let logical = self.logicals.map(|l| l[position]).unwrap_or_default();
+            if column.type_ == ColumnType::Float && logical == Logical::None {
+                // A number's own text, rounded once to 32 bits.
+                let raw = map.next_value::<&'de RawValue>()?;
+                if parsed.error.is_none() {
+                    match float_cell(raw, column, &converter.opts) {
+                        Ok(cell) => parsed.cells[position] = Some(cell),
+                        Err(e) => parsed.error = Some(e),
+                    }
+                }
+                continue;
+            }
             let value: Value = map.next_value()?;
             if parsed.error.is_some() {
                 continue;
             }
-            let logical = self.logicals.map(|l| l[position]).unwrap_or_default();
-            match into_cell(value, &converter.columns[position], logical, &converter.opts) {
+            match into_cell(value, column, logical, &converter.opts) {
                 Ok(cell) => parsed.cells[position] = Some(cell),
                 Err(e) => parsed.error = Some(e),
             }
         }
         Ok(parsed)
     }
+}
+
+/// A float column's cell from the field's raw JSON: a number from its own
+/// text (through `Value` it would be rounded to f64 first, then to f32),
+/// anything else by the shared rules.
+fn float_cell(raw: &RawValue, column: &Column, opts: &CoerceOptions) -> Result<Cell, CellError> {
+    let text = raw.get();
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return float_cell_from_number_text(text, column);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| decode(&format!("field \"{}\": {e}", column.name)))?;
+    json_to_cell(&value, column, Logical::None, opts)
 }
 
 /// `json_to_cell`, moving a string into a string column instead of copying it.

@@ -18,7 +18,8 @@ const SOURCE: &str = include_str!("templates/rust/source.rs");
 
 pub(super) fn template(names: &Names) -> Template {
     let (source, extra) = match names.role {
-        Role::Converter => (CONVERTER, "serde_json = \"1\"\n"),
+        // float_roundtrip: JSON numbers parse correctly rounded, bit for bit.
+        Role::Converter => (CONVERTER, "serde_json = { version = \"1\", features = [\"float_roundtrip\"] }\n"),
         Role::Transform => (TRANSFORM, ""),
         Role::Sink => (SINK, ""),
         Role::Source => (SOURCE, ""),
@@ -70,7 +71,11 @@ pub(super) fn build(project: &Project, component: &Path) -> Result<()> {
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir);
-    toolchain::run(command, &project.dir, "cargo build (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)")?;
+    toolchain::run(
+        command,
+        &project.dir,
+        "cargo build (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)",
+    )?;
     let artifact = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", project.name.replace('-', "_")));
     std::fs::copy(&artifact, component)
         .with_context(|| format!("cannot copy {} to {}", artifact.display(), component.display()))?;
