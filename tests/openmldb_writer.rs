@@ -3,7 +3,7 @@
 //! outages and partial failures.
 
 use openmldb_standin::{StandIn, StandInOptions};
-use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig, OpenMldbWriter, WriteReport, WriterConfig};
+use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig, OpenMldbWriter, Poison, WriteReport, WriterConfig};
 use rmq_openmldb::plugin::bindings::{Cell, Column, ColumnType, Date, Row};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -152,7 +152,7 @@ async fn every_type_and_its_boundaries_round_trips() {
     assert_eq!(report.written, vec![0, 1, 2, 3]);
     assert_eq!(
         report.poison,
-        vec![(4, "column \"ts\": timestamp -1 is negative; OpenMLDB refuses negative timestamps".to_string())]
+        vec![Poison::rejected(4, "column \"ts\": timestamp -1 is negative; OpenMLDB refuses negative timestamps")]
     );
     assert!(report.unresolved.is_empty());
     let mut stored = f.select("t").await;
@@ -345,7 +345,7 @@ async fn bad_rows_come_back_as_poison_and_the_rest_is_stored() {
     ];
     let report = writer.write(&rows, &CancellationToken::new()).await;
     assert_eq!(report.written, vec![0, 4]);
-    let poison: Vec<(usize, &str)> = report.poison.iter().map(|(i, m)| (*i, m.as_str())).collect();
+    let poison: Vec<(usize, &str)> = report.poison.iter().map(|p| (p.index, p.reason.as_str())).collect();
     assert_eq!(poison[0].0, 1);
     assert!(poison[0].1.starts_with("Fail to get insert info--fail to parse row[1]"), "{poison:?}");
     assert_eq!(poison[1], (2, "column \"ts\" (timestamp NOT NULL) got NULL"));

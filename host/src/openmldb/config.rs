@@ -151,6 +151,10 @@ pub struct WriterConfig {
     pub backoff_max: Duration,
     /// `max.retries`; `None` retries until the server recovers.
     pub max_retries: Option<u32>,
+    /// `max.refused.retries`: attempts for rows the server refuses without
+    /// saying it is down or busy, before each row is tried alone and then
+    /// dead-lettered.
+    pub max_refused_retries: u32,
     /// `openmldb.request.timeout.ms`
     pub request_timeout: Duration,
 }
@@ -248,6 +252,7 @@ impl WriterConfig {
             backoff: Duration::from_millis(number(config, "retry.backoff.ms", 100u64, 1)?),
             backoff_max: Duration::from_millis(number(config, "retry.backoff.max.ms", 10_000u64, 1)?),
             max_retries,
+            max_refused_retries: number(config, "max.refused.retries", 5u32, 0)?,
             request_timeout: Duration::from_millis(number(config, "openmldb.request.timeout.ms", 30_000u64, 100)?),
         })
     }

@@ -12,4 +12,4 @@ pub use client::{ApiClient, Reply, TransportError};
 pub use config::{ConfigError, ConnectorConfig, Endpoint, IndexConfig, InsertMode, WriterConfig, parse_endpoint};
 pub use literal::{put_values, sql_values};
 pub use schema::{TableInfo, create_table_sql, parse_table_info};
-pub use writer::{OpenMldbWriter, WriteReport, WriterError};
+pub use writer::{NoObserver, OpenMldbWriter, Poison, WriteObserver, WriteReport, WriterError};

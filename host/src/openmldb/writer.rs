@@ -4,20 +4,26 @@
 //! through `POST /dbs/{db}` in online mode, in statements bounded by rows
 //! and bytes, several in flight at once (as OpenMLDB's Go SDK does). Such a
 //! statement is not atomic, so every reply is read for what it says was
-//! stored:
-//! - `insert values N failed, failed rows peek: i,j,…`: the rows not listed
-//!   were stored; the listed ones are retried. When N exceeds the listed
-//!   rows, OR IGNORE mode re-sends the statement (a byte-identical row is
-//!   not added twice); append mode isolates every row with a single-row
-//!   PUT.
+//! stored, and each reply class has its rule:
+//! - `insert values N failed, failed rows peek: i,j,…` (every listed index
+//!   inside the statement): the rows not listed were stored; the listed
+//!   ones are retried. When N exceeds the listed rows, or the list cannot
+//!   be trusted, OR IGNORE mode re-sends the statement (a byte-identical
+//!   row is not added twice) and append mode writes every row alone.
 //! - `fail to parse row[i]`: nothing was stored; row i is poison and the
 //!   rest is sent again.
-//! - tablet errors (code 2001, follower, loading, memory), transport
-//!   errors: retried with capped exponential backoff.
+//! - the server is down or busy (transport errors, code 2001 tablet errors:
+//!   follower, loading, memory): waited for, with capped exponential
+//!   backoff, as long as `max.retries` allows (forever by default).
+//! - a reply the writer does not recognise, or a row the server keeps
+//!   refusing without saying why: retried `max.refused.retries` times,
+//!   then written row by row, and a row still refused is poison with the
+//!   server's message.
 //!
 //! A row is reported written only when the server said so; rows that can
 //! never be written come back as poison with the reason, for the
-//! dead-letter topic.
+//! dead-letter topic. Every retry is reported to the caller's
+//! [`WriteObserver`] as it happens, so a stall is visible while it lasts.
 
 use super::client::{ApiClient, Reply, TransportError};
 use super::config::{InsertMode, WriterConfig, check_name};
@@ -26,6 +32,7 @@ use super::schema::{TableInfo, create_table_sql, parse_table_info};
 use crate::plugin::bindings::{Column, Row, TableSchema};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,13 +49,45 @@ pub enum WriterError {
     NoSchemaToCreate { apiserver: String, table: String },
 }
 
+/// Told about every retry as it happens (the writer's caller shows stalls
+/// with it: counters, a degraded state, warnings).
+pub trait WriteObserver: Send + Sync {
+    /// A request failed; it is sent again after `delay` (attempt counts
+    /// from 1 for each request).
+    fn retrying(&self, table: &str, attempt: u32, error: &str, delay: Duration);
+}
+
+/// An observer that ignores retries.
+pub struct NoObserver;
+
+impl WriteObserver for NoObserver {
+    fn retrying(&self, _: &str, _: u32, _: &str, _: Duration) {}
+}
+
+/// A row that can never be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poison {
+    /// Index into the `write` input.
+    pub index: usize,
+    /// `rejected` (the destination refused it), or `trap` (a sink plugin
+    /// traps on it alone).
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+impl Poison {
+    pub fn rejected(index: usize, reason: impl Into<String>) -> Poison {
+        Poison { index, kind: "rejected", reason: reason.into() }
+    }
+}
+
 /// What happened to the rows of one `write` call, by index into its input.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriteReport {
     /// Rows the server stored.
     pub written: Vec<usize>,
     /// Rows that can never be stored, with the reason.
-    pub poison: Vec<(usize, String)>,
+    pub poison: Vec<Poison>,
     /// Rows neither stored nor refused when the writer stopped trying
     /// (`max.retries` reached, or shutdown). They must not be committed.
     pub unresolved: Vec<usize>,
@@ -85,31 +124,46 @@ enum InsertResult {
         index: usize,
         message: String,
     },
-    Retryable(String),
+    /// The server is down or busy; wait for it.
+    Transient(String),
+    /// A reply not known to be transient; retried a bounded number of times.
+    Unrecognised(String),
     /// The table is gone from the APIServer's catalog.
     TableMissing(String),
     /// Refused as a whole for a reason that is not transient.
     Rejected(String),
 }
 
+/// Tablet and router states that pass (openmldb.md §1.4.1, §3.3).
 const TRANSIENT: [&str; 6] = [
     "table is follower",
     "table is loading",
     "exceed max memory",
     "fail to get tablet client",
     "fail to get table",
-    "RevertPut",
+    "is follower cluster",
 ];
+
+/// Tablet return codes that pass: 100 (table not there yet), 103
+/// (follower), 104 (loading), 160 (memory).
+fn transient_return_code(msg: &str) -> bool {
+    ["ReturnCode[100]", "ReturnCode[103]", "ReturnCode[104]", "ReturnCode[160]"].iter().any(|c| msg.contains(c))
+}
+
+fn is_transient(code: i64, msg: &str) -> bool {
+    TRANSIENT.iter().any(|t| msg.contains(t))
+        || (code == 2001 && (transient_return_code(msg) || !msg.contains("ReturnCode[")))
+}
 
 fn classify_insert(reply: Result<Reply, TransportError>) -> InsertResult {
     let reply = match reply {
         Ok(reply) => reply,
-        Err(e) => return InsertResult::Retryable(e.to_string()),
+        Err(e) => return InsertResult::Transient(e.to_string()),
     };
     let msg = reply.msg;
     if reply.code == 0 {
         // Some failures come back with code 0 and another message (§1.4.1).
-        return if msg == "ok" { InsertResult::Stored } else { InsertResult::Retryable(msg) };
+        return if msg == "ok" { InsertResult::Stored } else { InsertResult::Transient(msg) };
     }
     if let Some(rest) = msg.strip_prefix("insert values ") {
         let count = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
@@ -125,8 +179,8 @@ fn classify_insert(reply: Result<Reply, TransportError>) -> InsertResult {
             return InsertResult::BadRow { index, message: msg };
         }
     }
-    if reply.code == 2001 || TRANSIENT.iter().any(|t| msg.contains(t)) {
-        return InsertResult::Retryable(msg);
+    if is_transient(reply.code, &msg) {
+        return InsertResult::Transient(msg);
     }
     if msg.contains("not exist") {
         return InsertResult::TableMissing(msg);
@@ -134,30 +188,40 @@ fn classify_insert(reply: Result<Reply, TransportError>) -> InsertResult {
     if matches!(reply.code, -1 | 101 | 1000 | 1001) || msg.starts_with("create logic plan tree failed") {
         return InsertResult::Rejected(msg);
     }
-    // Unknown: keep the rows and try again rather than drop them.
-    InsertResult::Retryable(msg)
+    InsertResult::Unrecognised(msg)
+}
+
+/// The rows of a `RowsFailed` reply, when the list can be trusted: every
+/// index inside the statement, none twice, and as many as the count says.
+fn trusted_failures(count: usize, peek: &[usize], rows: usize) -> Option<Vec<usize>> {
+    let mut listed = peek.to_vec();
+    listed.sort_unstable();
+    listed.dedup();
+    let inside = listed.len() == peek.len() && listed.iter().all(|i| *i < rows);
+    (inside && count == listed.len()).then_some(listed)
 }
 
 /// How a single-row write ended.
 enum RowResult {
     Stored,
     Poison(String),
-    Retryable(String),
+    Transient(String),
+    Unrecognised(String),
     TableMissing(String),
 }
 
 fn classify_put(reply: Result<Reply, TransportError>) -> RowResult {
     match reply {
-        Err(e) => RowResult::Retryable(e.to_string()),
+        Err(e) => RowResult::Transient(e.to_string()),
         Ok(r) if r.code == 0 && r.msg == "ok" => RowResult::Stored,
-        Ok(r) if r.code == 0 => RowResult::Retryable(r.msg),
+        Ok(r) if r.code == 0 => RowResult::Transient(r.msg),
         Ok(r) if r.code == -1 => RowResult::Poison(r.msg),
-        Ok(r) if r.code == 2001 || TRANSIENT.iter().any(|t| r.msg.contains(t)) => RowResult::Retryable(r.msg),
+        Ok(r) if is_transient(r.code, &r.msg) => RowResult::Transient(r.msg),
         Ok(r) if r.msg.contains("does not exist") => RowResult::TableMissing(r.msg),
         Ok(r) if r.msg.contains("get default value map") || r.msg.contains("fail to get sql plan") => {
             RowResult::Poison(r.msg)
         }
-        Ok(r) => RowResult::Retryable(r.msg),
+        Ok(r) => RowResult::Unrecognised(r.msg),
     }
 }
 
@@ -278,10 +342,26 @@ impl OpenMldbWriter {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// Whether OpenMLDB can take `row` (types, NULLs, negative timestamps,
+    /// index TS values, dates); `Err` names the column and the value.
+    pub fn validate(&self, row: &Row) -> Result<(), String> {
+        literal::check_row(row, &self.info.schema.columns, &self.info.ts_columns)
+    }
+
     /// Write `rows` (cells in table column order). Returns what the server
     /// stored, what it never will, and what is left when retries ran out or
     /// `cancel` fired.
     pub async fn write(&self, rows: &[Row], cancel: &CancellationToken) -> WriteReport {
+        self.write_observed(rows, cancel, &NoObserver).await
+    }
+
+    /// [`write`](Self::write), telling `observer` about every retry.
+    pub async fn write_observed(
+        &self,
+        rows: &[Row],
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> WriteReport {
         let mut report = WriteReport::default();
         let mut put_rows = Vec::new();
         let mut chunks: Vec<Vec<Pending>> = Vec::new();
@@ -289,8 +369,8 @@ impl OpenMldbWriter {
         let mut current_bytes = 0usize;
         let budget = self.config.batch_bytes.saturating_sub(self.insert_prefix().len() + 16);
         for (index, row) in rows.iter().enumerate() {
-            if let Err(reason) = literal::check_row(row, &self.info.schema.columns, &self.info.ts_columns) {
-                report.poison.push((index, reason));
+            if let Err(reason) = self.validate(row) {
+                report.poison.push(Poison::rejected(index, reason));
                 continue;
             }
             if literal::needs_put(row) {
@@ -312,18 +392,18 @@ impl OpenMldbWriter {
             chunks.push(current);
         }
         let mut outcomes = futures::stream::iter(chunks)
-            .map(|chunk| self.write_chunk(rows, chunk, cancel))
+            .map(|chunk| self.write_chunk(rows, chunk, cancel, observer))
             .buffer_unordered(self.config.max_inflight);
         while let Some(outcome) = outcomes.next().await {
             report.merge(outcome);
         }
         drop(outcomes);
         for index in put_rows {
-            let outcome = self.write_one(index, &rows[index], cancel).await;
+            let outcome = self.write_one(index, &rows[index], cancel, observer).await;
             report.merge(outcome);
         }
         report.written.sort_unstable();
-        report.poison.sort_unstable_by_key(|(i, _)| *i);
+        report.poison.sort_unstable_by_key(|p| p.index);
         report.unresolved.sort_unstable();
         self.retries.fetch_add(report.retries, Ordering::Relaxed);
         report
@@ -350,9 +430,15 @@ impl OpenMldbWriter {
         sql
     }
 
-    /// Wait before retry number `attempt` (1-based). False when retries are
-    /// used up or the writer is cancelled.
-    async fn backoff(&self, attempt: u32, cancel: &CancellationToken) -> bool {
+    /// Wait before retry number `attempt` (1-based), telling `observer`.
+    /// False when retries are used up or the writer is cancelled.
+    async fn backoff(
+        &self,
+        attempt: u32,
+        error: &str,
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> bool {
         if self.config.max_retries.is_some_and(|max| attempt > max) || cancel.is_cancelled() {
             return false;
         }
@@ -362,15 +448,24 @@ impl OpenMldbWriter {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let delay = delay.mul_f64(0.8 + (nanos % 1000) as f64 / 1000.0 * 0.4);
+        observer.retrying(&self.table, attempt, error, delay);
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = cancel.cancelled() => false,
         }
     }
 
-    async fn write_chunk(&self, rows: &[Row], mut pending: Vec<Pending>, cancel: &CancellationToken) -> WriteReport {
+    async fn write_chunk(
+        &self,
+        rows: &[Row],
+        mut pending: Vec<Pending>,
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> WriteReport {
         let mut report = WriteReport::default();
         let mut attempt = 0u32;
+        // Replies that did not say the server is merely down or busy.
+        let mut refusals = 0u32;
         while !pending.is_empty() {
             let sql = self.insert_sql(&pending);
             let result = classify_insert(self.client.execute(&self.config.endpoint.database, &sql).await);
@@ -382,54 +477,86 @@ impl OpenMldbWriter {
                 InsertResult::BadRow { index, message } if index < pending.len() => {
                     // Nothing was stored; drop the bad row and send the rest now.
                     let bad = pending.remove(index);
-                    report.poison.push((bad.index, message));
+                    report.poison.push(Poison::rejected(bad.index, message));
                     continue;
                 }
-                InsertResult::RowsFailed { count, peek, message } if count <= peek.len() => {
+                InsertResult::RowsFailed { count, peek, message }
+                    if trusted_failures(count, &peek, pending.len()).is_some() =>
+                {
                     // Exactly the listed rows failed; the others are stored.
-                    let mut failed = Vec::with_capacity(peek.len());
+                    let failed = trusted_failures(count, &peek, pending.len()).unwrap_or_default();
+                    let mut still = Vec::with_capacity(failed.len());
                     for (position, row) in pending.into_iter().enumerate() {
-                        if peek.contains(&position) {
-                            failed.push(row);
+                        if failed.binary_search(&position).is_ok() {
+                            still.push(row);
                         } else {
                             report.written.push(row.index);
                         }
                     }
-                    pending = failed;
+                    pending = still;
+                    refusals += 1;
                     message
                 }
                 InsertResult::RowsFailed { message, .. } if self.config.insert_mode == InsertMode::InsertOrIgnore => {
                     // Unknown rows failed; sending them all again adds no duplicates.
+                    refusals += 1;
                     message
                 }
                 InsertResult::RowsFailed { message, .. } | InsertResult::Rejected(message) => {
                     if message.starts_with("insert values ") {
                         tracing::warn!(
                             table = %self.table,
-                            "{message}: more rows failed than the server lists, so the batch is re-sent row by row; \
-                             in insert.mode=INSERT rows already stored are stored again (use INSERT_OR_IGNORE to avoid that)"
+                            "{message}: the server does not say which rows were stored, so the batch is re-sent row \
+                             by row; in insert.mode=INSERT rows already stored are stored again (INSERT_OR_IGNORE \
+                             avoids that)"
                         );
                     }
-                    report.retries += 1;
-                    for row in pending {
-                        report.merge(self.write_one(row.index, &rows[row.index], cancel).await);
-                    }
-                    return report;
+                    return self.write_alone(rows, pending, report, cancel, observer).await;
                 }
-                InsertResult::BadRow { message, .. } | InsertResult::Retryable(message) => message,
+                InsertResult::Unrecognised(message) | InsertResult::BadRow { message, .. } => {
+                    refusals += 1;
+                    message
+                }
+                InsertResult::Transient(message) => message,
                 InsertResult::TableMissing(message) => {
                     let _ = self.client.refresh().await;
+                    refusals += 1;
                     message
                 }
             };
+            if refusals > self.config.max_refused_retries {
+                tracing::warn!(
+                    table = %self.table,
+                    "{} rows refused {refusals} times ({error}); writing them one at a time",
+                    pending.len()
+                );
+                report.last_error = Some(error);
+                return self.write_alone(rows, pending, report, cancel, observer).await;
+            }
             attempt += 1;
-            tracing::debug!(table = %self.table, attempt, "retrying {} rows: {error}", pending.len());
-            report.last_error = Some(error);
-            if !self.backoff(attempt, cancel).await {
+            if !self.backoff(attempt, &error, cancel, observer).await {
+                report.last_error = Some(error);
                 report.unresolved.extend(pending.iter().map(|p| p.index));
                 return report;
             }
+            report.last_error = Some(error);
             report.retries += 1;
+        }
+        report
+    }
+
+    /// Every pending row written on its own, after `report`.
+    async fn write_alone(
+        &self,
+        rows: &[Row],
+        pending: Vec<Pending>,
+        mut report: WriteReport,
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> WriteReport {
+        report.retries += 1;
+        for row in pending {
+            report.merge(self.write_one(row.index, &rows[row.index], cancel, observer).await);
         }
         report
     }
@@ -437,7 +564,13 @@ impl OpenMldbWriter {
     /// Write one row alone until it is stored, refused, or retries run
     /// out: a one-row INSERT OR IGNORE in that mode, otherwise a PUT (PUT
     /// always appends, and is the only way to send NaN and infinities).
-    async fn write_one(&self, index: usize, row: &Row, cancel: &CancellationToken) -> WriteReport {
+    async fn write_one(
+        &self,
+        index: usize,
+        row: &Row,
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> WriteReport {
         let database = &self.config.endpoint.database;
         let sql = (self.config.insert_mode == InsertMode::InsertOrIgnore && !literal::needs_put(row)).then(|| {
             let mut values = String::new();
@@ -447,6 +580,7 @@ impl OpenMldbWriter {
         let json = literal::put_values(row);
         let mut report = WriteReport::default();
         let mut attempt = 0u32;
+        let mut refusals = 0u32;
         loop {
             let result = match &sql {
                 Some(sql) => match classify_insert(self.client.execute(database, sql).await) {
@@ -455,8 +589,9 @@ impl OpenMldbWriter {
                         RowResult::Poison(message)
                     }
                     InsertResult::TableMissing(message) => RowResult::TableMissing(message),
-                    InsertResult::RowsFailed { message, .. } | InsertResult::Retryable(message) => {
-                        RowResult::Retryable(message)
+                    InsertResult::Transient(message) => RowResult::Transient(message),
+                    InsertResult::RowsFailed { message, .. } | InsertResult::Unrecognised(message) => {
+                        RowResult::Unrecognised(message)
                     }
                 },
                 None => classify_put(self.client.put(database, &self.table, &json).await),
@@ -467,21 +602,34 @@ impl OpenMldbWriter {
                     return report;
                 }
                 RowResult::Poison(message) => {
-                    report.poison.push((index, message));
+                    report.poison.push(Poison::rejected(index, message));
                     return report;
                 }
-                RowResult::Retryable(message) => message,
+                RowResult::Transient(message) => message,
+                RowResult::Unrecognised(message) => {
+                    refusals += 1;
+                    message
+                }
                 RowResult::TableMissing(message) => {
                     let _ = self.client.refresh().await;
+                    refusals += 1;
                     message
                 }
             };
+            if refusals > self.config.max_refused_retries {
+                report.poison.push(Poison::rejected(
+                    index,
+                    format!("OpenMLDB refused the row {refusals} times without saying it is transient: {error}"),
+                ));
+                return report;
+            }
             attempt += 1;
-            report.last_error = Some(error);
-            if !self.backoff(attempt, cancel).await {
+            if !self.backoff(attempt, &error, cancel, observer).await {
+                report.last_error = Some(error);
                 report.unresolved.push(index);
                 return report;
             }
+            report.last_error = Some(error);
             report.retries += 1;
         }
     }
@@ -512,8 +660,19 @@ mod tests {
         ));
         assert!(matches!(
             classify_insert(reply(2001, "put failed--ReturnCode[103]--table is follower")),
-            InsertResult::Retryable(_)
+            InsertResult::Transient(_)
         ));
+        assert!(
+            matches!(
+                classify_insert(reply(
+                    2001,
+                    "put failed--ReturnCode[116]--1.0: empty dimension--tid 1. RevertPut success."
+                )),
+                InsertResult::Unrecognised(_)
+            ),
+            "a tablet refusal that is not a passing state is retried a bounded number of times"
+        );
+        assert!(matches!(classify_insert(reply(3, "something new")), InsertResult::Unrecognised(_)));
         assert!(matches!(
             classify_insert(reply(2000, "Fail to get insert info--demo-t not exist")),
             InsertResult::TableMissing(_)
@@ -522,8 +681,17 @@ mod tests {
             classify_insert(reply(1001, "create logic plan tree failed--Syntax error")),
             InsertResult::Rejected(_)
         ));
-        assert!(matches!(classify_insert(reply(0, "fail to get table t tablet")), InsertResult::Retryable(_)));
+        assert!(matches!(classify_insert(reply(0, "fail to get table t tablet")), InsertResult::Transient(_)));
         let transport = Err(TransportError::Unreachable { addr: "x:1".into(), reason: "refused".into() });
-        assert!(matches!(classify_insert(transport), InsertResult::Retryable(_)));
+        assert!(matches!(classify_insert(transport), InsertResult::Transient(_)));
+    }
+
+    #[test]
+    fn a_failed_row_list_is_trusted_only_when_it_fits_the_statement() {
+        assert_eq!(trusted_failures(2, &[3, 1], 5), Some(vec![1, 3]));
+        assert_eq!(trusted_failures(2, &[1, 5], 5), None, "index 5 is outside a 5-row statement");
+        assert_eq!(trusted_failures(2, &[1, 1], 5), None, "listed twice");
+        assert_eq!(trusted_failures(12, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 20), None, "more failed than listed");
+        assert_eq!(trusted_failures(1, &[], 5), None);
     }
 }

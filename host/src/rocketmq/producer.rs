@@ -5,6 +5,7 @@ use super::client::RocketMqError;
 use rocketmq_client_rust::{ClientRuntime, DefaultMQProducer};
 use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::result::{SendResult, SendStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,6 +39,14 @@ impl OutgoingMessage {
     }
 }
 
+/// `Ok` only for the broker's SEND_OK.
+fn sent_ok(result: &SendResult, operation: impl Fn() -> String) -> Result<(), RocketMqError> {
+    match result.send_status {
+        SendStatus::SendOk => Ok(()),
+        other => Err(RocketMqError::client(operation(), format!("the broker answered {other:?}, not SEND_OK"))),
+    }
+}
+
 pub struct Producer {
     inner: DefaultMQProducer,
     timeout_ms: u64,
@@ -67,14 +76,21 @@ impl Producer {
             .map_err(|e| RocketMqError::client(format!("create topic {topic}"), e))
     }
 
-    /// Send one message and wait for the broker's acknowledgement.
+    /// Send one message and wait for the broker's acknowledgement. Only
+    /// SEND_OK counts: a flush or replica timeout means the broker may not
+    /// keep the message, so the caller must treat it as not sent.
     pub async fn send(&self, message: &OutgoingMessage) -> Result<(), RocketMqError> {
         let built = message.build()?;
-        self.inner
+        let operation = || format!("send to {}", message.topic);
+        let result = self
+            .inner
             .send_with_timeout(built, self.timeout_ms)
             .await
-            .map_err(|e| RocketMqError::client(format!("send to {}", message.topic), e))?;
-        Ok(())
+            .map_err(|e| RocketMqError::client(operation(), e))?;
+        match result {
+            Some(result) => sent_ok(&result, operation),
+            None => Err(RocketMqError::client(operation(), "the broker returned no send result")),
+        }
     }
 
     /// Send messages of one topic in one request, to a queue the producer
@@ -82,11 +98,13 @@ impl Producer {
     pub async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<(), RocketMqError> {
         let Some(first) = messages.first() else { return Ok(()) };
         let built = messages.iter().map(OutgoingMessage::build).collect::<Result<Vec<_>, _>>()?;
-        self.inner
+        let operation = || format!("send batch to {}", first.topic);
+        let result = self
+            .inner
             .send_batch_with_timeout(built, self.timeout_ms)
             .await
-            .map_err(|e| RocketMqError::client(format!("send batch to {}", first.topic), e))?;
-        Ok(())
+            .map_err(|e| RocketMqError::client(operation(), e))?;
+        sent_ok(&result, operation)
     }
 
     /// Send messages of one topic in one request to one queue (fast bulk path).
@@ -103,11 +121,13 @@ impl Producer {
             broker,
             queue_id,
         );
-        self.inner
+        let operation = || format!("send batch to {}", first.topic);
+        let result = self
+            .inner
             .send_batch_to_queue_with_timeout(built, queue, self.timeout_ms)
             .await
-            .map_err(|e| RocketMqError::client(format!("send batch to {}", first.topic), e))?;
-        Ok(())
+            .map_err(|e| RocketMqError::client(operation(), e))?;
+        sent_ok(&result, operation)
     }
 
     pub async fn shutdown(mut self) {

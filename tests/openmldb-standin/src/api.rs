@@ -28,6 +28,12 @@ pub struct Faults {
     pub exceed_memory_writes: u32,
     /// Row indexes that fail in the next multi-row INSERT (others are stored).
     pub fail_rows: Vec<usize>,
+    /// Rows holding one of these strings always fail: the tablet answers
+    /// 116 (kPutFailed), which is not a passing state.
+    pub refuse_strings: Vec<String>,
+    /// This share of rows (0-100, picked at random) fails with 103, a
+    /// passing state: the row goes in when sent again.
+    pub fail_percent: u32,
     /// Added to every request.
     pub latency: Duration,
     /// Connections are refused until then.
@@ -295,7 +301,7 @@ impl State {
             }
         }
         let mut faults = StatementFaults::take(&mut lock(&self.faults), true);
-        if let Some(tablet_msg) = faults.row_fault(0, table) {
+        if let Some(tablet_msg) = faults.row_fault(0, &row, table) {
             return envelope(2001, &tablet_msg);
         }
         if table.put(row, false) {
@@ -334,6 +340,12 @@ impl State {
                         .filter_map(|r| if let Json::Int(i) = r { Some(*i as usize) } else { None })
                         .collect();
                 }
+                if let Some(Json::Array(values)) = request.get("refuse_strings") {
+                    faults.refuse_strings = values.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+                }
+                if let Some(percent) = count("fail_percent") {
+                    faults.fail_percent = percent.min(100);
+                }
                 if let Some(ms) = count("latency_ms") {
                     faults.latency = Duration::from_millis(ms as u64);
                 }
@@ -351,6 +363,11 @@ impl State {
                         ("exceed_memory_writes".into(), Json::Int(f.exceed_memory_writes as i64)),
                         ("fail_rows".into(), Json::Array(f.fail_rows.iter().map(|r| Json::Int(*r as i64)).collect())),
                         ("latency_ms".into(), Json::Int(f.latency.as_millis() as i64)),
+                        (
+                            "refuse_strings".into(),
+                            Json::Array(f.refuse_strings.iter().map(|v| Json::String(v.clone())).collect()),
+                        ),
+                        ("fail_percent".into(), Json::Int(f.fail_percent as i64)),
                     ]),
                 )
             }
@@ -426,7 +443,7 @@ fn count_rows(catalog: &Catalog) -> u64 {
 struct NoFaults;
 
 impl PutFaults for NoFaults {
-    fn row_fault(&mut self, _: usize, _: &Table) -> Option<String> {
+    fn row_fault(&mut self, _: usize, _: &[Value], _: &Table) -> Option<String> {
         None
     }
 }
@@ -435,12 +452,25 @@ impl PutFaults for NoFaults {
 struct StatementFaults {
     all_rows: Option<(u32, &'static str)>,
     rows: Vec<usize>,
+    refuse_strings: Vec<String>,
+    fail_percent: u32,
+}
+
+/// A cheap pseudo-random draw in 0..100 (faults need no quality).
+fn percent_draw() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut x = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    (x % 100) as u32
 }
 
 impl StatementFaults {
     fn take(faults: &mut Faults, is_write: bool) -> Self {
         if !is_write {
-            return StatementFaults { all_rows: None, rows: Vec::new() };
+            return StatementFaults { all_rows: None, rows: Vec::new(), refuse_strings: Vec::new(), fail_percent: 0 };
         }
         let all_rows = if faults.fail_next_writes > 0 {
             faults.fail_next_writes -= 1;
@@ -451,15 +481,28 @@ impl StatementFaults {
         } else {
             None
         };
-        StatementFaults { all_rows, rows: std::mem::take(&mut faults.fail_rows) }
+        StatementFaults {
+            all_rows,
+            rows: std::mem::take(&mut faults.fail_rows),
+            refuse_strings: faults.refuse_strings.clone(),
+            fail_percent: faults.fail_percent,
+        }
     }
 }
 
 impl PutFaults for StatementFaults {
-    fn row_fault(&mut self, index: usize, table: &Table) -> Option<String> {
+    fn row_fault(&mut self, index: usize, values: &[Value], table: &Table) -> Option<String> {
+        let refused = values.iter().any(|v| matches!(v, Value::Str(s) if self.refuse_strings.contains(s)));
         let (rc, msg) = match self.all_rows {
             Some(fault) => fault,
+            None if refused => {
+                return Some(format!(
+                    "put failed--ReturnCode[116]--{}.0: refused by the stand-in's fault injection--tid {}. RevertPut success.",
+                    table.tid, table.tid
+                ));
+            }
             None if self.rows.contains(&index) => (103, "table is follower"),
+            None if self.fail_percent > 0 && percent_draw() < self.fail_percent => (103, "table is follower"),
             None => return None,
         };
         Some(format!("put failed--ReturnCode[{rc}]--{msg}--tid {}. RevertPut success.", table.tid))

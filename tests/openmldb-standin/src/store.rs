@@ -295,8 +295,9 @@ fn error(code: i64, msg: impl Into<String>) -> Outcome {
 
 /// Row indexes (within one INSERT) that the tablet refuses, and why.
 pub trait PutFaults {
-    /// `Some(tablet message)` when the put of row `index` must fail.
-    fn row_fault(&mut self, index: usize, table: &Table) -> Option<String>;
+    /// `Some(tablet message)` when the put of row `index` (with `values`)
+    /// must fail.
+    fn row_fault(&mut self, index: usize, values: &[Value], table: &Table) -> Option<String>;
 }
 
 #[derive(Debug, Default)]
@@ -594,7 +595,7 @@ impl Catalog {
         // Then each row is put on its own: not atomic.
         let mut failed = Vec::new();
         for (i, row) in encoded.into_iter().enumerate() {
-            if faults.row_fault(i, table).is_some() {
+            if faults.row_fault(i, &row, table).is_some() {
                 failed.push(i);
                 continue;
             }
