@@ -63,12 +63,41 @@ impl SqlGrantConfig {
 }
 
 enum Request {
-    Query { statement: String, params: Vec<SqlValue>, reply: mpsc::SyncSender<Result<ResultSet, SqlError>> },
-    Execute { statement: String, params: Vec<Vec<SqlValue>>, reply: mpsc::SyncSender<Result<Vec<u64>, SqlError>> },
+    Query {
+        statement: String,
+        params: Vec<SqlValue>,
+        reply: mpsc::SyncSender<Result<ResultSet, SqlError>>,
+    },
+    Execute {
+        statement: String,
+        params: Vec<Vec<SqlValue>>,
+        reply: mpsc::SyncSender<Result<Vec<u64>, SqlError>>,
+    },
+    /// The host's transaction around one sink batch.
+    Transaction {
+        step: Step,
+        reply: mpsc::SyncSender<Result<(), SqlError>>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    Begin,
+    Commit,
+    Rollback,
 }
 
 /// A granted connection. Calls block the calling thread; the connection
 /// lives on a thread of its own and reconnects after a failure.
+///
+/// The host may wrap a sink plugin's whole batch in one transaction
+/// ([`begin`](Self::begin) … [`commit`](Self::commit)): every `execute`
+/// of the plugin then joins it (each call still all-or-nothing, through a
+/// savepoint), so a batch is stored whole or not at all, however many
+/// statements the plugin splits it into. A connection lost inside the
+/// transaction loses the transaction: every later call of it fails until
+/// the host rolls back and retries the batch.
+#[derive(Clone)]
 pub struct SqlConnection {
     requests: mpsc::Sender<Request>,
     call_timeout: Duration,
@@ -95,13 +124,37 @@ impl SqlConnection {
     }
 
     pub fn query(&self, statement: String, params: Vec<SqlValue>) -> Result<ResultSet, SqlError> {
+        values::check_params(&params).map_err(|reason| error(SqlErrorKind::Statement, None, reason))?;
         let (reply, answer) = mpsc::sync_channel(1);
         self.call(Request::Query { statement, params, reply }, answer)
     }
 
     pub fn execute(&self, statement: String, params: Vec<Vec<SqlValue>>) -> Result<Vec<u64>, SqlError> {
+        for row in &params {
+            values::check_params(row).map_err(|reason| error(SqlErrorKind::Statement, None, reason))?;
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.call(Request::Execute { statement, params, reply }, answer)
+    }
+
+    /// Start the host's transaction around a batch.
+    pub fn begin(&self) -> Result<(), SqlError> {
+        self.transaction(Step::Begin)
+    }
+
+    /// Commit the batch's transaction. An error means it may not be stored.
+    pub fn commit(&self) -> Result<(), SqlError> {
+        self.transaction(Step::Commit)
+    }
+
+    /// Roll the batch's transaction back (nothing of it stays).
+    pub fn rollback(&self) -> Result<(), SqlError> {
+        self.transaction(Step::Rollback)
+    }
+
+    fn transaction(&self, step: Step) -> Result<(), SqlError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.call(Request::Transaction { step, reply }, answer)
     }
 
     fn call<T>(&self, request: Request, answer: mpsc::Receiver<Result<T, SqlError>>) -> Result<T, SqlError> {
@@ -130,6 +183,15 @@ fn error(kind: SqlErrorKind, code: Option<u16>, message: String) -> SqlError {
     SqlError { kind, code, message }
 }
 
+/// The host's transaction on the connection thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transaction {
+    None,
+    Open,
+    /// The connection broke inside it: the server rolled it back.
+    Lost,
+}
+
 /// The connection thread: one request at a time, in order.
 fn serve(config: SqlGrantConfig, incoming: mpsc::Receiver<Request>) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -141,16 +203,43 @@ fn serve(config: SqlGrantConfig, incoming: mpsc::Receiver<Request>) {
     };
     let opts = config.opts();
     let mut conn: Option<mysql_async::Conn> = None;
+    let mut transaction = Transaction::None;
+    let lost = || {
+        error(
+            SqlErrorKind::Connection,
+            None,
+            format!(
+                "{}: the connection broke inside the batch's transaction, which is rolled back",
+                config.url.address()
+            ),
+        )
+    };
     while let Ok(request) = incoming.recv() {
         runtime.block_on(async {
+            if transaction == Transaction::Lost {
+                match request {
+                    Request::Transaction { step: Step::Rollback, reply } => {
+                        transaction = Transaction::None;
+                        let _ = reply.send(Ok(()));
+                    }
+                    other => reply_error(other, lost()),
+                }
+                return;
+            }
             let live = match conn.take() {
                 Some(live) => Ok(live),
                 None => mysql_async::Conn::new(opts.clone()).await.map_err(|e| translate(&config, e)),
             };
             let mut live = match live {
                 Ok(live) => live,
-                Err(e) => return reply_error(request, e),
+                Err(e) => {
+                    if transaction == Transaction::Open {
+                        transaction = Transaction::Lost;
+                    }
+                    return reply_error(request, e);
+                }
             };
+            let in_transaction = transaction == Transaction::Open;
             let healthy = match request {
                 Request::Query { statement, params, reply } => {
                     let result = run_query(&mut live, &statement, params).await.map_err(|e| translate(&config, e));
@@ -159,15 +248,42 @@ fn serve(config: SqlGrantConfig, incoming: mpsc::Receiver<Request>) {
                     healthy
                 }
                 Request::Execute { statement, params, reply } => {
-                    let result = run_execute(&mut live, &statement, params).await.map_err(|e| translate(&config, e));
+                    let result = match run_execute(&mut live, &statement, params, in_transaction).await {
+                        Ok(affected) => Ok(affected),
+                        Err(ExecuteError::Statement(e)) => Err(translate(&config, e)),
+                        Err(ExecuteError::Lost(e)) => {
+                            transaction = Transaction::Lost;
+                            let mut e = translate(&config, e);
+                            e.kind = SqlErrorKind::Connection;
+                            Err(e)
+                        }
+                    };
                     let healthy = !matches!(&result, Err(e) if e.kind == SqlErrorKind::Connection);
                     let _ = reply.send(result);
                     healthy
                 }
+                Request::Transaction { step, reply } => {
+                    let statement = match step {
+                        Step::Begin => "START TRANSACTION",
+                        Step::Commit => "COMMIT",
+                        Step::Rollback => "ROLLBACK",
+                    };
+                    let result = live.query_drop(statement).await.map_err(|e| translate(&config, e));
+                    let healthy = !matches!(&result, Err(e) if e.kind == SqlErrorKind::Connection);
+                    transaction = match (step, &result) {
+                        (Step::Begin, Ok(())) => Transaction::Open,
+                        _ => Transaction::None,
+                    };
+                    let _ = reply.send(result);
+                    healthy
+                }
             };
-            // A broken connection is dropped; the next request reconnects.
+            // A broken connection is dropped; the next request reconnects,
+            // outside the transaction it lost.
             if healthy {
                 conn = Some(live);
+            } else if transaction == Transaction::Open {
+                transaction = Transaction::Lost;
             }
         });
     }
@@ -182,6 +298,9 @@ fn reply_error(request: Request, e: SqlError) {
             let _ = reply.send(Err(e));
         }
         Request::Execute { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Request::Transaction { reply, .. } => {
             let _ = reply.send(Err(e));
         }
     }
@@ -207,19 +326,54 @@ async fn run_query(
     Ok(ResultSet { columns, rows })
 }
 
+/// One `execute` call, all of it or nothing: its own transaction, or,
+/// inside the host's, a savepoint rolled back when a statement fails.
 async fn run_execute(
     conn: &mut mysql_async::Conn,
     statement: &str,
     params: Vec<Vec<SqlValue>>,
-) -> Result<Vec<u64>, mysql_async::Error> {
-    let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+    in_transaction: bool,
+) -> Result<Vec<u64>, ExecuteError> {
+    if !in_transaction {
+        let mut tx = conn.start_transaction(mysql_async::TxOpts::default()).await?;
+        let mut affected = Vec::with_capacity(params.len());
+        for row in params {
+            tx.exec_drop(statement, values::params(row)).await?;
+            affected.push(tx.affected_rows());
+        }
+        tx.commit().await?;
+        return Ok(affected);
+    }
+    conn.query_drop("SAVEPOINT rmq_openmldb_call").await.map_err(ExecuteError::Lost)?;
     let mut affected = Vec::with_capacity(params.len());
     for row in params {
-        tx.exec_drop(statement, values::params(row)).await?;
-        affected.push(tx.affected_rows());
+        if let Err(e) = conn.exec_drop(statement, values::params(row)).await {
+            // Undo this call's earlier statements; the batch's stay. When
+            // the savepoint is gone (a deadlock rolled the whole
+            // transaction back), so is the transaction.
+            return match conn.query_drop("ROLLBACK TO SAVEPOINT rmq_openmldb_call").await {
+                Ok(()) => Err(ExecuteError::Statement(e)),
+                Err(_) => Err(ExecuteError::Lost(e)),
+            };
+        }
+        affected.push(conn.affected_rows());
     }
-    tx.commit().await?;
+    conn.query_drop("RELEASE SAVEPOINT rmq_openmldb_call").await.map_err(ExecuteError::Lost)?;
     Ok(affected)
+}
+
+/// How an `execute` inside the host's transaction failed.
+enum ExecuteError {
+    /// The call's statements are undone; the transaction goes on.
+    Statement(mysql_async::Error),
+    /// The transaction is gone with this error.
+    Lost(mysql_async::Error),
+}
+
+impl From<mysql_async::Error> for ExecuteError {
+    fn from(e: mysql_async::Error) -> Self {
+        ExecuteError::Statement(e)
+    }
 }
 
 /// A driver error as the plugin sees it: what kind, the server's code,

@@ -8,6 +8,34 @@ use mysql_async::{Column, Params, Value};
 /// MySQL's character set number for binary data.
 const BINARY_CHARSET: u16 = 63;
 
+/// Why a bound value cannot reach MySQL as it is (checked before sending,
+/// so nothing is ever stored as another value): dates and date-times
+/// outside the years MySQL's protocol carries (0..9999), or fields out of
+/// their ranges.
+pub fn check_params(values: &[SqlValue]) -> Result<(), String> {
+    for (position, value) in values.iter().enumerate() {
+        let date = match value {
+            SqlValue::Date(d) => Some((d, None)),
+            SqlValue::Datetime(t) => Some((&t.date, Some(t))),
+            _ => None,
+        };
+        let Some((d, time)) = date else { continue };
+        let fits = (0..=9999).contains(&d.year) && d.month <= 12 && d.day <= 31;
+        let time_fits = time.is_none_or(|t| t.hour < 24 && t.minute < 60 && t.second < 60 && t.microsecond < 1_000_000);
+        if !fits || !time_fits {
+            return Err(format!(
+                "parameter {}: {}-{}-{} is outside what MySQL can store (years 0 to 9999)",
+                position + 1,
+                d.year,
+                d.month,
+                d.day
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Values as statement parameters; [`check_params`] must have passed.
 pub fn params(values: Vec<SqlValue>) -> Params {
     if values.is_empty() {
         return Params::Empty;
@@ -24,16 +52,10 @@ fn param(value: SqlValue) -> Value {
         SqlValue::Double(v) => Value::Double(v),
         SqlValue::Decimal(text) | SqlValue::Text(text) => Value::Bytes(text.into_bytes()),
         SqlValue::Bytes(bytes) => Value::Bytes(bytes),
-        SqlValue::Date(d) => Value::Date(d.year.clamp(0, 9999) as u16, d.month, d.day, 0, 0, 0, 0),
-        SqlValue::Datetime(t) => Value::Date(
-            t.date.year.clamp(0, 9999) as u16,
-            t.date.month,
-            t.date.day,
-            t.hour,
-            t.minute,
-            t.second,
-            t.microsecond,
-        ),
+        SqlValue::Date(d) => Value::Date(d.year as u16, d.month, d.day, 0, 0, 0, 0),
+        SqlValue::Datetime(t) => {
+            Value::Date(t.date.year as u16, t.date.month, t.date.day, t.hour, t.minute, t.second, t.microsecond)
+        }
         SqlValue::Time(micros) => {
             let negative = micros < 0;
             let total = micros.unsigned_abs();

@@ -4,9 +4,10 @@
 //!
 //! A batch becomes one multi-row `INSERT` (`insert.mode` `INSERT`), or
 //! `INSERT ... ON DUPLICATE KEY UPDATE` (`UPSERT`), or `INSERT IGNORE`
-//! (`INSERT_OR_IGNORE`): one statement in one transaction, so a batch is
-//! stored whole or not at all. Only a batch larger than MySQL's 65,535
-//! placeholders (or `batch.size` rows) is split into several statements.
+//! (`INSERT_OR_IGNORE`); a batch larger than MySQL's 65,535 placeholders
+//! (or `batch.size` rows) is split into several statements. The host runs
+//! the whole `write` in one transaction it commits after `flush`, so a
+//! batch is stored whole or not at all, however many statements it took.
 //!
 //! When MySQL refuses the statement because of a row's data (NULL in a
 //! NOT NULL column, a duplicate key, a value out of range or too long, a
@@ -95,7 +96,9 @@ impl Sink for MysqlSink {
         for (index, row) in batch.rows.into_iter().enumerate() {
             match self.values(row) {
                 Ok(values) => rows.push((index as u32, values)),
-                Err(message) => failures.push(RecordFailure { index: index as u32, kind: FailureKind::InvalidValue, message }),
+                Err(message) => {
+                    failures.push(RecordFailure { index: index as u32, kind: FailureKind::InvalidValue, message })
+                }
             }
         }
         for chunk in rows.chunks(self.rows_per_statement) {
@@ -115,7 +118,12 @@ impl MysqlSink {
     /// A row's cells as statement parameters, in column order.
     fn values(&self, row: Row) -> Result<Vec<SqlValue>, String> {
         if row.cells.len() != self.columns.len() {
-            return Err(format!("the row has {} cells, table {} has {} columns", row.cells.len(), self.table, self.columns.len()));
+            return Err(format!(
+                "the row has {} cells, table {} has {} columns",
+                row.cells.len(),
+                self.table,
+                self.columns.len()
+            ));
         }
         row.cells
             .into_iter()
@@ -126,21 +134,41 @@ impl MysqlSink {
                 Cell::Smallint(n) => Ok(SqlValue::Int(n.into())),
                 Cell::Int(n) => Ok(SqlValue::Int(n.into())),
                 Cell::Bigint(n) => Ok(SqlValue::Int(n)),
+                // MySQL keeps no sign on zero (it stores -0.0 as 0), and
+                // a changed value is worse than a refused one.
+                Cell::Float(f) if f == 0.0 && f.is_sign_negative() => Err(negative_zero(&column.name)),
+                Cell::Double(f) if f == 0.0 && f.is_sign_negative() => Err(negative_zero(&column.name)),
+                Cell::Float(f) if !f.is_finite() => Err(not_finite(&column.name, f as f64)),
+                Cell::Double(f) if !f.is_finite() => Err(not_finite(&column.name, f)),
                 Cell::Float(f) => Ok(SqlValue::Float(f)),
                 Cell::Double(f) => Ok(SqlValue::Double(f)),
                 Cell::String(s) => Ok(SqlValue::Text(s)),
+                // MySQL's DATE and DATETIME hold the years 1000 to 9999;
+                // anything else is refused here rather than changed there.
+                Cell::Date(d) if !(1000..=9999).contains(&d.year) => Err(format!(
+                    "column \"{}\": date {}-{}-{} is outside MySQL's 1000-01-01..9999-12-31",
+                    column.name, d.year, d.month, d.day
+                )),
                 Cell::Date(d) => Ok(SqlValue::Date(d)),
                 Cell::Timestamp(ms) => utc_datetime(ms)
+                    .filter(|t| (1000..=9999).contains(&t.date.year))
                     .map(SqlValue::Datetime)
-                    .ok_or_else(|| format!("column \"{}\": timestamp {ms} is out of range", column.name)),
+                    .ok_or_else(|| {
+                        format!("column \"{}\": timestamp {ms} is outside MySQL's DATETIME range", column.name)
+                    }),
             })
             .collect()
     }
 
     /// Insert rows in one statement; when MySQL refuses it for a row's
     /// data, halve until the refused rows are found (each half is its own
-    /// statement, and a refused statement wrote nothing).
-    fn insert_isolating(&self, rows: &[(u32, Vec<SqlValue>)], failures: &mut Vec<RecordFailure>) -> Result<(), PluginError> {
+    /// statement, and a refused statement wrote nothing: each `execute` is
+    /// all or nothing, inside the batch's transaction too).
+    fn insert_isolating(
+        &self,
+        rows: &[(u32, Vec<SqlValue>)],
+        failures: &mut Vec<RecordFailure>,
+    ) -> Result<(), PluginError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -172,6 +200,14 @@ impl MysqlSink {
             SqlErrorKind::Statement => Err(PluginError::fatal(format!("table {}: {}", self.table, error.message))),
         }
     }
+}
+
+fn negative_zero(column: &str) -> String {
+    format!("column \"{column}\": -0.0 cannot be stored exactly: MySQL keeps no sign on zero")
+}
+
+fn not_finite(column: &str, value: f64) -> String {
+    format!("column \"{column}\": {value} cannot be stored: MySQL has no NaN or infinities")
 }
 
 /// Epoch milliseconds as a UTC date-time.
@@ -228,7 +264,9 @@ mod tests {
     #[test]
     fn placeholders_stay_under_mysqls_limit() {
         let wide = TableSchema {
-            columns: (0..100).map(|i| Column { name: format!("c{i}"), type_: ColumnType::Int, nullable: true }).collect(),
+            columns: (0..100)
+                .map(|i| Column { name: format!("c{i}"), type_: ColumnType::Int, nullable: true })
+                .collect(),
             ..schema()
         };
         let (sink, _) = MysqlSink::init(PluginConfig::new(vec![]), wide).unwrap();
