@@ -66,7 +66,9 @@ pub fn run(command: ConnectorCommand) -> Result<()> {
         });
         eprintln!(
             "connector {}: topics {:?} -> table {}",
-            settings.connector, settings.consumer.topics, settings.table
+            settings.connector,
+            settings.consumer.topics,
+            settings.tables.describe()
         );
         run_sink_task(settings, engine, catalog, runtime, TaskControl::unpaused(cancel)).await
     })?;

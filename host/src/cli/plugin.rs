@@ -1,6 +1,6 @@
 //! `rmq-openmldb plugin list | inspect | test`: the plugin author's loop.
 
-use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema, failure_kind_name};
+use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema};
 use crate::plugin::{
     CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin, RuntimeConfig, StageSpec,
     default_cache_dir,
@@ -392,8 +392,8 @@ struct Expected {
 
 impl Expected {
     fn read(path: &std::path::Path) -> Result<Expected> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read the expected output {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the expected output {}", path.display()))?;
         let mut lines = Vec::new();
         for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let value: Value = serde_json::from_str(line)
@@ -450,7 +450,7 @@ fn sample_message(args: &TestArgs, number: usize, line: String) -> Message {
 }
 
 fn failure_json(line: usize, failure: &MessageFailure) -> Value {
-    json!({"line": line, "failure": {"stage": failure.stage, "kind": failure_kind_name(failure.kind), "message": failure.message}})
+    json!({"line": line, "failure": {"stage": failure.stage, "kind": failure.kind, "message": failure.message}})
 }
 
 /// A row as a JSON object in column order.

@@ -3,6 +3,7 @@
 //! from RocketMQ Connect's Java class names to our built-ins, validation
 //! (every error names the key and the value) and secret masking.
 
+use super::destination::TableNameFormat;
 use crate::openmldb::{ConfigError, ConnectorConfig, WriterConfig};
 use crate::plugin::{Role, StageSpec};
 use crate::rocketmq::ConsumerConfig;
@@ -269,7 +270,12 @@ pub struct SinkSettings {
     /// Which of the connector's `max.tasks` tasks this is.
     pub task: u32,
     pub consumer: ConsumerConfig,
-    pub table: String,
+    /// The table of each message (`table.name.format`, `${topic}` by default).
+    pub tables: TableNameFormat,
+    /// Messages and body bytes taken into one pass of the pipeline, at most
+    /// (`poll.max.messages`, `poll.max.bytes`).
+    pub max_batch_messages: usize,
+    pub max_batch_bytes: usize,
     pub converter: StageSpec,
     pub transforms: Vec<StageSpec>,
     /// Where rows go: OpenMLDB, or a sink plugin.
@@ -334,17 +340,27 @@ impl SinkTarget {
         };
         if sql.url.database.is_none() {
             let raw = config.get("connection.url").map(String::as_str).unwrap_or_default();
-            return Err(invalid("connection.url", raw, "name the database the table is in (jdbc:mysql://HOST:PORT/DATABASE)"));
+            return Err(invalid(
+                "connection.url",
+                raw,
+                "name the database the table is in (jdbc:mysql://HOST:PORT/DATABASE)",
+            ));
         }
         let number = |key: &str, default: u64| -> Result<u64, DefinitionError> {
             match config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
                 None => Ok(default),
-                Some(raw) => raw.parse::<u64>().ok().filter(|v| *v >= 1).ok_or_else(|| invalid(key, raw, "expected a whole number of at least 1")),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| invalid(key, raw, "expected a whole number of at least 1")),
             }
         };
         let max_retries = match config.get("max.retries").map(|v| v.trim()).filter(|v| !v.is_empty()) {
             None | Some("-1") => None,
-            Some(raw) => Some(raw.parse::<u32>().map_err(|_| invalid("max.retries", raw, "expected -1 (forever) or a count"))?),
+            Some(raw) => {
+                Some(raw.parse::<u32>().map_err(|_| invalid("max.retries", raw, "expected -1 (forever) or a count"))?)
+            }
         };
         let auto_create = match config.get("auto.create").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("false") | Some("") => false,
@@ -360,7 +376,11 @@ impl SinkTarget {
             .unwrap_or_default();
         Ok(SinkTarget::Plugin(PluginSinkConfig {
             plugin,
-            plugin_config: config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            plugin_config: config
+                .iter()
+                .filter(|(k, _)| !is_credential(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             sql,
             auto_create,
             primary_key,
@@ -390,6 +410,58 @@ fn prefixed(config: &ConnectorConfig, prefix: &str) -> Vec<(String, String)> {
     config.iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), v.clone()))).collect()
 }
 
+/// Messages taken into one pass of a sink task, at most, unless
+/// `poll.max.messages` says otherwise.
+pub const DEFAULT_MAX_BATCH_MESSAGES: usize = 2048;
+/// Body bytes taken into one pass, at most (`poll.max.bytes`): well under
+/// a plugin's 64 MiB memory cap, which must hold the batch and its rows.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// A whole number of at least 1, or the default.
+fn positive(config: &ConnectorConfig, key: &str, default: usize) -> Result<usize, DefinitionError> {
+    match config.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| invalid(key, raw, "expected a whole number of at least 1")),
+    }
+}
+
+/// `table.name.format` and `table.name.from.header`, checked against the
+/// connector's topics where the table depends only on the topic.
+fn table_name_format(config: &ConnectorConfig, topics: &[String]) -> Result<TableNameFormat, DefinitionError> {
+    let template = config.get("table.name.format").map(|f| f.trim()).filter(|f| !f.is_empty()).unwrap_or("${topic}");
+    let unknown = template.replace("${topic}", "").replace("${schema}", "");
+    if unknown.contains("${") {
+        return Err(invalid("table.name.format", template, "the placeholders are ${topic} and ${schema}"));
+    }
+    let from_header = match config.get("table.name.from.header").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            let raw = config.get("table.name.from.header").map(String::as_str).unwrap_or_default();
+            return Err(invalid("table.name.from.header", raw, "expected true or false"));
+        }
+    };
+    if !template.contains("${schema}") {
+        for topic in topics {
+            let table = template.replace("${topic}", topic);
+            if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    "table.name.format",
+                    template,
+                    format!(
+                        "topic {topic} gives the table name \"{table}\": use letters, digits and '_', or set a table name"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(TableNameFormat::new(template, from_header))
+}
+
 impl SinkSettings {
     /// A sink task's settings from RocketMQ Connect's keys (legacy or
     /// current spelling).
@@ -414,8 +486,7 @@ impl SinkSettings {
             let options = prefixed(&config, &format!("transforms.{alias}.")).into_iter().filter(|(k, _)| k != "type");
             transforms.push(StageSpec { plugin, config: options.collect() });
         }
-        let topic = consumer.topics.first().cloned().unwrap_or_default();
-        let table = config.get("table.name.format").map(|f| f.replace("${topic}", &topic)).unwrap_or(topic);
+        let tables = table_name_format(&config, &consumer.topics)?;
         let tolerate_errors = match config.get("errors.tolerance").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("none") => false,
             Some("all") => true,
@@ -424,15 +495,28 @@ impl SinkSettings {
                 return Err(invalid("errors.tolerance", value, "expected none or all"));
             }
         };
+        let dead_letter_topic =
+            config.get("errors.deadletterqueue.topic.name").map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        if tolerate_errors && dead_letter_topic.is_none() {
+            let value = config.get("errors.tolerance").map(String::as_str).unwrap_or_default();
+            return Err(invalid(
+                "errors.tolerance",
+                value,
+                "\"all\" sends the messages that cannot be stored to the dead-letter topic, and none is set: \
+                 add errors.deadletterqueue.topic.name (without it they would be lost)",
+            ));
+        }
         Ok(SinkSettings {
             connector: connector.to_string(),
             task: 0,
             consumer,
-            table,
+            tables,
+            max_batch_messages: positive(&config, "poll.max.messages", DEFAULT_MAX_BATCH_MESSAGES)?,
+            max_batch_bytes: positive(&config, "poll.max.bytes", DEFAULT_MAX_BATCH_BYTES)?,
             converter,
             transforms,
             target: SinkTarget::from_config(&config)?,
-            dead_letter_topic: config.get("errors.deadletterqueue.topic.name").cloned(),
+            dead_letter_topic,
             tolerate_errors,
         })
     }
@@ -535,7 +619,11 @@ impl SourceSettings {
     /// `max.tasks` says (the host cannot know how to split its stream),
     /// with every key but the credentials, and the connection if
     /// `connection.url` grants one.
-    fn for_plugin(definition: &ConnectorDefinition, namesrv: &str, plugin: &str) -> Result<Vec<SourceSettings>, DefinitionError> {
+    fn for_plugin(
+        definition: &ConnectorDefinition,
+        namesrv: &str,
+        plugin: &str,
+    ) -> Result<Vec<SourceSettings>, DefinitionError> {
         let config = &definition.config;
         let sql = SqlGrantConfig::from_connector(config).map_err(|e| invalid("connection.url", &e.url, e.reason))?;
         Ok(vec![SourceSettings {
@@ -543,7 +631,11 @@ impl SourceSettings {
             task: 0,
             namesrv: namesrv.to_string(),
             plugin: plugin.to_string(),
-            plugin_config: config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            plugin_config: config
+                .iter()
+                .filter(|(k, _)| !is_credential(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             sql,
         }])
     }
@@ -623,7 +715,8 @@ mod tests {
         assert_eq!(d.config["connect.topicname"], "employee_test");
         assert_eq!(d.posted["connect-topicname"], "employee_test");
         let s = SinkSettings::from_definition(&d, "127.0.0.1:9876").unwrap();
-        assert_eq!((s.table.as_str(), s.converter.plugin.as_str()), ("employee_test", "json-converter"));
+        assert_eq!((s.tables.fixed(), s.converter.plugin.as_str()), (None, "json-converter"));
+        assert_eq!(s.tables.describe(), "${topic}");
         assert_eq!(s.consumer.group, "connect-jdbc-openmldb-sink-test");
     }
 

@@ -3,6 +3,7 @@
 //! database into RocketMQ.
 
 pub mod config;
+pub mod destination;
 mod plugin_sink;
 pub mod positions;
 pub mod sink;
@@ -15,4 +16,4 @@ pub use config::{
 pub use positions::{PositionError, PositionStore};
 pub use sink::{SinkError, SinkStats, run_sink_task};
 pub use source::{SourceError, SourceStats, run_source_task};
-pub use task::{TaskControl, TaskProgress};
+pub use task::{Degraded, TableCounts, TaskControl, TaskProgress};

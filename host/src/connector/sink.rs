@@ -1,25 +1,28 @@
 //! A sink connector task, as the project design draws it:
 //!
 //! ```text
-//! consume -> converter -> transforms -> OpenMLDB writer (or a sink plugin) -> dead-letter topic -> acknowledge
+//! consume -> destination (table per message) -> converter -> transforms
+//!         -> validate -> write (OpenMLDB, or a sink plugin) -> dead-letter -> acknowledge
 //! ```
 //!
-//! A message is acknowledged (and so, once its queue prefix is complete,
-//! committed) only after all its rows are stored, or it was sent to the
-//! dead-letter topic with the reason in its properties. With
-//! `errors.tolerance=none` the first bad message stops the task instead,
-//! unacknowledged.
+//! Each message gets one [`Disposition`], computed once after the write:
+//! stored (all its rows are), dead-lettered (with the stage, kind and
+//! reason, and which of its rows were stored), or held (not stored yet: it
+//! stays unacknowledged and comes back). Dead letters are sent, then the
+//! stored and dead-lettered messages are acknowledged; only the contiguous
+//! acknowledged prefix of a queue is committed. With `errors.tolerance=none`
+//! the first message of a queue that cannot be stored halts the task, and
+//! nothing after it in that queue is written.
+//!
+//! Two batches overlap: while batch N is written, batch N+1 is converted.
 
-use super::plugin_sink::{PluginSinkError, PluginSinkWriter, open_plugin_sink};
+use super::SinkSettings;
+use super::destination::{self, OpenOutcome, RowWriter};
+use super::plugin_sink::PluginSinkError;
 use super::task::{TaskControl, TaskProgress};
-use super::{SinkSettings, SinkTarget};
-use crate::openmldb::{OpenMldbWriter, WriteReport, WriterError};
-use crate::plugin::bindings::TableSchema;
-use crate::plugin::bindings::{Column, Message, Needs, Property, Row, failure_kind_name};
-use crate::plugin::{
-    ChainError, ChainOutput, ConverterInstance, MessageFailure, PluginCatalog, PluginChain, PluginEngine,
-    PluginServices, Role,
-};
+use crate::openmldb::{WriteReport, WriterError};
+use crate::plugin::bindings::{ErrorKind, Message, Needs, Property, Row};
+use crate::plugin::{CallError, ChainError, ChainOutput, PluginCatalog, PluginChain, PluginEngine};
 use crate::rocketmq::{ConsumedMessage, OutgoingMessage, Producer, QueueConsumer, QueueId, RocketMqError};
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,9 +33,10 @@ use std::time::{Duration, Instant};
 /// `auto.create` needs.
 const MAX_HELD_FOR_SCHEMA: usize = 10_000;
 
-/// Messages taken into one pass of the pipeline, at most (about): what has
-/// arrived is processed together, never waiting for more.
-const MAX_MESSAGES_PER_BATCH: usize = 2048;
+/// How long a converter that says its trouble is transient is given
+/// before the batch is tried again (doubling up to the maximum).
+const PLUGIN_RETRY: Duration = Duration::from_millis(200);
+const PLUGIN_RETRY_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -60,13 +64,30 @@ pub struct SinkStats {
 }
 
 /// Why one message is not stored.
+#[derive(Debug, Clone)]
 struct Rejection {
     stage: String,
     kind: &'static str,
     reason: String,
 }
 
-fn plugin_message(m: &ConsumedMessage, needs: Needs) -> Message {
+/// What becomes of one message of a batch.
+#[derive(Debug)]
+enum Disposition {
+    /// Every row it gave is stored (or it gave none, on purpose).
+    Stored,
+    /// It goes to the dead-letter topic; `stored_rows` are the positions
+    /// (among its rows) of the rows that were stored anyway.
+    DeadLetter { rejection: Rejection, stored_rows: Vec<usize>, rows: usize },
+    /// `errors.tolerance=none`: the first message of its queue that cannot
+    /// be stored; the task halts on it.
+    Halt(Rejection),
+    /// Not stored yet (retries ran out, shutdown, or after a halt in its
+    /// queue): unacknowledged, it comes back.
+    Held,
+}
+
+pub(super) fn plugin_message(m: &ConsumedMessage, needs: Needs) -> Message {
     Message {
         topic: m.queue.topic.clone(),
         queue_id: m.queue.queue_id as u32,
@@ -103,83 +124,207 @@ pub async fn run_sink_task(
     result
 }
 
-/// A batch after the plugins ran: the rows to store, and why the other
-/// messages cannot be stored.
+/// A batch after the plugins ran: the rows of each table to store, and
+/// why the other messages cannot be stored.
 struct Converted {
     /// When the batch was taken from the consumer.
     taken: Instant,
     batch: Vec<ConsumedMessage>,
-    rows: Vec<Row>,
+    /// Rows per destination table; `source_index` indexes `batch`.
+    rows: Vec<(String, Vec<Row>)>,
     rejected: BTreeMap<u32, Rejection>,
-    /// Without error tolerance: the first rejected offset of each queue;
-    /// nothing from there on is written, and the task halts.
-    cut: Option<HashMap<QueueId, i64>>,
+    /// Tables opened for this batch; their writers go to the store half.
+    opened: Vec<(String, RowWriter)>,
 }
 
-impl Converted {
-    fn new(taken: Instant, batch: Vec<ConsumedMessage>, output: ChainOutput, tolerate_errors: bool) -> Converted {
-        let mut rejected: BTreeMap<u32, Rejection> = BTreeMap::new();
-        for MessageFailure { source_index, stage, kind, message } in output.failures {
-            rejected.entry(source_index).or_insert(Rejection { stage, kind: failure_kind_name(kind), reason: message });
+/// The first half of the pipeline: destinations and plugins.
+struct Intake<'a> {
+    settings: &'a SinkSettings,
+    engine: &'a Arc<PluginEngine>,
+    catalog: &'a PluginCatalog,
+    /// One converter chain per open table.
+    chains: HashMap<String, PluginChain>,
+    /// Messages whose table cannot be opened yet (`auto.create` waits for
+    /// a message that declares its columns), oldest first.
+    held: Vec<ConsumedMessage>,
+}
+
+impl Intake<'_> {
+    /// Route `polled` (after the messages held from earlier) to their
+    /// tables, open the tables seen for the first time, and run each
+    /// table's chain over its messages.
+    async fn convert(&mut self, polled: Vec<ConsumedMessage>, control: &TaskControl) -> Result<Converted, SinkError> {
+        let progress = &control.progress;
+        let taken = Instant::now();
+        let mut incoming = std::mem::take(&mut self.held);
+        incoming.extend(polled);
+        let tables = &self.settings.tables;
+        let resolved: Vec<Result<String, String>> =
+            incoming.iter().map(|m| tables.resolve(m).map(|t| t.into_owned())).collect();
+        let opened = self.open_new_tables(&incoming, &resolved).await?;
+        // Messages of tables that could not be opened wait for the next batch.
+        let mut batch = Vec::with_capacity(incoming.len());
+        let mut routes = Vec::with_capacity(incoming.len());
+        for (message, route) in incoming.into_iter().zip(resolved) {
+            match &route {
+                Ok(table) if !self.chains.contains_key(table) => self.held.push(message),
+                _ => {
+                    batch.push(message);
+                    routes.push(route);
+                }
+            }
         }
-        let cut = (!tolerate_errors && !rejected.is_empty()).then(|| first_rejected_per_queue(&batch, &rejected));
-        let mut converted = Converted { taken, batch, rows: output.rows, rejected, cut };
-        let mut rows = std::mem::take(&mut converted.rows);
-        rows.retain(|row| converted.before_cut(row.source_index));
-        converted.rows = rows;
-        converted
+        if self.held.len() > MAX_HELD_FOR_SCHEMA {
+            return Err(SinkError::Other {
+                connector: self.settings.connector.clone(),
+                message: format!(
+                    "auto.create: {} messages arrived for tables that do not exist, and none declares its columns \
+                     (plain JSON carries none; send JsonConverter envelopes or create the tables)",
+                    self.held.len()
+                ),
+            });
+        }
+        let mut rejected = BTreeMap::new();
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (index, route) in routes.into_iter().enumerate() {
+            match route {
+                Ok(table) => groups.entry(table).or_default().push(index as u32),
+                Err(reason) => {
+                    rejected
+                        .insert(index as u32, Rejection { stage: "destination".into(), kind: "invalid-value", reason });
+                }
+            }
+        }
+        let started = Instant::now();
+        let Some(outputs) = self.run_chains(&batch, groups, control).await? else {
+            // Stopped while a converter was failing: nothing is acknowledged.
+            return Ok(Converted { taken, batch: Vec::new(), rows: Vec::new(), rejected, opened });
+        };
+        progress.plugin_time.observe(started.elapsed());
+        let mut rows = Vec::with_capacity(outputs.len());
+        for (table, indices, output) in outputs {
+            progress.add_plugin_traps(output.traps.into());
+            for failure in output.failures {
+                let index = indices[failure.source_index as usize];
+                let rejection = Rejection { stage: failure.stage, kind: failure.kind, reason: failure.message };
+                rejected.entry(index).or_insert(rejection);
+            }
+            let table_rows: Vec<Row> = output
+                .rows
+                .into_iter()
+                .map(|mut row| {
+                    row.source_index = indices[row.source_index as usize];
+                    row
+                })
+                .collect();
+            rows.push((table, table_rows));
+        }
+        Ok(Converted { taken, batch, rows, rejected, opened })
     }
 
-    /// Whether message `index` comes before its queue's first rejection.
-    fn before_cut(&self, index: u32) -> bool {
-        let Some(cut) = &self.cut else { return true };
-        let message = &self.batch[index as usize];
-        cut.get(&message.queue).is_none_or(|first| message.queue_offset < *first)
+    /// Open the tables of `incoming` that have no chain yet.
+    async fn open_new_tables(
+        &mut self,
+        incoming: &[ConsumedMessage],
+        resolved: &[Result<String, String>],
+    ) -> Result<Vec<(String, RowWriter)>, SinkError> {
+        let mut new: BTreeMap<&str, Vec<&ConsumedMessage>> = BTreeMap::new();
+        for (message, route) in incoming.iter().zip(resolved) {
+            if let Ok(table) = route
+                && !self.chains.contains_key(table)
+            {
+                new.entry(table.as_str()).or_default().push(message);
+            }
+        }
+        let mut opened = Vec::new();
+        for (table, messages) in new {
+            match destination::open(self.settings, self.engine, self.catalog, table, &messages).await? {
+                OpenOutcome::Opened(destination) => {
+                    self.chains.insert(table.to_string(), destination.chain);
+                    opened.push((table.to_string(), destination.writer));
+                }
+                OpenOutcome::NeedsSchema => {
+                    tracing::debug!(connector = %self.settings.connector, table, "holding {} messages until one declares the table's columns", messages.len());
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Run every table's chain over its messages on a blocking thread
+    /// (plugins are CPU work), retrying tables whose converter says its
+    /// trouble is transient.
+    async fn run_chains(
+        &mut self,
+        batch: &[ConsumedMessage],
+        groups: BTreeMap<String, Vec<u32>>,
+        control: &TaskControl,
+    ) -> Result<Option<Vec<(String, Vec<u32>, ChainOutput)>>, SinkError> {
+        let (progress, cancel) = (&control.progress, &control.cancel);
+        let connector = self.settings.connector.clone();
+        let mut pending: Vec<(String, Vec<u32>, Vec<Message>)> = groups
+            .into_iter()
+            .map(|(table, indices)| {
+                let needs = self.chains.get(&table).map(PluginChain::converter_needs).unwrap_or(Needs::empty());
+                let messages = indices.iter().map(|i| plugin_message(&batch[*i as usize], needs)).collect();
+                (table, indices, messages)
+            })
+            .collect();
+        let mut done = Vec::with_capacity(pending.len());
+        let mut delay = PLUGIN_RETRY;
+        while !pending.is_empty() {
+            let mut chains = std::mem::take(&mut self.chains);
+            let job = tokio::task::spawn_blocking(move || {
+                let results: Vec<_> = pending
+                    .into_iter()
+                    .map(|(table, indices, messages)| {
+                        let result = match chains.get_mut(&table) {
+                            Some(chain) => chain.run(&messages),
+                            None => Ok(ChainOutput::default()),
+                        };
+                        (table, indices, messages, result)
+                    })
+                    .collect();
+                (chains, results)
+            });
+            let (chains, results) = job.await.map_err(|e| SinkError::Other {
+                connector: connector.clone(),
+                message: format!("the plugin thread failed: {e}"),
+            })?;
+            self.chains = chains;
+            pending = Vec::new();
+            for (table, indices, messages, result) in results {
+                match result {
+                    Ok(output) => done.push((table, indices, output)),
+                    Err(ChainError::Call {
+                        stage,
+                        source: CallError::Plugin { kind: ErrorKind::Retryable, message, .. },
+                    }) => {
+                        progress.degrade(format!("{stage} for table {table}: {message}"));
+                        pending.push((table, indices, messages));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !pending.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    // Stopping: nothing of the batch is acknowledged.
+                    _ = cancel.cancelled() => return Ok(None),
+                }
+                delay = (delay * 2).min(PLUGIN_RETRY_MAX);
+            }
+        }
+        Ok(Some(done))
     }
 }
 
-/// Where rows are written.
-enum RowWriter {
-    OpenMldb(OpenMldbWriter),
-    Plugin(PluginSinkWriter),
-}
-
-impl RowWriter {
-    fn schema(&self) -> &TableSchema {
-        match self {
-            RowWriter::OpenMldb(writer) => writer.schema(),
-            RowWriter::Plugin(writer) => writer.schema(),
-        }
-    }
-
-    async fn write(&mut self, rows: &[Row], cancel: &tokio_util::sync::CancellationToken) -> WriteReport {
-        match self {
-            RowWriter::OpenMldb(writer) => writer.write(rows, cancel).await,
-            RowWriter::Plugin(writer) => writer.write(rows, cancel).await,
-        }
-    }
-
-    /// The stage named in dead letters of rows the destination refused.
-    fn stage(&self) -> String {
-        match self {
-            RowWriter::OpenMldb(_) => "writer openmldb".into(),
-            RowWriter::Plugin(writer) => format!("sink {}", writer.plugin()),
-        }
-    }
-
-    fn destination(&self) -> String {
-        match self {
-            RowWriter::OpenMldb(_) => "OpenMLDB".into(),
-            RowWriter::Plugin(writer) => format!("sink plugin {}", writer.plugin()),
-        }
-    }
-}
-
-/// The second half of the pipeline: write, dead-letter, acknowledge.
+/// The second half of the pipeline: validate, write, dead-letter, acknowledge.
 struct Store<'a> {
     settings: &'a SinkSettings,
     consumer: &'a QueueConsumer,
-    writer: RowWriter,
+    /// One writer per open table.
+    writers: HashMap<String, RowWriter>,
     dead_letters: Option<Producer>,
     control: &'a TaskControl,
     stats: SinkStats,
@@ -194,65 +339,218 @@ enum Stored {
 }
 
 impl Store<'_> {
-    async fn store(&mut self, mut converted: Converted) -> Result<Stored, SinkError> {
-        let connector = self.settings.connector.as_str();
+    async fn store(&mut self, converted: Converted) -> Result<Stored, SinkError> {
+        let Converted { taken, batch, rows, mut rejected, opened } = converted;
+        self.writers.extend(opened);
         let progress = &self.control.progress;
-        let started = Instant::now();
-        let report = self.writer.write(&converted.rows, &self.control.cancel).await;
-        progress.write_time.observe(started.elapsed());
-        progress.add_writer_retries(report.retries);
-        for (row, reason) in &report.poison {
-            let source = converted.rows[*row].source_index;
-            let rejection = Rejection { stage: self.writer.stage(), kind: "rejected", reason: reason.clone() };
-            converted.rejected.entry(source).or_insert(rejection);
+        // Everything the destination would refuse is found before anything
+        // is written, so errors.tolerance=none can stop in front of it.
+        let mut to_write: Vec<(String, Vec<Row>)> = Vec::with_capacity(rows.len());
+        let mut unresolved: HashSet<u32> = HashSet::new();
+        for (table, table_rows) in rows {
+            let Some(writer) = self.writers.get(&table) else {
+                // Cannot happen (a chain exists only with its writer); if it
+                // did, these messages must not count as stored.
+                tracing::error!(connector = %self.settings.connector, table, "no writer for the table; its rows are held");
+                unresolved.extend(table_rows.iter().map(|r| r.source_index));
+                continue;
+            };
+            for row in &table_rows {
+                if let Err(reason) = writer.validate(row) {
+                    let rejection = Rejection { stage: writer.stage(), kind: "rejected", reason };
+                    rejected.entry(row.source_index).or_insert(rejection);
+                }
+            }
+            to_write.push((table, table_rows));
         }
-        let Converted { batch, rows, rejected, .. } = &converted;
-        if !report.unresolved.is_empty() {
+        let cut = (!self.settings.tolerate_errors).then(|| first_rejected_per_queue(&batch, &rejected));
+        let before_cut = |index: u32| {
+            let message = &batch[index as usize];
+            cut.as_ref().and_then(|c| c.get(&message.queue)).is_none_or(|first| message.queue_offset < *first)
+        };
+        // A message is stored whole or not at all.
+        for (_, table_rows) in &mut to_write {
+            table_rows.retain(|row| !rejected.contains_key(&row.source_index) && before_cut(row.source_index));
+        }
+        let started = Instant::now();
+        let reports = self.write_all(&to_write).await;
+        progress.write_time.observe(started.elapsed());
+
+        let mut last_error = None;
+        // Per message: rows it gave, and the positions of those stored.
+        let mut row_counts: HashMap<u32, (usize, Vec<usize>)> = HashMap::new();
+        for ((table, table_rows), report) in to_write.iter().zip(&reports) {
+            let stage = self.writers.get(table).map(RowWriter::stage).unwrap_or_default();
+            let mut position: HashMap<u32, usize> = HashMap::new();
+            let positions: Vec<usize> = table_rows
+                .iter()
+                .map(|row| {
+                    let next = position.entry(row.source_index).or_default();
+                    *next += 1;
+                    *next - 1
+                })
+                .collect();
+            for (row, count) in &position {
+                row_counts.entry(*row).or_default().0 += count;
+            }
+            for &written in &report.written {
+                let source = table_rows[written].source_index;
+                row_counts.entry(source).or_default().1.push(positions[written]);
+            }
+            for poison in &report.poison {
+                let source = table_rows[poison.index].source_index;
+                let rejection = Rejection { stage: stage.clone(), kind: poison.kind, reason: poison.reason.clone() };
+                rejected.entry(source).or_insert(rejection);
+            }
+            unresolved.extend(report.unresolved.iter().map(|r| table_rows[*r].source_index));
+            if let Some(error) = &report.last_error
+                && !report.unresolved.is_empty()
+            {
+                last_error = Some(format!("{table}: {error}"));
+            }
+            let written = report.written.len() as u64;
+            self.stats.rows_written += written;
+            progress.add_rows_written(written);
+            progress.add_table(table, written, 0);
+        }
+
+        // Without error tolerance, the first message of each queue that
+        // cannot be stored (found before or during the write) halts the
+        // task, and what follows it in its queue is held.
+        let halt_at = (!self.settings.tolerate_errors).then(|| first_rejected_per_queue(&batch, &rejected));
+        let dispositions: Vec<Disposition> = (0..batch.len() as u32)
+            .map(|index| {
+                let message = &batch[index as usize];
+                let first_bad = halt_at.as_ref().and_then(|h| h.get(&message.queue)).copied();
+                match (rejected.get(&index), first_bad) {
+                    (Some(rejection), None) => {
+                        let (rows, stored_rows) = row_counts.remove(&index).unwrap_or_default();
+                        Disposition::DeadLetter { rejection: rejection.clone(), stored_rows, rows }
+                    }
+                    (Some(rejection), Some(first)) if message.queue_offset == first => {
+                        Disposition::Halt(rejection.clone())
+                    }
+                    (_, Some(first)) if message.queue_offset > first => Disposition::Held,
+                    _ if unresolved.contains(&index) => Disposition::Held,
+                    _ => Disposition::Stored,
+                }
+            })
+            .collect();
+        self.settle(&batch, dispositions, taken, &to_write, last_error).await
+    }
+
+    /// Every table's rows, written concurrently; reports in `to_write` order.
+    async fn write_all(&mut self, to_write: &[(String, Vec<Row>)]) -> Vec<WriteReport> {
+        let cancel = &self.control.cancel;
+        let observer: &TaskProgress = &self.control.progress;
+        let wanted: HashSet<&str> = to_write.iter().map(|(t, _)| t.as_str()).collect();
+        let mut writers: HashMap<&str, &mut RowWriter> = self
+            .writers
+            .iter_mut()
+            .filter(|(t, _)| wanted.contains(t.as_str()))
+            .map(|(t, w)| (t.as_str(), w))
+            .collect();
+        let writes = to_write.iter().map(|(table, rows)| {
+            let writer = writers.remove(table.as_str());
+            async move {
+                match writer {
+                    Some(writer) if !rows.is_empty() => writer.write(rows, cancel, observer).await,
+                    _ => WriteReport::default(),
+                }
+            }
+        });
+        futures::future::join_all(writes).await
+    }
+
+    /// Act on each message's disposition: dead letters out, then the
+    /// stored and dead-lettered messages acknowledged; a halt or rows left
+    /// unstored end the task (those messages come back).
+    async fn settle(
+        &mut self,
+        batch: &[ConsumedMessage],
+        dispositions: Vec<Disposition>,
+        taken: Instant,
+        to_write: &[(String, Vec<Row>)],
+        last_error: Option<String>,
+    ) -> Result<Stored, SinkError> {
+        let connector = self.settings.connector.as_str();
+        let progress = self.control.progress.clone();
+        let mut sent = vec![false; batch.len()];
+        let mut failure = None;
+        for (index, disposition) in dispositions.iter().enumerate() {
+            let Disposition::DeadLetter { rejection, stored_rows, rows } = disposition else { continue };
+            let original = &batch[index];
+            let result = match &self.dead_letters {
+                Some(producer) => {
+                    send_dead_letter(producer, self.settings, original, rejection, stored_rows, *rows).await
+                }
+                None => Err(SinkError::Other {
+                    connector: connector.into(),
+                    message: "a message must be dead-lettered and no dead-letter topic is set".into(),
+                }),
+            };
+            match result {
+                Ok(()) => {
+                    sent[index] = true;
+                    self.stats.dead_lettered += 1;
+                    progress.add_dead_lettered(1);
+                    if let Ok(table) = self.settings.tables.resolve(original) {
+                        progress.add_table(&table, 0, 1);
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let acknowledged = |i: usize| match &dispositions[i] {
+            Disposition::Stored => true,
+            Disposition::DeadLetter { .. } => sent[i],
+            _ => false,
+        };
+        let acked = (0..batch.len()).filter(|i| acknowledged(*i)).count();
+        acknowledge(self.consumer, batch, |i| acknowledged(i as usize)).await;
+        self.stats.messages += acked as u64;
+        progress.add_messages(acked as u64);
+        progress.committed(self.consumer.in_flight().await > 0);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if let Some((index, rejection)) = dispositions
+            .iter()
+            .enumerate()
+            .find_map(|(i, d)| if let Disposition::Halt(r) = d { Some((i, r)) } else { None })
+        {
+            let original = &batch[index];
+            return Err(SinkError::Halted {
+                connector: connector.into(),
+                topic: original.queue.topic.clone(),
+                queue: original.queue.queue_id,
+                offset: original.queue_offset,
+                reason: format!("{} ({}): {}", rejection.stage, rejection.kind, rejection.reason),
+            });
+        }
+        if dispositions.iter().any(|d| matches!(d, Disposition::Held)) {
             // Only on shutdown or when max.retries ran out: these messages
             // stay unacknowledged and come back after a restart.
-            let unresolved: HashSet<u32> = report.unresolved.iter().map(|r| rows[*r].source_index).collect();
-            let stored = |i: u32| !unresolved.contains(&i) && !rejected.contains_key(&i) && converted.before_cut(i);
-            acknowledge(self.consumer, batch, stored).await;
             if self.control.cancel.is_cancelled() {
                 return Ok(Stored::Interrupted);
             }
-            let last_error = report.last_error.unwrap_or_default();
+            let destinations: Vec<String> =
+                to_write.iter().filter_map(|(t, _)| self.writers.get(t).map(RowWriter::destination)).collect();
             return Err(SinkError::Other {
                 connector: connector.into(),
-                message: format!("{} did not store the batch: {last_error}", self.writer.destination()),
+                message: format!(
+                    "{} did not store the batch: {}",
+                    destinations.join(", "),
+                    last_error.unwrap_or_else(|| "retries ran out".into())
+                ),
             });
         }
-        self.stats.rows_written += report.written.len() as u64;
-        progress.add_rows_written(report.written.len() as u64);
-        for (index, rejection) in rejected {
-            let original = &batch[*index as usize];
-            if !self.settings.tolerate_errors {
-                // Stored messages are acknowledged; the commit stops at this
-                // one, so it (and what follows it in its queue) comes back
-                // after a restart.
-                acknowledge(self.consumer, batch, |i| !rejected.contains_key(&i) && converted.before_cut(i)).await;
-                return Err(SinkError::Halted {
-                    connector: connector.into(),
-                    topic: original.queue.topic.clone(),
-                    queue: original.queue.queue_id,
-                    offset: original.queue_offset,
-                    reason: format!("{} ({}): {}", rejection.stage, rejection.kind, rejection.reason),
-                });
-            }
-            if let Some(producer) = &self.dead_letters {
-                send_dead_letter(producer, self.settings, original, rejection).await?;
-            } else {
-                let (queue, offset) = (original.queue.queue_id, original.queue_offset);
-                tracing::warn!(connector, "skipping message {queue}/{offset}: {}", rejection.reason);
-            }
-            self.stats.dead_lettered += 1;
-            progress.add_dead_lettered(1);
-        }
-        self.stats.messages += batch.len() as u64;
-        progress.add_messages(batch.len() as u64);
-        acknowledge(self.consumer, batch, |_| true).await;
+        progress.recovered();
         progress.add_batch();
-        progress.batch_time.observe(converted.taken.elapsed());
+        progress.batch_time.observe(taken.elapsed());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -266,42 +564,6 @@ impl Store<'_> {
             .set_lag(lag.into_iter().map(|(q, n)| (format!("{}/{}/{}", q.topic, q.broker, q.queue_id), n)).collect());
         Ok(Stored::All)
     }
-}
-
-/// Run the plugins over a batch on a blocking thread (they are CPU work),
-/// handing the chain back for the next batch.
-async fn convert(
-    mut chain: PluginChain,
-    batch: Vec<ConsumedMessage>,
-    settings: &SinkSettings,
-    progress: &TaskProgress,
-) -> Result<(PluginChain, Converted), SinkError> {
-    let taken = Instant::now();
-    let needs = chain.converter_needs();
-    let messages: Vec<Message> = batch.iter().map(|m| plugin_message(m, needs)).collect();
-    let job = tokio::task::spawn_blocking(move || {
-        let output = chain.run(&messages);
-        (chain, output)
-    });
-    let (chain, output) = job.await.map_err(|e| SinkError::Other {
-        connector: settings.connector.clone(),
-        message: format!("the plugin thread failed: {e}"),
-    })?;
-    progress.plugin_time.observe(taken.elapsed());
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => {
-            if let ChainError::Call { source, .. } = &e
-                && source.is_trap()
-            {
-                // Trapped, and trapped again on the fresh instance.
-                progress.add_plugin_traps(2);
-            }
-            return Err(e.into());
-        }
-    };
-    progress.add_plugin_traps(output.traps.into());
-    Ok((chain, Converted::new(taken, batch, output, settings.tolerate_errors)))
 }
 
 /// Wait until the task is resumed or cancelled; false if cancelled.
@@ -329,6 +591,7 @@ async fn run_with_consumer(
 ) -> Result<SinkStats, SinkError> {
     let connector = settings.connector.as_str();
     let cancel = &control.cancel;
+    let progress = &control.progress;
     let mut paused = control.paused.clone();
     let dead_letters = match &settings.dead_letter_topic {
         Some(topic) => {
@@ -342,100 +605,80 @@ async fn run_with_consumer(
         }
         None => None,
     };
+    let mut intake = Intake { settings, engine, catalog, chains: HashMap::new(), held: Vec::new() };
+    let mut store =
+        Store { settings, consumer, writers: HashMap::new(), dead_letters, control, stats: SinkStats::default() };
+    let poll = |timeout| consumer.poll_available(timeout, settings.max_batch_messages, settings.max_batch_bytes);
 
-    // Until the table's schema is known (auto.create may need a message
-    // that declares it), batches are held.
-    let mut held: Vec<ConsumedMessage> = Vec::new();
-    let (writer, mut chain, first) = loop {
+    // While batch N is written, batch N+1 is converted. Writes stay in
+    // order, one batch at a time.
+    let mut pending: Option<Converted> = None;
+    let result = loop {
         if cancel.is_cancelled() {
-            return Ok(SinkStats::default());
-        }
-        if *paused.borrow_and_update() {
-            if !wait_while_paused(control, &mut paused).await {
-                return Ok(SinkStats::default());
-            }
-            continue;
-        }
-        let polled = tokio::select! {
-            batch = consumer.poll_available(Duration::from_millis(200), MAX_MESSAGES_PER_BATCH) => batch,
-            _ = cancel.cancelled() => return Ok(SinkStats::default()),
-        };
-        if polled.is_empty() {
-            continue;
-        }
-        held.extend(polled);
-        match open_pipeline(settings, engine, catalog, &held).await {
-            Ok((writer, chain)) => break (writer, chain, std::mem::take(&mut held)),
-            Err(SinkError::Writer(WriterError::NoSchemaToCreate { .. }))
-            | Err(SinkError::PluginSink(PluginSinkError::NoSchemaYet { .. }))
-                if held.len() < MAX_HELD_FOR_SCHEMA => {}
-            Err(e) => return Err(e),
-        }
-    };
-    let mut store = Store { settings, consumer, writer, dead_letters, control, stats: SinkStats::default() };
-
-    // Two stages overlap: while batch N is written, batch N+1 is converted.
-    // Writes stay in order, one batch at a time.
-    let converted;
-    (chain, converted) = convert(chain, first, settings, &control.progress).await?;
-    let mut pending = Some(converted);
-    loop {
-        if cancel.is_cancelled() {
-            break;
+            break Ok(());
         }
         if *paused.borrow_and_update() {
             // Finish the batch in hand, then wait.
-            if let Some(batch) = pending.take()
-                && let Stored::Interrupted = store.store(batch).await?
-            {
-                break;
+            if let Some(batch) = pending.take() {
+                match store.store(batch).await {
+                    Ok(Stored::All) => {}
+                    Ok(Stored::Interrupted) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
             }
             if !wait_while_paused(control, &mut paused).await {
-                break;
+                break Ok(());
             }
             continue;
         }
-        // With a batch waiting to be stored, take only what has already arrived.
+        // With a batch waiting to be stored, take only what has already
+        // arrived; with messages held for a schema, do not wait long.
         let timeout = if pending.is_some() { Duration::ZERO } else { Duration::from_millis(200) };
         let polled = tokio::select! {
-            batch = consumer.poll_available(timeout, MAX_MESSAGES_PER_BATCH) => batch,
-            _ = cancel.cancelled() => break,
+            batch = poll(timeout) => batch,
+            _ = cancel.cancelled() => break Ok(()),
         };
-        let halting = pending.as_ref().is_some_and(|p| p.cut.is_some());
+        if !polled.is_empty() {
+            progress.work_taken();
+        }
+        let halting = pending.as_ref().is_some_and(|p| !settings.tolerate_errors && !p.rejected.is_empty());
         let storing = async {
             match pending.take() {
                 Some(batch) => store.store(batch).await.map(Some),
                 None => Ok(None),
             }
         };
-        if polled.is_empty() || halting {
-            if let Some(Stored::Interrupted) = storing.await? {
-                break;
+        if (polled.is_empty() && intake.held.is_empty()) || halting {
+            match storing.await {
+                Ok(Some(Stored::Interrupted)) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
             }
-            continue;
         }
-        let (stored, converted) = tokio::join!(storing, convert(chain, polled, settings, &control.progress));
-        if let Some(Stored::Interrupted) = stored? {
-            break;
+        let (stored, converted) = tokio::join!(storing, intake.convert(polled, control));
+        match stored {
+            Ok(Some(Stored::Interrupted)) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
         }
-        let converted_batch;
-        (chain, converted_batch) = converted?;
-        pending = Some(converted_batch);
-    }
+        match converted {
+            // Nothing to store, but tables it opened keep their writers.
+            Ok(converted) if converted.batch.is_empty() => store.writers.extend(converted.opened),
+            Ok(converted) => pending = Some(converted),
+            Err(e) => break Err(e),
+        }
+    };
     // Messages converted but not stored stay unacknowledged: they come back.
     let Store { dead_letters, stats, .. } = store;
     if let Some(producer) = dead_letters {
         producer.shutdown().await;
     }
-    Ok(stats)
+    result.map(|()| stats)
 }
 
 /// The offset of the first rejected message in each queue of the batch.
-fn first_rejected_per_queue(
-    batch: &[ConsumedMessage],
-    rejected: &BTreeMap<u32, Rejection>,
-) -> std::collections::HashMap<QueueId, i64> {
-    let mut first = std::collections::HashMap::new();
+fn first_rejected_per_queue(batch: &[ConsumedMessage], rejected: &BTreeMap<u32, Rejection>) -> HashMap<QueueId, i64> {
+    let mut first = HashMap::new();
     for index in rejected.keys() {
         let message = &batch[*index as usize];
         let offset = first.entry(message.queue.clone()).or_insert(message.queue_offset);
@@ -450,11 +693,16 @@ async fn acknowledge(consumer: &QueueConsumer, batch: &[ConsumedMessage], keep: 
         .await;
 }
 
+/// The message as it was, with RocketMQ Connect's `connect.errors.*`
+/// properties saying why; and `connect.errors.rows.stored` when some of
+/// its rows were stored anyway. Counts as sent only on the broker's SEND_OK.
 async fn send_dead_letter(
     producer: &Producer,
     settings: &SinkSettings,
     original: &ConsumedMessage,
     rejection: &Rejection,
+    stored_rows: &[usize],
+    rows: usize,
 ) -> Result<(), SinkError> {
     let Some(topic) = &settings.dead_letter_topic else { return Ok(()) };
     let mut properties = original.properties.clone();
@@ -468,6 +716,13 @@ async fn send_dead_letter(
         ("connect.errors.kind".to_string(), rejection.kind.to_string()),
         ("connect.errors.reason".to_string(), rejection.reason.clone()),
     ]);
+    if !stored_rows.is_empty() {
+        let mut positions = stored_rows.to_vec();
+        positions.sort_unstable();
+        let list: Vec<String> = positions.iter().map(usize::to_string).collect();
+        properties.push(("connect.errors.rows.stored".to_string(), list.join(",")));
+        properties.push(("connect.errors.rows.total".to_string(), rows.to_string()));
+    }
     let message = OutgoingMessage {
         topic: topic.clone(),
         keys: original.keys.clone(),
@@ -477,61 +732,4 @@ async fn send_dead_letter(
     };
     producer.send(&message).await?;
     Ok(())
-}
-
-/// Connect the writer (creating the table from the first message of the
-/// batch that declares a schema, when `auto.create` asks) and build the
-/// plugin chain for the table's schema.
-async fn open_pipeline(
-    settings: &SinkSettings,
-    engine: &Arc<PluginEngine>,
-    catalog: &PluginCatalog,
-    batch: &[ConsumedMessage],
-) -> Result<(RowWriter, PluginChain), SinkError> {
-    let connector = settings.connector.as_str();
-    let record_columns: Option<Vec<Column>> = if settings.target.auto_create() {
-        let plugin = engine
-            .load(catalog.resolve(&settings.converter.plugin).map_err(ChainError::from)?, Some(Role::Converter))
-            .map_err(ChainError::from)?;
-        let mut found = None;
-        for message in batch {
-            let sample = plugin_message(message, Needs::all());
-            let services = PluginServices::new(plugin.name.clone(), connector);
-            let inferred = tokio::task::block_in_place(|| {
-                ConverterInstance::infer_schema(engine, plugin.clone(), &settings.converter.config, &sample, services)
-            });
-            match inferred {
-                Ok(columns) => {
-                    found = Some(columns);
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!(connector, "auto.create: message {} declares no schema: {e}", message.queue_offset)
-                }
-            }
-        }
-        if found.is_none() {
-            tracing::debug!(
-                connector,
-                "auto.create: none of the {} messages so far declares a schema; waiting for more",
-                batch.len()
-            );
-        }
-        found
-    } else {
-        None
-    };
-    let writer = match &settings.target {
-        SinkTarget::OpenMldb(config) => RowWriter::OpenMldb(
-            OpenMldbWriter::connect(config.clone(), &settings.table, record_columns.as_deref()).await?,
-        ),
-        SinkTarget::Plugin(config) => RowWriter::Plugin(
-            open_plugin_sink(config, engine, catalog, connector, &settings.table, record_columns).await?,
-        ),
-    };
-    let schema = writer.schema().clone();
-    let chain = tokio::task::block_in_place(|| {
-        PluginChain::new(engine, catalog, &settings.converter, &settings.transforms, schema, connector)
-    })?;
-    Ok((writer, chain))
 }

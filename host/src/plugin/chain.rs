@@ -7,7 +7,7 @@
 //! one before it is told to produce that; and so on, until the converter is
 //! told which columns to build. Rows then flow front to back.
 
-use super::bindings::{Column, FailureKind, Message, Needs, Origin, Row, RowBatch, TableSchema};
+use super::bindings::{Column, Message, Needs, Origin, Row, RowBatch, TableSchema, failure_kind_name};
 use super::catalog::PluginCatalog;
 use super::engine::{PluginEngine, Role};
 use super::error::{CallError, LoadError};
@@ -39,9 +39,14 @@ pub struct MessageFailure {
     pub source_index: u32,
     /// `converter <name>` or `transform <name>`.
     pub stage: String,
-    pub kind: FailureKind,
+    /// The WIT failure kind (`decode`, `out-of-range`, …), or `trap` when
+    /// the plugin trapped on this message alone (twice).
+    pub kind: &'static str,
     pub message: String,
 }
+
+/// The kind of a failure made by a message the plugin traps on.
+pub const TRAP_KIND: &str = "trap";
 
 /// The result of one batch.
 #[derive(Debug, Default)]
@@ -50,7 +55,7 @@ pub struct ChainOutput {
     pub rows: Vec<Row>,
     /// Messages that failed (they go to the dead-letter topic).
     pub failures: Vec<MessageFailure>,
-    /// Plugin traps in this batch (each retried once on a fresh instance).
+    /// Plugin traps in this batch (retries and bisection included).
     pub traps: u32,
 }
 
@@ -113,46 +118,134 @@ impl PluginChain {
             .collect()
     }
 
-    /// Run one batch through every stage. A trap is retried once on a fresh
-    /// instance; a second trap, or a whole-batch plugin error, is `Err`.
+    /// Run one batch through every stage, `max-batch` messages (or rows)
+    /// per call when a plugin asks for fewer.
+    ///
+    /// Poison isolation: a call that traps is retried once on a fresh
+    /// instance; when it traps again the batch is split in halves, and so
+    /// on, until exactly the messages that trap alone are left. Those fail
+    /// with kind `trap` and the trap's reason; every other message goes on.
+    /// A whole-batch plugin error (`Err`) stops the batch: nothing of it is
+    /// stored.
     pub fn run(&mut self, messages: &[Message]) -> Result<ChainOutput, ChainError> {
+        let mut output = ChainOutput::default();
+        self.run_isolating(messages, 0, &mut output)?;
+        // One failed row fails its whole message: a message is stored whole
+        // or dead-lettered whole.
+        let failed: HashSet<u32> = output.failures.iter().map(|f| f.source_index).collect();
+        output.rows.retain(|r| !failed.contains(&r.source_index));
+        Ok(output)
+    }
+
+    /// `messages` are the batch's `offset..offset+len`; rows and failures
+    /// go to `output` with batch-wide indexes.
+    fn run_isolating(&mut self, messages: &[Message], offset: u32, output: &mut ChainOutput) -> Result<(), ChainError> {
+        match self.run_once(messages, &mut output.traps) {
+            Ok((rows, failures)) => {
+                output.rows.extend(rows.into_iter().map(|mut row| {
+                    row.source_index += offset;
+                    row
+                }));
+                output.failures.extend(failures.into_iter().map(|mut failure| {
+                    failure.source_index += offset;
+                    failure
+                }));
+                Ok(())
+            }
+            Err(Poisoned { stage, error }) if is_poison(&error) && messages.len() == 1 => {
+                tracing::warn!(stage, "a message makes the plugin fail; it is set aside: {error}");
+                let kind = if error.is_trap() { TRAP_KIND } else { "contract" };
+                output.failures.push(MessageFailure { source_index: offset, stage, kind, message: error.to_string() });
+                Ok(())
+            }
+            Err(Poisoned { stage, error }) if is_poison(&error) && messages.len() > 1 => {
+                tracing::warn!(stage, messages = messages.len(), "bisecting a batch the plugin fails on: {error}");
+                let half = messages.len() / 2;
+                self.run_isolating(&messages[..half], offset, output)?;
+                self.run_isolating(&messages[half..], offset + half as u32, output)
+            }
+            Err(Poisoned { stage, error }) => Err(ChainError::Call { stage, source: error }),
+        }
+    }
+
+    /// One pass of the whole chain over `messages` (indexes local to
+    /// them), chunked by each plugin's `max-batch`. A second trap in a row,
+    /// or an error of a whole call, is `Poisoned` with its stage.
+    fn run_once(&mut self, messages: &[Message], traps: &mut u32) -> Result<(Vec<Row>, Vec<MessageFailure>), Poisoned> {
         let stage = format!("converter {}", self.converter.plugin().name);
-        let mut traps = 0;
-        let converted = retry_trap_once(&mut traps, || self.converter.convert(messages))
-            .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
-        let mut failures: Vec<MessageFailure> = converted
-            .failures
-            .into_iter()
-            .map(|f| MessageFailure { source_index: f.index, stage: stage.clone(), kind: f.kind, message: f.message })
-            .collect();
-        let mut rows = converted.rows;
+        let converter_limit = batch_limit(self.converter.info().max_batch);
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut failures = Vec::new();
+        for (chunk_number, chunk) in messages.chunks(converter_limit).enumerate() {
+            let base = (chunk_number * converter_limit) as u32;
+            let converted = retry_trap_once(traps, || self.converter.convert(chunk))
+                .map_err(|error| Poisoned { stage: stage.clone(), error })?;
+            failures.extend(converted.failures.into_iter().map(|f| MessageFailure {
+                source_index: base + f.index,
+                stage: stage.clone(),
+                kind: failure_kind_name(f.kind),
+                message: f.message,
+            }));
+            rows.extend(converted.rows.into_iter().map(|mut row| {
+                row.source_index += base;
+                row
+            }));
+        }
         let mut origins: Option<Vec<Origin>> = None;
         for transform in &mut self.transforms {
             if rows.is_empty() {
                 break;
             }
             let stage = format!("transform {}", transform.plugin().name);
-            let origins = if transform.info().needs.contains(Needs::ORIGIN) {
-                origins.get_or_insert_with(|| messages.iter().map(origin_of).collect()).clone()
-            } else {
-                Vec::new()
-            };
-            let batch = RowBatch { rows, origins };
-            let transformed = retry_trap_once(&mut traps, || transform.process(&batch))
-                .map_err(|source| ChainError::Call { stage: stage.clone(), source })?;
-            failures.extend(transformed.failures.into_iter().map(|f| MessageFailure {
-                source_index: batch.rows[f.index as usize].source_index,
-                stage: stage.clone(),
-                kind: f.kind,
-                message: f.message,
-            }));
-            rows = transformed.rows;
+            let limit = batch_limit(transform.info().max_batch);
+            let wants_origins = transform.info().needs.contains(Needs::ORIGIN);
+            let mut out = Vec::with_capacity(rows.len());
+            let mut pending = rows.into_iter().peekable();
+            while pending.peek().is_some() {
+                let chunk: Vec<Row> = pending.by_ref().take(limit).collect();
+                let origins = if wants_origins {
+                    origins.get_or_insert_with(|| messages.iter().map(origin_of).collect()).clone()
+                } else {
+                    Vec::new()
+                };
+                let batch = RowBatch { rows: chunk, origins };
+                let transformed = retry_trap_once(traps, || transform.process(&batch))
+                    .map_err(|error| Poisoned { stage: stage.clone(), error })?;
+                failures.extend(transformed.failures.into_iter().map(|f| MessageFailure {
+                    source_index: batch.rows[f.index as usize].source_index,
+                    stage: stage.clone(),
+                    kind: failure_kind_name(f.kind),
+                    message: f.message,
+                }));
+                out.extend(transformed.rows);
+            }
+            rows = out;
         }
-        // One failed row fails its whole message: a message is stored whole
-        // or dead-lettered whole.
-        let failed: HashSet<u32> = failures.iter().map(|f| f.source_index).collect();
-        rows.retain(|r| !failed.contains(&r.source_index));
-        Ok(ChainOutput { rows, failures, traps })
+        Ok((rows, failures))
+    }
+}
+
+/// Whether an error may be caused by the batch's content, so bisecting it
+/// finds the messages to set aside: traps (panics, deadlines, memory) and
+/// contract violations. A plugin's own whole-call error is not: it may be
+/// the plugin's state (a lost resource), and setting the batch aside would
+/// send good messages to the dead-letter topic; the task fails instead and
+/// its restart policy applies.
+pub fn is_poison(error: &CallError) -> bool {
+    matches!(error, CallError::Trap { .. } | CallError::Contract { .. })
+}
+
+/// A call failed twice in a row (or as a whole): which stage, and why.
+struct Poisoned {
+    stage: String,
+    error: CallError,
+}
+
+/// Messages or rows per call: what the plugin asked for, else all.
+fn batch_limit(max_batch: Option<u32>) -> usize {
+    match max_batch {
+        Some(n) if n > 0 => n as usize,
+        _ => usize::MAX,
     }
 }
 
@@ -171,7 +264,11 @@ fn retry_trap_once<T>(traps: &mut u32, mut call: impl FnMut() -> Result<T, CallE
         Err(e) if e.is_trap() => {
             *traps += 1;
             tracing::warn!("retrying the batch once on a fresh instance after: {e}");
-            call()
+            let again = call();
+            if again.as_ref().is_err_and(CallError::is_trap) {
+                *traps += 1;
+            }
+            again
         }
         other => other,
     }

@@ -14,7 +14,7 @@ mod state;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use catalog::{Builtin, PluginCatalog};
-pub use chain::{ChainError, ChainOutput, MessageFailure, PluginChain, StageSpec};
+pub use chain::{ChainError, ChainOutput, MessageFailure, PluginChain, StageSpec, TRAP_KIND, is_poison};
 pub use engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, PluginOrigin, Role, RuntimeConfig, default_cache_dir};
 pub use error::{CallError, LoadError, TrapKind};
 pub use instance::{

@@ -231,7 +231,7 @@ async fn allocated_tasks(State(worker): Shared) -> Response {
         for task in &view.tasks {
             let (group, internal) = match task.state {
                 TaskState::Unassigned | TaskState::Restarting => ("pendingTasks", "PENDING"),
-                TaskState::Running | TaskState::Paused => ("runningTasks", "RUNNING"),
+                TaskState::Running | TaskState::Degraded | TaskState::Paused => ("runningTasks", "RUNNING"),
                 TaskState::Stopped => ("stoppedTasks", "STOPPED"),
                 TaskState::Failed => ("errorTasks", "ERROR"),
             };

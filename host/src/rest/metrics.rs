@@ -15,6 +15,8 @@ const PREFIX: &str = "rmq_openmldb";
 
 /// Reads one counter of a task.
 type ReadCounter = fn(&crate::worker::TaskMetrics) -> u64;
+/// Reads one counter of a task's destination table.
+type ReadTableCounter = fn(&crate::connector::TableCounts) -> u64;
 
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
@@ -85,6 +87,32 @@ pub fn render(worker: &Worker) -> String {
                 &format!("{},queue=\"{}\"", labels(&t.connector, t.task), escape(&queue)),
                 lag,
             );
+        }
+    }
+    family(
+        &mut out,
+        "task_seconds_since_commit",
+        "gauge",
+        "Seconds the task's oldest waiting messages have gone without a commit (0 when none wait).",
+    );
+    for t in &tasks {
+        sample(&mut out, "task_seconds_since_commit", &labels(&t.connector, t.task), t.progress.seconds_since_commit());
+    }
+    family(&mut out, "task_degraded", "gauge", "1 while the task keeps retrying a batch it cannot store.");
+    for t in &tasks {
+        sample(&mut out, "task_degraded", &labels(&t.connector, t.task), u8::from(t.progress.degraded().is_some()));
+    }
+    let per_table: [(&str, &str, ReadTableCounter); 2] = [
+        ("table_rows_written_total", "Rows stored, per destination table.", |c| c.rows_written),
+        ("table_dead_lettered_total", "Messages dead-lettered, per destination table.", |c| c.dead_lettered),
+    ];
+    for (name, help, read) in per_table {
+        family(&mut out, name, "counter", help);
+        for t in &tasks {
+            for (table, counts) in t.progress.tables() {
+                let labels = format!("{},table=\"{}\"", labels(&t.connector, t.task), escape(&table));
+                sample(&mut out, name, &labels, read(&counts));
+            }
         }
     }
     let histograms = [

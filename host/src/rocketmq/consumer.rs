@@ -147,6 +147,8 @@ pub struct QueueConsumer {
     inner: DefaultLitePullConsumer,
     config: ConsumerConfig,
     state: Mutex<State>,
+    /// Pulled messages past the last batch's bounds, handed out next.
+    carry: Mutex<std::collections::VecDeque<ConsumedMessage>>,
 }
 
 impl QueueConsumer {
@@ -182,21 +184,38 @@ impl QueueConsumer {
             inner,
             config,
             state: Mutex::new(State { queues: HashMap::new(), paused: HashMap::new(), last_persist: Instant::now() }),
+            carry: Mutex::new(Default::default()),
         })
     }
 
-    /// What has arrived, up to about `max` messages: waits up to `timeout`
-    /// for the first pull result, then takes the ones already waiting
-    /// without waiting more. Larger batches make cheaper plugin calls and
-    /// INSERTs; the latency cost is nil, as nothing waits for more.
-    pub async fn poll_available(&self, timeout: Duration, max: usize) -> Vec<ConsumedMessage> {
-        let mut batch = self.poll(timeout).await;
-        while !batch.is_empty() && batch.len() < max {
-            let more = self.poll(Duration::ZERO).await;
-            if more.is_empty() {
-                break;
+    /// What has arrived, up to about `max` messages and `max_bytes` of
+    /// bodies (one pull result more at most): waits up to `timeout` for the
+    /// first pull result, then takes the ones already waiting without
+    /// waiting more. Larger batches make cheaper plugin calls and INSERTs;
+    /// the latency cost is nil, as nothing waits for more.
+    pub async fn poll_available(&self, timeout: Duration, max: usize, max_bytes: usize) -> Vec<ConsumedMessage> {
+        let mut carried = std::mem::take(&mut *self.carry.lock().await);
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        loop {
+            if carried.is_empty() {
+                let wait = if batch.is_empty() { timeout } else { Duration::ZERO };
+                carried = self.poll(wait).await.into();
+                if carried.is_empty() {
+                    break;
+                }
             }
-            batch.extend(more);
+            // At least one message, then up to the bounds; the rest of a
+            // pull result waits for the next call, in order.
+            while let Some(next) = carried.front() {
+                let full = batch.len() >= max || bytes + next.body.len() > max_bytes;
+                if !batch.is_empty() && full {
+                    *self.carry.lock().await = carried;
+                    return batch;
+                }
+                bytes += next.body.len();
+                batch.extend(carried.pop_front());
+            }
         }
         batch
     }

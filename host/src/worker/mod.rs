@@ -42,6 +42,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum TaskState {
     Unassigned,
     Running,
+    /// Running, but not getting its batches stored (a destination that
+    /// keeps failing); the trace says why.
+    Degraded,
     Paused,
     Failed,
     Restarting,
@@ -53,6 +56,7 @@ impl TaskState {
         match self {
             TaskState::Unassigned => "UNASSIGNED",
             TaskState::Running => "RUNNING",
+            TaskState::Degraded => "DEGRADED",
             TaskState::Paused => "PAUSED",
             TaskState::Failed => "FAILED",
             TaskState::Restarting => "RESTARTING",
@@ -551,14 +555,19 @@ impl Worker {
             .enumerate()
             .map(|(id, task)| {
                 let status = lock(&task.status).clone();
-                let state = match status.state {
-                    TaskState::Running if task.progress.is_paused() => TaskState::Paused,
-                    other => other,
+                let degraded = task.progress.degraded();
+                let (state, trace) = match (status.state, degraded) {
+                    (TaskState::Running, _) if task.progress.is_paused() => (TaskState::Paused, status.trace),
+                    (TaskState::Running, Some(degraded)) => (
+                        TaskState::Degraded,
+                        Some(format!("for {} s: {}", degraded.since.elapsed().as_secs(), degraded.reason)),
+                    ),
+                    (state, _) => (state, status.trace),
                 };
                 TaskView {
                     id: id as u32,
                     state,
-                    trace: status.trace,
+                    trace,
                     worker_id: self.config.worker_id.clone(),
                     restarts: status.restarts,
                     messages: task.progress.messages(),
@@ -569,12 +578,17 @@ impl Worker {
             })
             .collect();
         let failed = tasks.iter().find(|t| t.state == TaskState::Failed);
+        let degraded = tasks.iter().find(|t| t.state == TaskState::Degraded);
         let (state, trace) = if let Some(fault) = &connector.fault {
             (TaskState::Failed, Some(fault.clone()))
         } else if let Some(held) = &connector.held {
             (TaskState::Paused, Some(held.clone()))
         } else if let Some(task) = failed {
             (TaskState::Failed, task.trace.clone())
+        } else if let Some(task) = degraded
+            && connector.target == TargetState::Started
+        {
+            (TaskState::Degraded, task.trace.clone())
         } else {
             let state = match connector.target {
                 TargetState::Started => TaskState::Running,
@@ -637,9 +651,7 @@ impl Worker {
     /// the right role (this compiles user plugins, once).
     fn check_plugins(&self, definition: &ConnectorDefinition) -> Result<(), WorkerError> {
         let plugins: Vec<(String, Role)> = match definition.kind {
-            ConnectorKind::Sink => {
-                SinkSettings::from_definition(definition, &self.config.namesrv_addr)?.plugins()
-            }
+            ConnectorKind::Sink => SinkSettings::from_definition(definition, &self.config.namesrv_addr)?.plugins(),
             ConnectorKind::Source => {
                 if self.config.cluster.is_some() {
                     return Err(WorkerError::Plugin(
