@@ -199,6 +199,34 @@ pub async fn wait_for_rows(standin: &StandIn, table: &str, count: usize, worker:
     }
 }
 
+/// Produce each body as one message, through the CLI as a user would,
+/// over `queues` queues (one gives a total order).
+pub fn produce_to(dir: &Path, topic: &str, bodies: &[String], queues: u32) {
+    let file = dir.join(format!("{}.jsonl", unique("messages")));
+    std::fs::write(&file, bodies.join("\n")).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
+        .args([
+            "rocketmq",
+            "produce",
+            "--namesrv",
+            NAMESRV,
+            "--topic",
+            topic,
+            "--queues",
+            &queues.to_string(),
+            "--lines",
+        ])
+        .arg(file)
+        .status()
+        .unwrap();
+    assert!(status.success(), "producing to {topic} failed");
+}
+
+/// A property of a consumed message.
+pub fn property(message: &ConsumedMessage, key: &str) -> Option<String> {
+    message.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
 /// A name no other test run uses (topics and groups outlive a test).
 pub fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
