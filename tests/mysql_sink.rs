@@ -7,7 +7,9 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{NAMESRV, WorkerProcess, envelope, read_dead_letters, unique, with_broker};
+use rmq_openmldb::plugin::bindings::sql::SqlValue;
 use rmq_openmldb::rocketmq::ConsumedMessage;
+use rmq_openmldb::sql::{SqlConnection, SqlGrantConfig};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -48,6 +50,17 @@ fn mysql_sink(topic: &str, database: &str, extra: Value) -> Value {
 fn numbered_row(id: i64) -> String {
     envelope(json!({"id": id, "name": format!("name-{id}"), "howold": id % 90, "male": id % 2, "company": "c",
                     "money": id as f64 / 4.0, "begin_time": 1640764800000i64 + id}))
+}
+
+/// A connection of the test's own, for quick looks at the server.
+fn admin_connection(database: &str) -> SqlConnection {
+    let config = [
+        ("connection.url".to_string(), format!("jdbc:mysql://127.0.0.1:{}/{database}", db_port())),
+        ("connection.user".to_string(), db_user()),
+        ("connection.password".to_string(), db_password()),
+    ]
+    .into();
+    SqlConnection::open(SqlGrantConfig::from_connector(&config).unwrap().unwrap()).unwrap()
 }
 
 /// `SELECT` as tab-separated lines.
@@ -262,5 +275,69 @@ fn a_killed_worker_and_lost_connections_lose_nothing_and_upsert_writes_each_row_
             "every id exactly once"
         );
         assert!(!sessions.is_empty(), "the test killed the sink's sessions");
+    });
+}
+
+#[test]
+fn a_batch_is_one_transaction_so_killing_the_sinks_session_mid_batch_neither_loses_nor_duplicates() {
+    mariadb();
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let database = fresh_database("sink_tx");
+        let topic = unique("tx");
+        const ROWS: i64 = 30_000;
+        produce(dir.path(), &topic, &(1..=ROWS).map(numbered_row).collect::<Vec<_>>());
+        let worker = WorkerProcess::start(dir.path()).await;
+        // Plain INSERT, no primary key: a batch written twice would show.
+        // batch.size 50: a batch of 2048 messages is 41 statements.
+        let connector = mysql_sink(&topic, &database, json!({"batch.size": "50", "retry.backoff.ms": "50"}));
+        let (status, reply) = worker.post("/connectors/tx", &connector.to_string()).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
+
+        // KILL the sink's session while it is inside a batch, running one
+        // of the batch's 41 statements: the kill lands mid-transaction, not
+        // on its commit.
+        let admin = admin_connection(&database);
+        let in_batch = format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{}' AND DB = '{database}' \
+             AND (INFO LIKE 'INSERT%' OR INFO LIKE 'SAVEPOINT%')",
+            db_user()
+        );
+        let mut kills = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let rows = format!("SELECT COUNT(*) FROM `{topic}`");
+        let written = || match admin.query(rows.clone(), vec![]).map(|r| r.rows) {
+            Ok(rows) => match rows.first().and_then(|r| r.first()) {
+                Some(SqlValue::Int(n)) => *n,
+                _ => 0,
+            },
+            Err(_) => 0,
+        };
+        while kills < 5 && written() < ROWS * 9 / 10 {
+            assert!(Instant::now() < deadline, "could not catch a batch mid-way; log:\n{}", worker.log_text());
+            let sessions = admin.query(in_batch.clone(), vec![]).map(|r| r.rows).unwrap_or_default();
+            for session in sessions {
+                let id = match session[0] {
+                    SqlValue::Uint(id) => id as i64,
+                    SqlValue::Int(id) => id,
+                    _ => continue,
+                };
+                if admin.execute(format!("KILL {id}"), vec![vec![]]).is_ok() {
+                    kills += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        eprintln!("killed the sink's session {kills} times mid-batch");
+        assert!(kills >= 2, "the sink's session was caught mid-batch {kills} times");
+        wait_for_count(&database, &topic, ROWS as u64, &worker).await;
+        assert_eq!(
+            select(&database, &format!("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM `{topic}`")),
+            [format!("{ROWS}\t{ROWS}\t1\t{ROWS}")],
+            "after {kills} kills mid-batch, every id exactly once"
+        );
+        let (_, view) = worker.get("/v1/connectors/tx").await;
+        assert_eq!(view["state"], "RUNNING", "{view}");
     });
 }
