@@ -236,3 +236,124 @@ fn infer_schema_reads_the_envelope() {
     let err = infer_columns(br#"{"id": 1}"#).unwrap_err();
     assert!(err.message.contains("plain JSON carries no schema"), "{}", err.message);
 }
+
+/// Property tests: every input is converted or reported, never a panic;
+/// values round-trip bit for bit.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn typed_schema() -> TableSchema {
+        let col = |name: &str, type_| Column { name: name.into(), type_, nullable: true };
+        TableSchema {
+            database: "demo".into(),
+            table: "typed".into(),
+            columns: vec![
+                col("b", ColumnType::Bool),
+                col("s", ColumnType::Smallint),
+                col("i", ColumnType::Int),
+                col("l", ColumnType::Bigint),
+                col("f", ColumnType::Float),
+                col("d", ColumnType::Double),
+                col("t", ColumnType::String),
+                col("ts", ColumnType::Timestamp),
+            ],
+        }
+    }
+
+    fn raw(body: Vec<u8>) -> Message {
+        Message { body, ..message(Value::Null) }
+    }
+
+    fn finite_f32() -> impl Strategy<Value = f32> {
+        any::<u32>().prop_map(f32::from_bits).prop_filter("finite", |f| f.is_finite())
+    }
+
+    fn finite_f64() -> impl Strategy<Value = f64> {
+        any::<u64>().prop_map(f64::from_bits).prop_filter("finite", |f| f.is_finite())
+    }
+
+    /// Arbitrary JSON, nested a little.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            finite_f64().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            prop::sample::select(vec!["NaN", "Infinity", "-Inf", "1e400", "2021-02-31", " 7 ", "true"])
+                .prop_map(|s| Value::String(s.into())),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec!["b", "s", "i", "l", "f", "d", "t", "ts", "schema", "payload", "x"]),
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_body_is_converted_or_reported_never_a_panic(bodies in prop::collection::vec(
+            prop_oneof![
+                json_value().prop_map(|v| v.to_string().into_bytes()),
+                prop::collection::vec(any::<u8>(), 0..64),
+            ],
+            1..8,
+        )) {
+            let mut converter = JsonConverter::new(&PluginConfig::new(vec![]), typed_schema()).unwrap();
+            let batch: Vec<Message> = bodies.into_iter().map(raw).collect();
+            let out = converter.convert_batch(&batch);
+            for row in &out.rows {
+                prop_assert!((row.source_index as usize) < batch.len());
+                prop_assert_eq!(row.cells.len(), 8);
+            }
+            for failure in &out.failures {
+                prop_assert!((failure.index as usize) < batch.len());
+                prop_assert!(!failure.message.is_empty());
+            }
+            // Each message yields rows, or one failure, never both.
+            for index in 0..batch.len() as u32 {
+                let rows = out.rows.iter().filter(|r| r.source_index == index).count();
+                let failures = out.failures.iter().filter(|f| f.index == index).count();
+                prop_assert!(failures <= 1 && (rows == 0 || failures == 0), "message {}: {} rows, {} failures", index, rows, failures);
+            }
+        }
+
+        #[test]
+        fn typed_values_round_trip_bit_for_bit(
+            b in any::<bool>(), s in any::<i16>(), i in any::<i32>(), l in any::<i64>(),
+            f in finite_f32(), d in finite_f64(), t in any::<String>(), ts in 0i64..=i64::MAX,
+        ) {
+            // The producer's JSON: serde's shortest text for each number
+            // (a float as its own shortest 32-bit text).
+            let body = format!(
+                r#"{{"b":{b},"s":{s},"i":{i},"l":{l},"f":{f:?},"d":{},"t":{},"ts":{ts}}}"#,
+                serde_json::to_string(&d).unwrap(),
+                serde_json::to_string(&t).unwrap(),
+            );
+            let mut converter = JsonConverter::new(&PluginConfig::new(vec![]), typed_schema()).unwrap();
+            let out = converter.convert_batch(&[raw(body.clone().into_bytes())]);
+            prop_assert!(out.failures.is_empty(), "{:?} for {}", out.failures, body);
+            let cells = &out.rows[0].cells;
+            prop_assert_eq!(&cells[0], &Cell::Bool(b));
+            prop_assert_eq!(&cells[1], &Cell::Smallint(s));
+            prop_assert_eq!(&cells[2], &Cell::Int(i));
+            prop_assert_eq!(&cells[3], &Cell::Bigint(l));
+            let Cell::Float(got_f) = cells[4] else { return Err(TestCaseError::fail("no float")) };
+            prop_assert_eq!(got_f.to_bits(), f.to_bits(), "float {} from {}", got_f, body);
+            let Cell::Double(got_d) = cells[5] else { return Err(TestCaseError::fail("no double")) };
+            prop_assert_eq!(got_d.to_bits(), d.to_bits(), "double {} from {}", got_d, body);
+            prop_assert_eq!(&cells[6], &Cell::String(t));
+            prop_assert_eq!(&cells[7], &Cell::Timestamp(ts));
+        }
+    }
+}
