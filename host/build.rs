@@ -21,7 +21,7 @@ const BUILTINS: &[(&str, &str)] = &[
 ];
 
 /// Components only the tests load.
-const TEST_COMPONENTS: &[&str] = &["hostile", "future-version"];
+const TEST_COMPONENTS: &[&str] = &["hostile", "future-version", "trap-converter"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 

@@ -28,3 +28,14 @@ build_host() {
   log "building rmq-openmldb (first build compiles wasmtime: several minutes on 2 cores)"
   cargo build --release --locked -p rmq-openmldb
 }
+
+# schemathesis (PyPI) in a private venv, for the reliability suite's REST fuzzing.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_BIN="$HOME/.cache/rmq-openmldb/toolchains/schemathesis/bin/schemathesis"
+ensure_schemathesis() {
+  if ! "$SCHEMATHESIS_BIN" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into ~/.cache/rmq-openmldb/toolchains/schemathesis"
+    python3 -m venv "$HOME/.cache/rmq-openmldb/toolchains/schemathesis"
+    "$HOME/.cache/rmq-openmldb/toolchains/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The reliability suite in one command: starts Apache RocketMQ on loopback,
+# installs schemathesis (PyPI, a private venv) for the REST fuzzing, and
+# runs `cargo bench --bench reliability`: the worker binary SIGKILLed under
+# load, OpenMLDB (the stand-in) down, slow and failing rows, the broker
+# restarted, malformed and trapping messages, REST fuzzing. It prints one
+# table and fails on any lost message.
+#   scripts/reliability.sh           the quick form (as in CI): 3 kills, a 10 s outage
+#   scripts/reliability.sh --long    20 kills, a 60 s outage, more fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+ensure_rust_targets
+ensure_schemathesis
+scripts/rocketmq.sh start
+trap 'scripts/rocketmq.sh stop' EXIT
+mode="--quick"
+[ "${1:-}" = "--long" ] && mode="--long"
+log "building (the first build takes several minutes)"
+cargo bench --locked -p rmq-openmldb --bench reliability --no-run
+SCHEMATHESIS="$SCHEMATHESIS_BIN" cargo bench --locked -p rmq-openmldb --bench reliability -- "$mode"
