@@ -19,8 +19,20 @@ pub struct RunArgs {
     pub config: PathBuf,
 }
 
+/// The client's rebalance period: a worker that dies unannounced (the
+/// broker only announces joins) loses its queues to the others at their
+/// next rebalance, so that is how long a failover waits. The client's
+/// default is 20 s.
+const REBALANCE_INTERVAL_MS: &str = "1000";
+
 pub fn run(args: RunArgs) -> Result<()> {
     let config = WorkerConfig::load(&args.config)?;
+    if std::env::var_os("rocketmq.client.rebalance.waitInterval").is_none() {
+        // SAFETY: no other thread runs yet (the plugin engine's ticker and
+        // the RocketMQ runtime start below), so nothing reads the
+        // environment while it changes.
+        unsafe { std::env::set_var("rocketmq.client.rebalance.waitInterval", REBALANCE_INTERVAL_MS) };
+    }
     let cache_dir = Some(config.data_dir.join("compiled"));
     let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?);
     let client = RocketMqClient::new()?;

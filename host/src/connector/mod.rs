@@ -14,6 +14,6 @@ pub use config::{
     ConnectorDefinition, ConnectorKind, DefinitionError, PluginSinkConfig, SinkSettings, SinkTarget, SourceSettings,
 };
 pub use positions::{PositionError, PositionStore};
-pub use sink::{SinkError, SinkStats, run_sink_task};
+pub use sink::{SinkError, SinkStats, run_sink_lane, run_sink_task};
 pub use source::{SourceError, SourceStats, run_source_task};
 pub use task::{Degraded, TableCounts, TaskControl, TaskProgress};

@@ -85,6 +85,9 @@ enum Disposition {
     /// Not stored yet (retries ran out, shutdown, or after a halt in its
     /// queue): unacknowledged, it comes back.
     Held,
+    /// Its queue was moved to another consumer before it was written: the
+    /// new owner reads it from the committed offset.
+    Relinquished,
 }
 
 pub(super) fn plugin_message(m: &ConsumedMessage, needs: Needs) -> Message {
@@ -104,9 +107,9 @@ pub(super) fn plugin_message(m: &ConsumedMessage, needs: Needs) -> Message {
     }
 }
 
-/// Run one sink task until its control cancels it or it halts. While the
-/// control says paused it finishes the batch in hand and then neither
-/// polls nor writes.
+/// Run one sink task with a consumer of its own until its control cancels
+/// it or it halts. While the control says paused it finishes the batch in
+/// hand and then neither polls nor writes.
 pub async fn run_sink_task(
     settings: SinkSettings,
     engine: Arc<PluginEngine>,
@@ -114,10 +117,29 @@ pub async fn run_sink_task(
     client: Arc<ClientRuntime>,
     control: TaskControl,
 ) -> Result<SinkStats, SinkError> {
-    let connector = settings.connector.clone();
-    let consumer = QueueConsumer::start(client.clone(), settings.consumer.clone()).await?;
-    let result = run_with_consumer(&settings, &engine, &catalog, client, &consumer, &control).await;
+    let mut consumer_config = settings.consumer.clone();
+    consumer_config.lanes = 1;
+    let consumer = QueueConsumer::start(client.clone(), consumer_config).await?;
+    let result = run_sink_lane(settings, engine, catalog, client, consumer.clone(), 0, control).await;
     consumer.shutdown().await;
+    result
+}
+
+/// Run one sink task on `lane` of the connector's consumer (shared by the
+/// connector's tasks in this process; the caller shuts it down).
+pub async fn run_sink_lane(
+    settings: SinkSettings,
+    engine: Arc<PluginEngine>,
+    catalog: PluginCatalog,
+    client: Arc<ClientRuntime>,
+    consumer: Arc<QueueConsumer>,
+    lane: usize,
+    control: TaskControl,
+) -> Result<SinkStats, SinkError> {
+    let connector = settings.connector.clone();
+    // What an earlier run of this task took and did not acknowledge comes back.
+    consumer.rewind_lane(lane).await;
+    let result = run_with_consumer(&settings, &engine, &catalog, client, &consumer, lane, &control).await;
     if let Err(e) = &result {
         tracing::error!(connector = %connector, "{e}");
     }
@@ -322,7 +344,8 @@ impl Intake<'_> {
 /// The second half of the pipeline: validate, write, dead-letter, acknowledge.
 struct Store<'a> {
     settings: &'a SinkSettings,
-    consumer: &'a QueueConsumer,
+    consumer: &'a Arc<QueueConsumer>,
+    lane: usize,
     /// One writer per open table.
     writers: HashMap<String, RowWriter>,
     dead_letters: Option<Producer>,
@@ -343,6 +366,10 @@ impl Store<'_> {
         let Converted { taken, batch, rows, mut rejected, opened } = converted;
         self.writers.extend(opened);
         let progress = &self.control.progress;
+        // Only queues still ours are written; the guard holds their hand-over
+        // until this batch is acknowledged.
+        let ownership = self.consumer.begin_write(batch.iter().map(|m| m.queue.clone()));
+        let owned = |index: u32| ownership.owns(&batch[index as usize].queue);
         // Everything the destination would refuse is found before anything
         // is written, so errors.tolerance=none can stop in front of it.
         let mut to_write: Vec<(String, Vec<Row>)> = Vec::with_capacity(rows.len());
@@ -370,7 +397,9 @@ impl Store<'_> {
         };
         // A message is stored whole or not at all.
         for (_, table_rows) in &mut to_write {
-            table_rows.retain(|row| !rejected.contains_key(&row.source_index) && before_cut(row.source_index));
+            table_rows.retain(|row| {
+                !rejected.contains_key(&row.source_index) && before_cut(row.source_index) && owned(row.source_index)
+            });
         }
         let started = Instant::now();
         let reports = self.write_all(&to_write).await;
@@ -421,6 +450,9 @@ impl Store<'_> {
         let dispositions: Vec<Disposition> = (0..batch.len() as u32)
             .map(|index| {
                 let message = &batch[index as usize];
+                if !owned(index) {
+                    return Disposition::Relinquished;
+                }
                 let first_bad = halt_at.as_ref().and_then(|h| h.get(&message.queue)).copied();
                 match (rejected.get(&index), first_bad) {
                     (Some(rejection), None) => {
@@ -436,7 +468,9 @@ impl Store<'_> {
                 }
             })
             .collect();
-        self.settle(&batch, dispositions, taken, &to_write, last_error).await
+        let settled = self.settle(&batch, dispositions, taken, &to_write, last_error).await;
+        drop(ownership);
+        settled
     }
 
     /// Every table's rows, written concurrently; reports in `to_write` order.
@@ -513,7 +547,7 @@ impl Store<'_> {
         acknowledge(self.consumer, batch, |i| acknowledged(i as usize)).await;
         self.stats.messages += acked as u64;
         progress.add_messages(acked as u64);
-        progress.committed(self.consumer.in_flight().await > 0);
+        progress.committed(self.consumer.in_flight(self.lane).await > 0);
         if let Some(e) = failure {
             return Err(e);
         }
@@ -586,7 +620,8 @@ async fn run_with_consumer(
     engine: &Arc<PluginEngine>,
     catalog: &PluginCatalog,
     client: Arc<ClientRuntime>,
-    consumer: &QueueConsumer,
+    consumer: &Arc<QueueConsumer>,
+    lane: usize,
     control: &TaskControl,
 ) -> Result<SinkStats, SinkError> {
     let connector = settings.connector.as_str();
@@ -607,8 +642,8 @@ async fn run_with_consumer(
     };
     let mut intake = Intake { settings, engine, catalog, chains: HashMap::new(), held: Vec::new() };
     let mut store =
-        Store { settings, consumer, writers: HashMap::new(), dead_letters, control, stats: SinkStats::default() };
-    let poll = |timeout| consumer.poll_available(timeout, settings.max_batch_messages, settings.max_batch_bytes);
+        Store { settings, consumer, lane, writers: HashMap::new(), dead_letters, control, stats: SinkStats::default() };
+    let poll = |timeout| consumer.poll_lane(lane, timeout, settings.max_batch_messages, settings.max_batch_bytes);
 
     // While batch N is written, batch N+1 is converted. Writes stay in
     // order, one batch at a time.
@@ -687,7 +722,7 @@ fn first_rejected_per_queue(batch: &[ConsumedMessage], rejected: &BTreeMap<u32, 
     first
 }
 
-async fn acknowledge(consumer: &QueueConsumer, batch: &[ConsumedMessage], keep: impl Fn(u32) -> bool) {
+async fn acknowledge(consumer: &Arc<QueueConsumer>, batch: &[ConsumedMessage], keep: impl Fn(u32) -> bool) {
     consumer
         .ack(batch.iter().enumerate().filter(|(i, _)| keep(*i as u32)).map(|(_, m)| (m.queue.clone(), m.queue_offset)))
         .await;

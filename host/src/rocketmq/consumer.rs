@@ -1,24 +1,41 @@
-//! A queue consumer with at-least-once offsets: messages are handed out
-//! per poll, the caller acknowledges each one when it is stored or
-//! dead-lettered, and only the contiguous acknowledged prefix of a queue is
-//! committed. Queues with too many unacknowledged messages are paused until
-//! the pipeline catches up.
+//! A queue consumer with at-least-once offsets and fenced queue ownership.
+//!
+//! One consumer serves all the tasks of a connector in a process: each task
+//! reads its own *lane* (a queue belongs to exactly one lane, by its id), so
+//! the tasks of one worker never take queues from each other and a single
+//! worker rebalances nothing. Messages are handed out per poll; the caller
+//! acknowledges each one when it is stored or dead-lettered; the contiguous
+//! acknowledged prefix of a queue is committed to the broker synchronously
+//! (the broker has confirmed it when `ack` returns). Queues with too many
+//! unacknowledged messages are paused until the pipeline catches up.
+//!
+//! When RocketMQ's rebalancing moves a queue to another worker, the queue is
+//! *revoked* here: nothing more of it is handed out or written, the batch
+//! being written finishes, its acknowledged prefix is committed, and only
+//! then is the queue let go. A queue gained from elsewhere is *pending*: it
+//! is paused for the hand-off grace (the time a previous owner that is still
+//! alive needs to finish and commit), then read from the offset the broker
+//! has durably, never from the client's earlier guess.
 
 use super::client::RocketMqError;
 use super::offsets::QueueProgress;
 use crate::openmldb::{ConfigError, ConnectorConfig};
-use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer};
+use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer, MessageQueueListener, OffsetStore, ReadOffsetType};
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::{MessageTrait, STRING_HASH_SET};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
 
 /// The property the broker sets on pulled messages: the queue's end offset.
 const MAX_OFFSET_PROPERTY: &str = "MAX_OFFSET";
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+
+/// How long a previous owner that is still alive gets to finish the batch
+/// it is writing and commit, before a gained queue is read.
+pub const DEFAULT_HANDOFF_GRACE: Duration = Duration::from_secs(2);
 
 /// `consume.from.where`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +54,15 @@ pub struct ConsumerConfig {
     pub max_in_flight_per_queue: usize,
     /// Messages per pull request.
     pub pull_batch_size: i32,
-    /// How often acknowledged offsets are persisted to the broker; zero
-    /// persists on every acknowledgement, so a killed process redelivers
-    /// only what it had not acknowledged.
-    pub commit_interval: Duration,
     /// The client's instance name; consumers of one group in one process
     /// need distinct ones, or the broker sees one client and both get every
     /// queue.
     pub instance_name: Option<String>,
+    /// Lanes (tasks) the queues are dealt over.
+    pub lanes: usize,
+    /// `rebalance.handoff.grace.ms`: see [`DEFAULT_HANDOFF_GRACE`]. Zero for
+    /// a group no other process reads.
+    pub handoff_grace: Duration,
 }
 
 impl ConsumerConfig {
@@ -80,10 +98,19 @@ impl ConsumerConfig {
                 });
             }
         };
+        let handoff_grace = match get("rebalance.handoff.grace.ms") {
+            None => DEFAULT_HANDOFF_GRACE,
+            Some(raw) => Duration::from_millis(raw.parse().map_err(|_| ConfigError::Invalid {
+                key: "rebalance.handoff.grace.ms".into(),
+                value: raw.to_string(),
+                reason: "expected a whole number of milliseconds".into(),
+            })?),
+        };
         let group = get("task.group.id").map(String::from).unwrap_or_else(|| format!("connect-{connector}"));
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         let mut consumer = ConsumerConfig::new(namesrv, &group, &topic_refs);
         consumer.consume_from = consume_from;
+        consumer.handoff_grace = handoff_grace;
         Ok(consumer)
     }
 
@@ -95,8 +122,9 @@ impl ConsumerConfig {
             consume_from: ConsumeFrom::First,
             max_in_flight_per_queue: 4096,
             pull_batch_size: 256,
-            commit_interval: Duration::ZERO,
             instance_name: None,
+            lanes: 1,
+            handoff_grace: Duration::ZERO,
         }
     }
 }
@@ -118,8 +146,23 @@ impl QueueId {
         }
     }
 
+    fn from_queue(queue: &MessageQueue) -> Self {
+        QueueId {
+            topic: queue.topic().to_string(),
+            broker: queue.broker_name().to_string(),
+            queue_id: queue.queue_id(),
+        }
+    }
+
     fn message_queue(&self) -> MessageQueue {
         MessageQueue::from_parts(self.topic.as_str(), self.broker.as_str(), self.queue_id)
+    }
+
+    /// The lane this queue belongs to: queue ids of one topic spread evenly,
+    /// the same in every process and whatever else is assigned.
+    pub fn lane(&self, lanes: usize) -> usize {
+        let topic: u32 = self.topic.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        (topic.wrapping_add(self.queue_id as u32) as usize) % lanes.max(1)
     }
 }
 
@@ -137,23 +180,81 @@ pub struct ConsumedMessage {
     pub body: bytes::Bytes,
 }
 
+/// Whose a queue is, as this consumer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Gained; paused until the hand-off is over.
+    Pending,
+    /// Read, written and committed here.
+    Owned,
+    /// Lost to another consumer: the batch in hand finishes, then it goes.
+    Revoking,
+}
+
+#[derive(Debug)]
+struct Slot {
+    ownership: Ownership,
+    progress: QueueProgress,
+    /// Batches being written with rows of this queue.
+    writing: usize,
+    /// Paused for having too many unacknowledged messages.
+    backpressure: bool,
+    /// Assigned again while being revoked: taken over once let go.
+    regain: bool,
+}
+
+impl Slot {
+    fn pending() -> Slot {
+        Slot {
+            ownership: Ownership::Pending,
+            progress: QueueProgress::default(),
+            writing: 0,
+            backpressure: false,
+            regain: false,
+        }
+    }
+}
+
+#[derive(Default)]
 struct State {
-    queues: HashMap<QueueId, QueueProgress>,
-    paused: HashMap<QueueId, MessageQueue>,
-    last_persist: Instant,
+    queues: HashMap<QueueId, Slot>,
+    /// Messages handed to each lane's next poll.
+    lanes: Vec<VecDeque<ConsumedMessage>>,
+}
+
+/// Tells the consumer when the client's rebalancing moves queues.
+struct AssignmentListener {
+    changes: mpsc::UnboundedSender<(String, HashSet<MessageQueue>)>,
+}
+
+impl MessageQueueListener for AssignmentListener {
+    fn message_queue_changed(&self, topic: &str, _all: &HashSet<MessageQueue>, assigned: &HashSet<MessageQueue>) {
+        let _ = self.changes.send((topic.to_string(), assigned.clone()));
+    }
 }
 
 pub struct QueueConsumer {
     inner: DefaultLitePullConsumer,
     config: ConsumerConfig,
     state: Mutex<State>,
-    /// Pulled messages past the last batch's bounds, handed out next.
-    carry: Mutex<std::collections::VecDeque<ConsumedMessage>>,
+    offsets: Option<Arc<OffsetStore>>,
+    /// Serialises pulls from the client; lanes take turns pulling for all.
+    pulling: tokio::sync::Mutex<()>,
+    /// Fires when messages reach a lane, or a write finishes.
+    changed: Notify,
+    rebalancer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl QueueConsumer {
     /// Subscribe the group to its topics and start pulling.
-    pub async fn start(client: Arc<ClientRuntime>, config: ConsumerConfig) -> Result<QueueConsumer, RocketMqError> {
+    pub async fn start(
+        client: Arc<ClientRuntime>,
+        config: ConsumerConfig,
+    ) -> Result<Arc<QueueConsumer>, RocketMqError> {
         let consume_from = match config.consume_from {
             ConsumeFrom::First => ConsumeFromWhere::ConsumeFromFirstOffset,
             ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
@@ -175,162 +276,458 @@ impl QueueConsumer {
             .consumer_timeout_millis_when_suspend(3_000)
             .build()
             .map_err(|e| RocketMqError::client("build consumer", e))?;
+        let (changes, incoming) = mpsc::unbounded_channel();
         for topic in &config.topics {
-            inner.subscribe(topic).await.map_err(|e| RocketMqError::client(format!("subscribe {topic}"), e))?;
+            let listener = AssignmentListener { changes: changes.clone() };
+            inner
+                .subscribe_with_listener(topic, "*", listener)
+                .await
+                .map_err(|e| RocketMqError::client(format!("subscribe {topic}"), e))?;
         }
         inner.start().await.map_err(|e| RocketMqError::client("start consumer", e))?;
-        tracing::info!(group = %config.group, topics = ?config.topics, "consumer started");
-        Ok(QueueConsumer {
+        let offsets = inner.offset_store().await;
+        let lanes = config.lanes.max(1);
+        let state = State { lanes: (0..lanes).map(|_| VecDeque::new()).collect(), ..State::default() };
+        tracing::info!(group = %config.group, topics = ?config.topics, lanes, "consumer started");
+        let consumer = Arc::new(QueueConsumer {
             inner,
             config,
-            state: Mutex::new(State { queues: HashMap::new(), paused: HashMap::new(), last_persist: Instant::now() }),
-            carry: Mutex::new(Default::default()),
-        })
+            state: Mutex::new(state),
+            offsets,
+            pulling: tokio::sync::Mutex::new(()),
+            changed: Notify::new(),
+            rebalancer: Mutex::new(None),
+        });
+        let rebalancer = tokio::spawn(rebalance(Arc::downgrade(&consumer), incoming));
+        *lock(&consumer.rebalancer) = Some(rebalancer);
+        Ok(consumer)
     }
 
-    /// What has arrived, up to about `max` messages and `max_bytes` of
-    /// bodies (one pull result more at most): waits up to `timeout` for the
-    /// first pull result, then takes the ones already waiting without
-    /// waiting more. Larger batches make cheaper plugin calls and INSERTs;
-    /// the latency cost is nil, as nothing waits for more.
-    pub async fn poll_available(&self, timeout: Duration, max: usize, max_bytes: usize) -> Vec<ConsumedMessage> {
-        let mut carried = std::mem::take(&mut *self.carry.lock().await);
+    pub fn lanes(&self) -> usize {
+        self.config.lanes.max(1)
+    }
+
+    /// What has arrived for `lane`, up to about `max` messages and
+    /// `max_bytes` of bodies: waits up to `timeout` for the first, then
+    /// takes what is already there without waiting more. Larger batches
+    /// make cheaper plugin calls and INSERTs; the latency cost is nil, as
+    /// nothing waits for more.
+    pub async fn poll_lane(
+        &self,
+        lane: usize,
+        timeout: Duration,
+        max: usize,
+        max_bytes: usize,
+    ) -> Vec<ConsumedMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut batch = Vec::new();
         let mut bytes = 0usize;
+        // After the first messages, pulls that wait for nothing, until one
+        // brings nothing.
+        let mut more = true;
         loop {
-            if carried.is_empty() {
-                let wait = if batch.is_empty() { timeout } else { Duration::ZERO };
-                carried = self.poll(wait).await.into();
-                if carried.is_empty() {
-                    break;
-                }
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.take(lane, max, max_bytes, &mut batch, &mut bytes) || (!batch.is_empty() && !more) {
+                return batch;
             }
-            // At least one message, then up to the bounds; the rest of a
-            // pull result waits for the next call, in order.
-            while let Some(next) = carried.front() {
-                let full = batch.len() >= max || bytes + next.body.len() > max_bytes;
-                if !batch.is_empty() && full {
-                    *self.carry.lock().await = carried;
-                    return batch;
+            let now = tokio::time::Instant::now();
+            if batch.is_empty() && now >= deadline {
+                return batch;
+            }
+            let wait = if batch.is_empty() { (deadline - now).min(Duration::from_millis(500)) } else { Duration::ZERO };
+            // Pull for every lane, or wait for the lane pulling now.
+            tokio::select! {
+                guard = self.pulling.lock() => {
+                    if self.take(lane, max, max_bytes, &mut batch, &mut bytes) {
+                        return batch;
+                    }
+                    let messages = self.inner.poll_with_timeout(wait.as_millis() as u64).await;
+                    drop(guard);
+                    if messages.is_empty() && !batch.is_empty() {
+                        more = false;
+                    }
+                    self.dispatch(messages).await;
                 }
-                bytes += next.body.len();
-                batch.extend(carried.pop_front());
+                _ = &mut notified, if batch.is_empty() => {}
+                _ = tokio::time::sleep_until(deadline), if batch.is_empty() => {}
             }
         }
-        batch
     }
 
-    /// Up to a pull batch of messages (empty after `timeout` with none).
+    /// Up to a pull batch of messages for a one-lane consumer (empty after
+    /// `timeout` with none).
     pub async fn poll(&self, timeout: Duration) -> Vec<ConsumedMessage> {
-        let messages = self.inner.poll_with_timeout(timeout.as_millis() as u64).await;
-        if messages.is_empty() {
-            return Vec::new();
+        self.poll_lane(0, timeout, self.config.pull_batch_size.max(1) as usize, usize::MAX).await
+    }
+
+    /// Move messages from `lane`'s buffer to `batch` within the bounds; true
+    /// when the batch is full.
+    fn take(
+        &self,
+        lane: usize,
+        max: usize,
+        max_bytes: usize,
+        batch: &mut Vec<ConsumedMessage>,
+        bytes: &mut usize,
+    ) -> bool {
+        let mut state = lock(&self.state);
+        let State { lanes, queues, .. } = &mut *state;
+        let Some(buffer) = lanes.get_mut(lane) else { return true };
+        while let Some(next) = buffer.front() {
+            // A queue revoked since its messages arrived: they stay unread here.
+            if queues.get(&next.queue).is_none_or(|s| s.ownership != Ownership::Owned) {
+                buffer.pop_front();
+                continue;
+            }
+            if !batch.is_empty() && (batch.len() >= max || *bytes + next.body.len() > max_bytes) {
+                return true;
+            }
+            *bytes += next.body.len();
+            batch.extend(buffer.pop_front());
         }
-        let mut state = self.state.lock().await;
+        false
+    }
+
+    /// Track pulled messages and hand them to their lanes.
+    async fn dispatch(&self, messages: Vec<MessageExt>) {
+        if messages.is_empty() {
+            return;
+        }
+        let lanes = self.lanes();
         let mut to_pause = Vec::new();
-        let consumed: Vec<ConsumedMessage> = messages
-            .into_iter()
-            .map(|m| {
+        {
+            let mut state = lock(&self.state);
+            for m in messages {
                 let queue = QueueId::of(&m);
-                let progress = state.queues.entry(queue.clone()).or_default();
-                progress.track(m.queue_offset());
+                let State { queues, lanes: buffers } = &mut *state;
+                // Not ours (yet): the client starts pulling a gained queue
+                // before it tells us; it is read again from the committed
+                // offset once it is ours.
+                let Some(slot) = queues.get_mut(&queue).filter(|s| s.ownership == Ownership::Owned) else {
+                    continue;
+                };
+                slot.progress.track(m.queue_offset());
                 // The broker stamps each pulled message with the queue's end.
                 if let Some(end) = m.property(&MAX_OFFSET_PROPERTY.into()).and_then(|v| v.parse().ok()) {
-                    progress.saw_broker_end(end);
+                    slot.progress.saw_broker_end(end);
                 }
-                if progress.in_flight() >= self.config.max_in_flight_per_queue {
-                    to_pause.push(queue.clone());
+                if slot.progress.in_flight() >= self.config.max_in_flight_per_queue && !slot.backpressure {
+                    slot.backpressure = true;
+                    to_pause.push(queue.message_queue());
                 }
-                convert(m, queue)
-            })
-            .collect();
-        let mut pause = Vec::new();
-        for queue in to_pause {
-            if let std::collections::hash_map::Entry::Vacant(slot) = state.paused.entry(queue) {
-                let mq = slot.key().message_queue();
-                slot.insert(mq.clone());
-                pause.push(mq);
+                let lane = queue.lane(lanes);
+                buffers[lane].push_back(convert(m, queue));
             }
         }
-        drop(state);
-        if !pause.is_empty() {
-            tracing::debug!(queues = pause.len(), "pausing queues: too many unacknowledged messages");
-            self.inner.pause(pause).await;
+        self.changed.notify_waiters();
+        if !to_pause.is_empty() {
+            tracing::debug!(queues = to_pause.len(), "pausing queues: too many unacknowledged messages");
+            self.inner.pause(to_pause).await;
         }
-        consumed
+    }
+
+    /// The queues of `queues` this consumer may still write, marked as
+    /// being written until the guard is dropped; a revoked queue is let go
+    /// only after its guards are.
+    pub fn begin_write(self: &Arc<Self>, queues: impl IntoIterator<Item = QueueId>) -> WriteGuard {
+        let mut owned = HashSet::new();
+        let mut state = lock(&self.state);
+        for queue in queues {
+            if let Some(slot) = state.queues.get_mut(&queue)
+                && slot.ownership == Ownership::Owned
+                && owned.insert(queue)
+            {
+                slot.writing += 1;
+            }
+        }
+        WriteGuard { consumer: self.clone(), queues: owned }
     }
 
     /// These messages are stored or dead-lettered. Commits the contiguous
-    /// acknowledged prefix of their queues, and resumes paused queues that
-    /// caught up.
+    /// acknowledged prefix of their queues to the broker (confirmed when
+    /// this returns), and resumes paused queues that caught up. Queues no
+    /// longer this consumer's are left to their new owner.
     pub async fn ack(&self, acked: impl IntoIterator<Item = (QueueId, i64)>) {
-        let mut state = self.state.lock().await;
-        for (queue, offset) in acked {
-            if let Some(progress) = state.queues.get_mut(&queue) {
-                progress.ack(offset);
+        let mut resume = Vec::new();
+        let commits = {
+            let mut state = lock(&self.state);
+            for (queue, offset) in acked {
+                if let Some(slot) = state.queues.get_mut(&queue) {
+                    slot.progress.ack(offset);
+                }
             }
-        }
-        let resume: Vec<QueueId> = state
-            .paused
-            .keys()
-            .filter(|q| state.queues.get(*q).is_none_or(|p| p.in_flight() < self.config.max_in_flight_per_queue / 2))
-            .cloned()
-            .collect();
-        let resume: Vec<MessageQueue> = resume.into_iter().filter_map(|q| state.paused.remove(&q)).collect();
-        let persist = state.last_persist.elapsed() >= self.config.commit_interval;
-        let offsets = take_commits(&mut state);
-        if persist {
-            state.last_persist = Instant::now();
-        }
-        drop(state);
-        if !offsets.is_empty() {
-            self.inner.commit_with_map(offsets, persist).await;
-        }
+            for (queue, slot) in state.queues.iter_mut() {
+                if slot.backpressure && slot.progress.in_flight() < self.config.max_in_flight_per_queue / 2 {
+                    slot.backpressure = false;
+                    if slot.ownership == Ownership::Owned {
+                        resume.push(queue.message_queue());
+                    }
+                }
+            }
+            pending_commits(&state)
+        };
+        self.commit(commits).await;
         if !resume.is_empty() {
             self.inner.resume(resume).await;
         }
     }
 
+    /// Send commits to the broker and wait for its answers; a commit that
+    /// fails is sent again with the next acknowledgement.
+    async fn commit(&self, commits: Vec<(QueueId, i64)>) {
+        if commits.is_empty() {
+            return;
+        }
+        let sends = commits.iter().map(|(queue, offset)| self.commit_one(queue, *offset));
+        let results = futures::future::join_all(sends).await;
+        let mut state = lock(&self.state);
+        for ((queue, offset), done) in commits.into_iter().zip(results) {
+            if done && let Some(slot) = state.queues.get_mut(&queue) {
+                slot.progress.mark_committed(offset);
+            }
+        }
+    }
+
+    async fn commit_one(&self, queue: &QueueId, offset: i64) -> bool {
+        let Some(store) = &self.offsets else { return false };
+        let mq = queue.message_queue();
+        store.update_offset(&mq, offset, true).await;
+        match store.update_consume_offset_to_broker(&mq, offset, false).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(group = %self.config.group, queue = ?queue, offset, "commit not confirmed, will retry: {e}");
+                false
+            }
+        }
+    }
+
     /// Messages behind the broker's end, per queue, as of the last pulls.
     pub async fn lag(&self) -> Vec<(QueueId, i64)> {
-        let state = self.state.lock().await;
-        state.queues.iter().filter_map(|(q, p)| p.lag().map(|lag| (q.clone(), lag))).collect()
+        let state = lock(&self.state);
+        state.queues.iter().filter_map(|(q, s)| s.progress.lag().map(|lag| (q.clone(), lag))).collect()
     }
 
-    /// Unacknowledged messages across all queues.
-    pub async fn in_flight(&self) -> usize {
-        self.state.lock().await.queues.values().map(QueueProgress::in_flight).sum()
+    /// Unacknowledged messages of `lane`'s queues.
+    pub async fn in_flight(&self, lane: usize) -> usize {
+        let lanes = self.lanes();
+        let state = lock(&self.state);
+        state.queues.iter().filter(|(q, _)| q.lane(lanes) == lane).map(|(_, s)| s.progress.in_flight()).sum()
     }
 
-    /// Persist what is acknowledged, and nothing more, then stop.
-    pub async fn shutdown(self) {
-        let offsets = {
-            let mut state = self.state.lock().await;
-            let mut all = take_commits(&mut state);
-            for (queue, progress) in &state.queues {
-                if let Some(offset) = progress.committed() {
-                    all.entry(queue.message_queue()).or_insert(offset);
-                }
-            }
-            all
+    /// A restarted task reads its lane again from the last acknowledged
+    /// message: what it had taken and not acknowledged comes back.
+    pub async fn rewind_lane(&self, lane: usize) {
+        let lanes = self.lanes();
+        let rewind: Vec<(QueueId, i64)> = {
+            let mut state = lock(&self.state);
+            state.lanes[lane].clear();
+            state
+                .queues
+                .iter_mut()
+                .filter(|(q, s)| q.lane(lanes) == lane && s.ownership == Ownership::Owned && s.progress.in_flight() > 0)
+                .filter_map(|(q, s)| {
+                    let from = s.progress.rewind()?;
+                    Some((q.clone(), from))
+                })
+                .collect()
         };
-        if !offsets.is_empty() {
-            self.inner.commit_with_map(offsets, true).await;
+        for (queue, offset) in rewind {
+            if let Err(e) = self.inner.seek(&queue.message_queue(), offset).await {
+                tracing::warn!(queue = ?queue, offset, "rewinding a restarted task's queue: {e}");
+            }
         }
+    }
+
+    /// Commit what is acknowledged, and nothing more, then stop.
+    pub async fn shutdown(&self) {
+        if let Some(rebalancer) = lock(&self.rebalancer).take() {
+            rebalancer.abort();
+        }
+        let commits = {
+            let state = lock(&self.state);
+            pending_commits(&state)
+        };
+        self.commit(commits).await;
         self.inner.shutdown().await;
         tracing::info!(group = %self.config.group, "consumer stopped");
     }
-}
 
-fn take_commits(state: &mut State) -> HashMap<MessageQueue, i64> {
-    let mut offsets = HashMap::new();
-    for (queue, progress) in state.queues.iter_mut() {
-        if let Some(offset) = progress.pending_commit() {
-            progress.mark_committed(offset);
-            offsets.insert(queue.message_queue(), offset);
+    /// Queues moved by a rebalance: revoke the lost ones, take over the
+    /// gained ones. Each goes on in its own task.
+    async fn reassign(self: &Arc<Self>, topic: &str, assigned: HashSet<MessageQueue>) {
+        let assigned: HashSet<QueueId> = assigned.iter().map(QueueId::from_queue).collect();
+        let (lost, gained) = {
+            let mut state = lock(&self.state);
+            let lost: Vec<QueueId> = state
+                .queues
+                .iter()
+                .filter(|(q, s)| q.topic == topic && !assigned.contains(q) && s.ownership != Ownership::Revoking)
+                .map(|(q, _)| q.clone())
+                .collect();
+            for queue in &lost {
+                if let Some(slot) = state.queues.get_mut(queue) {
+                    slot.ownership = Ownership::Revoking;
+                }
+            }
+            for queue in &assigned {
+                if let Some(slot) = state.queues.get_mut(queue) {
+                    slot.regain = slot.ownership == Ownership::Revoking;
+                }
+            }
+            let gained: Vec<QueueId> = assigned.iter().filter(|q| !state.queues.contains_key(*q)).cloned().collect();
+            for queue in &gained {
+                state.queues.insert(queue.clone(), Slot::pending());
+            }
+            (lost, gained)
+        };
+        if !gained.is_empty() {
+            self.inner.pause(gained.iter().map(QueueId::message_queue).collect()).await;
+        }
+        for queue in lost {
+            tokio::spawn(self.clone().revoke(queue));
+        }
+        for queue in gained {
+            tokio::spawn(self.clone().take_over(queue));
         }
     }
-    offsets
+
+    /// Let a lost queue go once the batch being written with it is done
+    /// and its acknowledged prefix is committed.
+    async fn revoke(self: Arc<Self>, queue: QueueId) {
+        loop {
+            let notified = self.changed.notified();
+            let writing = lock(&self.state).queues.get(&queue).map_or(0, |s| s.writing);
+            if writing == 0 {
+                break;
+            }
+            notified.await;
+        }
+        let commit = {
+            let state = lock(&self.state);
+            state.queues.get(&queue).and_then(|s| s.progress.pending_commit()).map(|o| (queue.clone(), o))
+        };
+        self.commit(commit.into_iter().collect()).await;
+        let regain = {
+            let mut state = lock(&self.state);
+            match state.queues.get(&queue).map(|s| (s.ownership, s.regain)) {
+                Some((Ownership::Revoking, true)) => {
+                    state.queues.insert(queue.clone(), Slot::pending());
+                    true
+                }
+                Some((Ownership::Revoking, false)) => {
+                    state.queues.remove(&queue);
+                    false
+                }
+                _ => false,
+            }
+        };
+        if regain {
+            self.inner.pause(vec![queue.message_queue()]).await;
+            tokio::spawn(self.clone().take_over(queue));
+        } else {
+            tracing::info!(group = %self.config.group, queue = ?queue, "queue handed over");
+        }
+    }
+
+    /// Read a gained queue from the offset the broker holds durably, after
+    /// the previous owner (if it is still alive) had time to commit.
+    async fn take_over(self: Arc<Self>, queue: QueueId) {
+        let mq = queue.message_queue();
+        let committed = match &self.offsets {
+            Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
+            None => -1,
+        };
+        // Committed before: a previous owner may still be finishing.
+        let committed = if committed >= 0 && !self.config.handoff_grace.is_zero() {
+            tokio::time::sleep(self.config.handoff_grace).await;
+            match &self.offsets {
+                Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
+                None => committed,
+            }
+        } else {
+            committed
+        };
+        if lock(&self.state).queues.get(&queue).is_none_or(|s| s.ownership != Ownership::Pending) {
+            return;
+        }
+        let start = if committed >= 0 {
+            Some(committed)
+        } else {
+            // A new group: where consume.from.where says.
+            let bound = match self.config.consume_from {
+                ConsumeFrom::First => self.inner.min_offset(&mq).await,
+                ConsumeFrom::Last => self.inner.max_offset(&mq).await,
+            };
+            bound.ok()
+        };
+        match start {
+            Some(offset) => {
+                if let Err(e) = self.inner.seek(&mq, offset).await {
+                    tracing::warn!(queue = ?queue, offset, "seeking a gained queue: {e}");
+                }
+            }
+            None => tracing::warn!(queue = ?queue, "no start offset for a gained queue; reading where the client is"),
+        }
+        {
+            let mut state = lock(&self.state);
+            if let Some(slot) = state.queues.get_mut(&queue)
+                && slot.ownership == Ownership::Pending
+            {
+                slot.ownership = Ownership::Owned;
+                slot.progress = start.map(QueueProgress::starting_at).unwrap_or_default();
+            }
+        }
+        self.inner.resume(vec![mq]).await;
+        tracing::info!(group = %self.config.group, queue = ?queue, from = ?start, "queue taken over");
+    }
+}
+
+/// The rebalancer: applies the client's assignment changes in order.
+async fn rebalance(
+    consumer: std::sync::Weak<QueueConsumer>,
+    mut changes: mpsc::UnboundedReceiver<(String, HashSet<MessageQueue>)>,
+) {
+    while let Some((topic, assigned)) = changes.recv().await {
+        let Some(consumer) = consumer.upgrade() else { return };
+        consumer.reassign(&topic, assigned).await;
+    }
+}
+
+/// Queues being written in one batch; dropping it lets revoked queues go.
+pub struct WriteGuard {
+    consumer: Arc<QueueConsumer>,
+    queues: HashSet<QueueId>,
+}
+
+impl WriteGuard {
+    /// Whether rows of `queue` may be written in this batch.
+    pub fn owns(&self, queue: &QueueId) -> bool {
+        self.queues.contains(queue)
+    }
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        let mut state = lock(&self.consumer.state);
+        for queue in &self.queues {
+            if let Some(slot) = state.queues.get_mut(queue) {
+                slot.writing = slot.writing.saturating_sub(1);
+            }
+        }
+        drop(state);
+        self.consumer.changed.notify_waiters();
+    }
+}
+
+fn pending_commits(state: &State) -> Vec<(QueueId, i64)> {
+    state
+        .queues
+        .iter()
+        .filter(|(_, s)| s.ownership != Ownership::Pending)
+        .filter_map(|(q, s)| s.progress.pending_commit().map(|o| (q.clone(), o)))
+        .collect()
 }
 
 fn convert(message: MessageExt, queue: QueueId) -> ConsumedMessage {
@@ -375,6 +772,7 @@ mod tests {
             (c.group.as_str(), c.topics.clone(), c.consume_from),
             ("connect-jdbc-sink", vec!["employee_test".to_string()], ConsumeFrom::Last)
         );
+        assert_eq!(c.handoff_grace, DEFAULT_HANDOFF_GRACE);
         let c = ConsumerConfig::for_sink_connector(
             "ns:9876",
             "s",
@@ -382,10 +780,12 @@ mod tests {
                 ("connect.topicnames", "a;b, c"),
                 ("task.group.id", "g1"),
                 ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+                ("rebalance.handoff.grace.ms", "500"),
             ]),
         )
         .unwrap();
         assert_eq!((c.group.as_str(), c.topics.len(), c.consume_from), ("g1", 3, ConsumeFrom::First));
+        assert_eq!(c.handoff_grace, Duration::from_millis(500));
     }
 
     #[test]
@@ -406,5 +806,45 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("consume.from.where") && err.contains("\"NOW\""), "{err}");
+    }
+
+    #[test]
+    fn queues_of_a_topic_are_dealt_evenly_over_the_lanes() {
+        let lanes: Vec<usize> =
+            (0..8).map(|q| QueueId { topic: "t".into(), broker: "b".into(), queue_id: q }.lane(8)).collect();
+        let mut sorted = lanes.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..8).collect::<Vec<_>>(), "one queue per lane");
+        let again: Vec<usize> =
+            (0..8).map(|q| QueueId { topic: "t".into(), broker: "b".into(), queue_id: q }.lane(8)).collect();
+        assert_eq!(lanes, again, "the same in every process");
+        assert_eq!(QueueId { topic: "t".into(), broker: "b".into(), queue_id: 5 }.lane(1), 0);
+    }
+}
+
+/// The consumer the tasks of one connector share in this process, started
+/// by the first task that runs (the broker may be down when the connector
+/// is created) and stopped after the last one.
+pub struct SharedConsumer {
+    client: Arc<ClientRuntime>,
+    config: ConsumerConfig,
+    started: tokio::sync::OnceCell<Arc<QueueConsumer>>,
+}
+
+impl SharedConsumer {
+    pub fn new(client: Arc<ClientRuntime>, config: ConsumerConfig) -> Arc<SharedConsumer> {
+        Arc::new(SharedConsumer { client, config, started: tokio::sync::OnceCell::new() })
+    }
+
+    /// The consumer, started on first use.
+    pub async fn get(&self) -> Result<Arc<QueueConsumer>, RocketMqError> {
+        self.started.get_or_try_init(|| QueueConsumer::start(self.client.clone(), self.config.clone())).await.cloned()
+    }
+
+    /// Commit what is acknowledged and stop, if it was started.
+    pub async fn shutdown(&self) {
+        if let Some(consumer) = self.started.get() {
+            consumer.shutdown().await;
+        }
     }
 }

@@ -15,5 +15,5 @@ pub mod offsets;
 pub mod producer;
 
 pub use client::{RocketMqClient, RocketMqError};
-pub use consumer::{ConsumeFrom, ConsumedMessage, ConsumerConfig, QueueConsumer, QueueId};
+pub use consumer::{ConsumeFrom, ConsumedMessage, ConsumerConfig, QueueConsumer, QueueId, SharedConsumer, WriteGuard};
 pub use producer::{OutgoingMessage, Producer};

@@ -20,6 +20,18 @@ pub struct QueueProgress {
 }
 
 impl QueueProgress {
+    /// A queue read from `offset`, which the broker holds as committed.
+    pub fn starting_at(offset: i64) -> Self {
+        QueueProgress { committable: Some(offset), committed: Some(offset), ..QueueProgress::default() }
+    }
+
+    /// Forget what was handed out and not acknowledged: it is read again
+    /// from the returned offset (the first unacknowledged one).
+    pub fn rewind(&mut self) -> Option<i64> {
+        self.in_flight.clear();
+        self.committable
+    }
+
     /// A message at `offset` was handed to the pipeline.
     pub fn track(&mut self, offset: i64) {
         if self.committable.is_none() {

@@ -15,11 +15,11 @@ pub use store::{ConnectorStore, StoreError, StoredConnector, TargetState};
 use crate::connector::config::mask_secrets;
 use crate::connector::{
     ConnectorDefinition, ConnectorKind, DefinitionError, PositionStore, SinkError, SinkSettings, SourceSettings,
-    TaskControl, TaskProgress, run_sink_task, run_source_task,
+    TaskControl, TaskProgress, run_sink_lane, run_source_task,
 };
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, PluginEngine, Role};
-use crate::rocketmq::QueueConsumer;
+use crate::rocketmq::{QueueConsumer, SharedConsumer};
 use cluster::{Change, ClusterLog};
 use rocketmq_client_rust::ClientRuntime;
 use serde::Serialize;
@@ -156,6 +156,8 @@ struct TaskRunner {
     status: Arc<Mutex<TaskStatus>>,
     progress: Arc<TaskProgress>,
     handle: JoinHandle<()>,
+    /// A sink connector's consumer, shared by its tasks in this worker.
+    consumer: Option<Arc<SharedConsumer>>,
 }
 
 struct Connector {
@@ -678,22 +680,26 @@ impl Worker {
     fn start_tasks(&self, definition: &ConnectorDefinition, target: TargetState) -> Vec<TaskRunner> {
         let namesrv = &self.config.namesrv_addr;
         let plans: Vec<Result<TaskPlan, String>> = match definition.kind {
-            ConnectorKind::Sink => (0..definition.max_tasks)
-                .map(|task| {
-                    SinkSettings::from_definition(definition, namesrv)
-                        .map(|mut s| {
-                            s.task = task;
-                            s.consumer.instance_name = Some(format!(
-                                "{}-{}-{}-{task}",
-                                self.config.worker_id,
-                                std::process::id(),
-                                definition.name
-                            ));
-                            TaskPlan::Sink(Box::new(s))
+            // One consumer for all the connector's tasks here: each task
+            // reads its own lane of queues, so the tasks of one worker never
+            // take queues from each other.
+            ConnectorKind::Sink => match SinkSettings::from_definition(definition, namesrv) {
+                Ok(settings) => {
+                    let mut consumer = settings.consumer.clone();
+                    consumer.lanes = definition.max_tasks as usize;
+                    consumer.instance_name =
+                        Some(format!("{}-{}-{}", self.config.worker_id, std::process::id(), definition.name));
+                    let shared = SharedConsumer::new(self.environment.client.clone(), consumer);
+                    (0..definition.max_tasks)
+                        .map(|task| {
+                            let mut settings = settings.clone();
+                            settings.task = task;
+                            Ok(TaskPlan::Sink(Box::new(settings), shared.clone()))
                         })
-                        .map_err(|e| e.to_string())
-                })
-                .collect(),
+                        .collect()
+                }
+                Err(e) => vec![Err(e.to_string())],
+            },
             ConnectorKind::Source => {
                 let positions = PositionStore::open(&self.config.data_dir, &definition.name).map_err(|e| e.to_string());
                 match (SourceSettings::for_tasks(definition, namesrv), positions) {
@@ -714,8 +720,12 @@ impl Worker {
                 let status =
                     Arc::new(Mutex::new(TaskStatus { state: TaskState::Unassigned, trace: None, restarts: 0 }));
                 let control = TaskControl { cancel: cancel.clone(), paused, progress: progress.clone() };
+                let consumer = match &plan {
+                    Ok(TaskPlan::Sink(_, consumer)) => Some(consumer.clone()),
+                    _ => None,
+                };
                 let handle = tokio::spawn(supervise(plan, self.environment.clone(), control, status.clone()));
-                TaskRunner { cancel, pause, status, progress, handle }
+                TaskRunner { cancel, pause, status, progress, handle, consumer }
             })
             .collect()
     }
@@ -723,7 +733,7 @@ impl Worker {
 
 /// Cluster mode: apply each change read from the config topic, then
 /// acknowledge it (so a restart reads on from there).
-async fn read_cluster_changes(worker: Arc<Worker>, consumer: QueueConsumer, cancel: CancellationToken) {
+async fn read_cluster_changes(worker: Arc<Worker>, consumer: Arc<QueueConsumer>, cancel: CancellationToken) {
     loop {
         let batch = tokio::select! {
             batch = consumer.poll(Duration::from_millis(500)) => batch,
@@ -739,17 +749,41 @@ async fn read_cluster_changes(worker: Arc<Worker>, consumer: QueueConsumer, canc
     consumer.shutdown().await;
 }
 
-/// Cancel tasks and wait for them to persist their offsets and stop.
+/// Cancel tasks, wait for them to stop (aborting those that do not within
+/// the stop timeout), then commit and stop the consumers they shared.
 async fn stop_tasks(tasks: Vec<TaskRunner>) {
     for task in &tasks {
         task.cancel.cancel();
     }
-    for task in tasks {
-        let abort = task.handle.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, task.handle).await.is_err() {
-            tracing::warn!("a task did not stop within {STOP_TIMEOUT:?}; abandoning it");
-            abort.abort();
+    let mut consumers: Vec<Arc<SharedConsumer>> = Vec::new();
+    let stops = tasks.into_iter().map(|task| {
+        if let Some(consumer) = &task.consumer
+            && !consumers.iter().any(|c| Arc::ptr_eq(c, consumer))
+        {
+            consumers.push(consumer.clone());
         }
+        async move {
+            let abort = task.handle.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task.handle).await.is_err() {
+                tracing::warn!("a task did not stop within {STOP_TIMEOUT:?}; aborting it");
+                abort.abort();
+            }
+        }
+    });
+    // All at once: one stuck task costs one timeout, not one each.
+    futures::future::join_all(stops.collect::<Vec<_>>()).await;
+    for consumer in consumers {
+        consumer.shutdown().await;
+    }
+}
+
+/// Aborts a spawned task when dropped, so aborting a supervisor also ends
+/// the task it runs.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -761,21 +795,22 @@ fn set_status(status: &Mutex<TaskStatus>, state: TaskState, trace: Option<String
 
 /// What one task runs.
 enum TaskPlan {
-    Sink(Box<SinkSettings>),
+    /// A sink task on its lane (`settings.task`) of the connector's consumer.
+    Sink(Box<SinkSettings>, Arc<SharedConsumer>),
     Source(SourceSettings, PositionStore),
 }
 
 impl TaskPlan {
     fn connector(&self) -> &str {
         match self {
-            TaskPlan::Sink(s) => &s.connector,
+            TaskPlan::Sink(s, _) => &s.connector,
             TaskPlan::Source(s, _) => &s.connector,
         }
     }
 
     fn task(&self) -> u32 {
         match self {
-            TaskPlan::Sink(s) => s.task,
+            TaskPlan::Sink(s, _) => s.task,
             TaskPlan::Source(s, _) => s.task,
         }
     }
@@ -784,15 +819,22 @@ impl TaskPlan {
     async fn run(&self, environment: &TaskEnvironment, control: &TaskControl) -> Result<(), (bool, String)> {
         // Its own tokio task, so a panic in it is a failure we can report.
         let run = match self {
-            TaskPlan::Sink(settings) => tokio::spawn({
-                let task = run_sink_task(
-                    settings.as_ref().clone(),
+            TaskPlan::Sink(settings, consumer) => tokio::spawn({
+                let (settings, consumer) = (settings.as_ref().clone(), consumer.clone());
+                let (engine, catalog, client, control) = (
                     environment.engine.clone(),
                     environment.catalog.clone(),
                     environment.client.clone(),
                     control.clone(),
                 );
-                async move { task.await.map(|_| ()).map_err(|e| (matches!(e, SinkError::Halted { .. }), e.to_string())) }
+                async move {
+                    let consumer = consumer.get().await.map_err(|e| (false, e.to_string()))?;
+                    let lane = settings.task as usize;
+                    run_sink_lane(settings, engine, catalog, client, consumer, lane, control)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (matches!(e, SinkError::Halted { .. }), e.to_string()))
+                }
             }),
             TaskPlan::Source(settings, positions) => tokio::spawn({
                 let task = run_source_task(
@@ -806,7 +848,8 @@ impl TaskPlan {
                 async move { task.await.map(|_| ()).map_err(|e| (e.is_permanent(), e.to_string())) }
             }),
         };
-        match run.await {
+        let mut run = AbortOnDrop(run);
+        match (&mut run.0).await {
             Ok(result) => result,
             Err(e) => Err((false, format!("connector {}: task panicked: {e}", self.connector()))),
         }

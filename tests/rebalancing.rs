@@ -1,0 +1,106 @@
+//! Queue ownership, tried as a user would: the worker binary, connector
+//! JSON over HTTP, the real broker. With `max.tasks=8` and plain INSERT
+//! (no key, nothing to absorb a duplicate) every id arrives exactly once,
+//! in the OpenMLDB stand-in and in MariaDB: no task ever writes a queue
+//! another has taken, and nothing is read twice without a failure.
+
+#![recursion_limit = "512"]
+
+mod common;
+
+use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
+use common::{WorkerProcess, guide_sink, produce_to, standin, unique, with_broker};
+use openmldb_standin::store::Value;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const MESSAGES: u64 = 200_000;
+
+fn body(id: u64) -> String {
+    json!({"id": id, "tag": format!("row-{id}")}).to_string()
+}
+
+#[test]
+fn eight_tasks_in_one_worker_write_every_id_exactly_once_with_plain_insert() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("eight");
+        let api = rmq_openmldb::openmldb::ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+        let ddl = format!("CREATE TABLE {topic} (id bigint, tag string, INDEX(KEY=id))");
+        assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
+        produce_to(dir.path(), &topic, &(0..MESSAGES).map(body).collect::<Vec<_>>(), 8);
+        let worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["max-task"] = json!("8");
+        connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
+        let (_, reply) = worker.post("/connectors/eight", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let counts = loop {
+            let counts: BTreeMap<i64, u64> = {
+                let catalog = standin.state.catalog.lock().unwrap();
+                let mut counts = BTreeMap::new();
+                for row in &catalog.databases["rocketmq_test"][&topic].rows {
+                    if let Some(Value::BigInt(id)) = row.first() {
+                        *counts.entry(*id).or_default() += 1;
+                    }
+                }
+                counts
+            };
+            if counts.len() as u64 >= MESSAGES || Instant::now() > deadline {
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        // A moment more: a late duplicate would land now.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rows: u64 = {
+            let catalog = standin.state.catalog.lock().unwrap();
+            catalog.databases["rocketmq_test"][&topic].rows.len() as u64
+        };
+        assert_eq!(counts.len() as u64, MESSAGES, "every id arrived; log:\n{}", worker.log_text());
+        assert_eq!(rows, MESSAGES, "and none twice ({} duplicates)", rows - MESSAGES);
+        let (_, view) = worker.get("/v1/connectors/eight").await;
+        assert_eq!(view["tasks"].as_array().map(Vec::len), Some(8), "{view}");
+    });
+}
+
+#[test]
+fn eight_tasks_into_mysql_without_a_key_write_every_id_exactly_once() {
+    mariadb();
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let database = fresh_database("eight");
+        let topic = unique("eight_mysql");
+        sql(Some(&database), &format!("CREATE TABLE `{topic}` (id BIGINT, tag VARCHAR(32))"));
+        produce_to(dir.path(), &topic, &(0..MESSAGES).map(body).collect::<Vec<_>>(), 8);
+        let worker = WorkerProcess::start(dir.path()).await;
+        let connector = json!({
+            "connector.class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
+            "max.tasks": "8",
+            "connect.topicnames": topic,
+            "connection.url": format!("jdbc:mysql://127.0.0.1:{}/{database}", db_port()),
+            "connection.user": db_user(),
+            "connection.password": db_password(),
+            "insert.mode": "INSERT",
+            "consume.from.where": "CONSUME_FROM_FIRST_OFFSET",
+            "value.converter": "json-converter"
+        });
+        let (_, reply) = worker.post("/connectors/eight-mysql", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        let count = || sql(Some(&database), &format!("SELECT COUNT(*) FROM `{topic}`")).trim().parse::<u64>().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while count() < MESSAGES && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            sql(Some(&database), &format!("SELECT COUNT(*), COUNT(DISTINCT id) FROM `{topic}`")).trim(),
+            format!("{MESSAGES}\t{MESSAGES}"),
+            "every id once; log:\n{}",
+            worker.log_text()
+        );
+    });
+}
