@@ -249,7 +249,7 @@ fn each_mode_reads_what_it_promises() {
         wait_until_sent(&worker, "bulk-source", 6).await;
         sql(Some(&database), &format!("INSERT INTO `{bulk}` (id, name) VALUES (4, 'd');"));
         wait_until_sent(&worker, "bulk-source", 13).await;
-        let rows = table_rows(&standin, &bulk).await;
+        let rows = settled_rows(&standin, &bulk, 13, &worker).await;
         // The sink appends each read (OpenMLDB tables append); every read holds every row.
         assert!(rows.len() >= 9, "{rows:?}");
         let first_read: Vec<&Value> = rows.iter().filter(|r| r[0] == json!(1)).collect();
