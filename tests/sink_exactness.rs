@@ -47,7 +47,18 @@ fn doubles() -> Vec<f64> {
 
 /// Floats whose text rounds differently through f64, extremes, -0.0.
 fn floats() -> Vec<f32> {
-    vec![1.1, f32::MAX, f32::MIN, 1e-45, f32::MIN_POSITIVE, -0.0, 16_777_216.0, 0.1, std::f32::consts::PI, 7.038_531e-26]
+    vec![
+        1.1,
+        f32::MAX,
+        f32::MIN,
+        1e-45,
+        f32::MIN_POSITIVE,
+        -0.0,
+        16_777_216.0,
+        0.1,
+        std::f32::consts::PI,
+        7.038_531e-26,
+    ]
 }
 
 const STRINGS: &[&str] = &["", "it's", "back\\slash \"quoted\"", "中文 ☃ 🎉", "line\nbreak\ttab", "NULL"];

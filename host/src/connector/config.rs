@@ -206,10 +206,19 @@ impl ConnectorDefinition {
         let definition = ConnectorDefinition { name: name.to_string(), kind, max_tasks, posted, config };
         match kind {
             ConnectorKind::Sink => {
-                SinkSettings::from_definition(&definition, namesrv)?;
+                let settings = SinkSettings::from_definition(&definition, namesrv)?;
+                check_plugin_name("value.converter", &settings.converter.plugin)?;
+                for (alias, transform) in transform_aliases(&definition.config).iter().zip(&settings.transforms) {
+                    check_plugin_name(&format!("transforms.{alias}.type"), &transform.plugin)?;
+                }
+                if let SinkTarget::Plugin(sink) = &settings.target {
+                    check_plugin_name("sink.plugin", &sink.plugin)?;
+                }
             }
             ConnectorKind::Source => {
-                SourceSettings::for_tasks(&definition, namesrv)?;
+                for task in SourceSettings::for_tasks(&definition, namesrv)?.iter().take(1) {
+                    check_plugin_name("source.plugin", &task.plugin)?;
+                }
             }
         }
         Ok(definition)
@@ -222,7 +231,27 @@ impl ConnectorDefinition {
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> DefinitionError {
-    DefinitionError::Config(ConfigError::Invalid { key: key.into(), value: value.into(), reason: reason.into() })
+    let value = if is_url_key(key) { mask_url_credentials(value) } else { value.to_string() };
+    DefinitionError::Config(ConfigError::Invalid { key: key.into(), value, reason: reason.into() })
+}
+
+/// A plugin a connector names: built-in or plugins-folder names only; a
+/// file path would let a connector load any file on the host.
+pub fn check_plugin_name(key: &str, name: &str) -> Result<(), DefinitionError> {
+    let plain = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !name.ends_with(".wasm")
+        && !name.starts_with('.');
+    if plain {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            name,
+            "name a built-in plugin or one in the worker's plugins folder (its file name without .wasm); paths are not allowed",
+        ))
+    }
 }
 
 /// The config with legacy keys renamed; both spellings with different
@@ -259,8 +288,60 @@ pub fn is_secret_key(key: &str) -> bool {
 pub fn mask_secrets(config: &ConnectorConfig) -> ConnectorConfig {
     config
         .iter()
-        .map(|(k, v)| (k.clone(), if is_secret_key(k) && !v.is_empty() { MASK.to_string() } else { v.clone() }))
+        .map(|(k, v)| {
+            let shown = if is_secret_key(k) && !v.is_empty() {
+                MASK.to_string()
+            } else if is_url_key(k) {
+                mask_url_credentials(v)
+            } else {
+                v.clone()
+            };
+            (k.clone(), shown)
+        })
         .collect()
+}
+
+/// Keys that hold a URL, which may carry a password.
+fn is_url_key(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with("url")
+}
+
+/// A URL with its password masked: `user:secret@` in the authority, and
+/// `password=`, `secret=`, `token=` … parameters of the query.
+pub fn mask_url_credentials(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut masked = match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map(|(a, p)| (a, Some(p))).unwrap_or((rest, None));
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:{MASK}@{host}"),
+                    None => format!("{userinfo}@{host}"),
+                },
+                None => authority.to_string(),
+            };
+            match path {
+                Some(path) => format!("{scheme}://{authority}/{path}"),
+                None => format!("{scheme}://{authority}"),
+            }
+        }
+        None => before_query.to_string(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) if is_secret_key(key) && !value.is_empty() => format!("{key}={MASK}"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        masked.push('?');
+        masked.push_str(&parameters.join("&"));
+    }
+    masked
 }
 
 /// Everything one sink task needs, parsed from the connector config.
@@ -399,6 +480,14 @@ impl SinkTarget {
     }
 }
 
+/// The aliases of `transforms`, in order.
+fn transform_aliases(config: &ConnectorConfig) -> Vec<String> {
+    config
+        .get("transforms")
+        .map(|list| list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
 /// The built-in plugin a RocketMQ Connect converter class stands for; any
 /// other value names a plugin (built-in or in the plugins folder).
 fn converter_plugin(class: &str) -> String {
@@ -478,11 +567,8 @@ impl SinkSettings {
         }
         let converter = StageSpec { plugin: converter_plugin(converter_class.trim()), config: converter_config };
         let mut transforms = Vec::new();
-        for alias in config.get("transforms").map(|l| l.split(',').map(str::trim).collect()).unwrap_or(Vec::new()) {
-            if alias.is_empty() {
-                continue;
-            }
-            let plugin = config.get(&format!("transforms.{alias}.type")).cloned().unwrap_or_else(|| alias.to_string());
+        for alias in transform_aliases(&config) {
+            let plugin = config.get(&format!("transforms.{alias}.type")).cloned().unwrap_or_else(|| alias.clone());
             let options = prefixed(&config, &format!("transforms.{alias}.")).into_iter().filter(|(k, _)| k != "type");
             transforms.push(StageSpec { plugin, config: options.collect() });
         }
@@ -867,6 +953,45 @@ mod tests {
         }"#;
         let value: serde_json::Value = serde_json::from_slice(&strip_json_comments(body)).unwrap();
         assert_eq!(value, json!({"mode": "incrementing", "url": "jdbc:mysql://h:1/db", "x": "a//b"}));
+    }
+
+    #[test]
+    fn a_plugin_is_named_never_a_path() {
+        for (key, value) in [
+            ("value.converter", "/tmp/evil.wasm"),
+            ("value.converter", "../plugins/x"),
+            ("transforms.t.type", "evil.wasm"),
+        ] {
+            let mut c = guide_sink();
+            c.remove("source-record-converter");
+            c.insert(key.to_string(), value.to_string());
+            if key.starts_with("transforms") {
+                c.insert("transforms".into(), "t".into());
+            }
+            let err = ConnectorDefinition::parse("s", c, "n:1").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("key \"{key}\": invalid value \"{value}\""))
+                    && err.contains("paths are not allowed"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_inside_urls_are_masked_too() {
+        assert_eq!(
+            mask_url_credentials("jdbc:mysql://writer:hunter2@db:3306/shop?useSSL=false&password=hunter2"),
+            "jdbc:mysql://writer:********@db:3306/shop?useSSL=false&password=********"
+        );
+        assert_eq!(mask_url_credentials("openmldb://127.0.0.1:9080/db"), "openmldb://127.0.0.1:9080/db");
+        let mut c = guide_sink();
+        c.insert("connection.url".into(), "jdbc:mysql://u:pw@h:1/db".into());
+        let d = ConnectorDefinition::parse("s", c, "n:1").unwrap();
+        assert_eq!(d.masked()["connection.url"], "jdbc:mysql://u:********@h:1/db");
+        let mut bad = guide_sink();
+        bad.insert("connection.url".into(), "jdbc:mysql://u:pw@h:x/db".into());
+        let err = ConnectorDefinition::parse("s", bad, "n:1").unwrap_err().to_string();
+        assert!(!err.contains("pw@") && err.contains("u:********@"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `/v1/` surface with real status codes and an OpenAPI document.
 
 mod compat;
+pub mod guard;
 mod metrics;
 mod v1;
 
@@ -11,21 +12,20 @@ use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, Role};
 use crate::worker::Worker;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Every route, behind the bearer-token check when the worker has one.
+/// Every route, behind the guard (Host and Origin checks, browser-driven
+/// GETs refused, the bearer token when the worker has one).
 pub fn router(worker: Arc<Worker>) -> Router {
     Router::new()
         .route("/", axum::routing::get(status_page))
         .route("/metrics", axum::routing::get(metrics::metrics))
         .merge(compat::routes())
         .nest("/v1", v1::routes())
-        .layer(axum::middleware::from_fn_with_state(worker.clone(), require_token))
+        .layer(axum::middleware::from_fn_with_state(worker.clone(), guard::guard))
         .with_state(worker)
 }
 
@@ -33,22 +33,6 @@ pub fn router(worker: Arc<Worker>) -> Router {
 /// throughput, lag and dead letters, refreshed from `/v1/connectors`.
 async fn status_page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("status.html"))
-}
-
-async fn require_token(State(worker): State<Arc<Worker>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &worker.config().api_token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
-            let body =
-                serde_json::json!({"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}});
-            return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-        }
-    }
-    next.run(request).await
 }
 
 /// A posted connector config from a request body.

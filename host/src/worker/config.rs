@@ -24,6 +24,16 @@ pub struct WorkerConfig {
     /// RocketMQ topic; each runs every connector's tasks, and the consumer
     /// groups spread the queues over the live workers.
     pub cluster: Option<String>,
+    /// Host names (besides IP addresses and `localhost`) the REST API
+    /// answers to; any other `Host` header is refused (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`http://host:port`) allowed to send mutating requests from
+    /// a browser, besides the API's own.
+    pub allowed_origins: Vec<String>,
+    /// RocketMQ Connect's GET routes that change things (`?config=`,
+    /// `/pause`, `/stop`, …) are served to scripts only; `false` refuses
+    /// them altogether.
+    pub compat_get_mutations: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -49,6 +59,9 @@ struct TomlFile {
     worker_id: Option<String>,
     cluster: Option<String>,
     api_token: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    compat_get_mutations: Option<bool>,
 }
 
 /// RocketMQ Connect worker keys that have no meaning here; accepted with a
@@ -101,6 +114,9 @@ impl WorkerConfig {
             worker_id: file.worker_id.unwrap_or_else(|| DEFAULT_WORKER_ID.to_string()),
             api_token: file.api_token,
             cluster: file.cluster,
+            allowed_hosts: file.allowed_hosts.unwrap_or_default(),
+            allowed_origins: file.allowed_origins.unwrap_or_default(),
+            compat_get_mutations: file.compat_get_mutations.unwrap_or(true),
         }
         .checked(path)
     }
@@ -118,6 +134,9 @@ impl WorkerConfig {
             worker_id: DEFAULT_WORKER_ID.to_string(),
             api_token: None,
             cluster: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            compat_get_mutations: true,
         };
         for (key, value) in &properties {
             match key.as_str() {
