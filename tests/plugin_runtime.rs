@@ -4,9 +4,9 @@
 use rmq_openmldb::plugin::bindings::{Cell, Column, ColumnType, Message, Row, RowBatch, TableSchema};
 use rmq_openmldb::plugin::{
     CacheOutcome, CallError, ChainError, ConverterInstance, LoadError, PluginCatalog, PluginChain, PluginEngine,
-    PluginOrigin, PluginServices, Role, RuntimeConfig, SourceInstance, StageSpec, TransformInstance, TrapKind,
+    PluginOrigin, PluginServices, Role, RuntimeConfig, Sandbox, SourceInstance, StageSpec, TransformInstance, TrapKind,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +15,24 @@ fn test_component(name: &str) -> PathBuf {
 }
 
 fn engine() -> PluginEngine {
-    PluginEngine::new(RuntimeConfig {
-        memory_cap_bytes: 32 * 1024 * 1024,
-        call_timeout: Duration::from_millis(300),
-        cache_dir: None,
-    })
-    .expect("engine")
+    PluginEngine::new(RuntimeConfig { cache_dir: None }).expect("engine")
+}
+
+/// The tests' sandbox: a 32 MiB cap and a 300 ms deadline, plus `keys`
+/// (`plugin.grant.*`, …).
+fn sandbox(keys: &[(&str, &str)]) -> Sandbox {
+    let mut config: std::collections::BTreeMap<String, String> =
+        [("plugin.memory.max.bytes", "33554432"), ("plugin.call.timeout.ms", "300")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    config.extend(keys.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Sandbox::from_config(&config, None).expect("sandbox keys")
+}
+
+/// Services with the tests' sandbox and `keys` on top.
+fn limited(plugin: &str, keys: &[(&str, &str)]) -> Arc<PluginServices> {
+    PluginServices::sandboxed(plugin, "test", sandbox(keys), None)
 }
 
 fn builtin(engine: &PluginEngine, name: &str, role: Role) -> Arc<rmq_openmldb::plugin::LoadedPlugin> {
@@ -112,7 +124,7 @@ fn core_modules_and_garbage_are_not_components() {
 #[test]
 fn components_are_compiled_once_and_then_loaded_from_the_cache() {
     let cache = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..RuntimeConfig::default() };
+    let config = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()) };
     let first = PluginEngine::new(config.clone()).unwrap();
     let cold = first.load(PluginOrigin::File(test_component("hostile")), None).unwrap();
     assert_eq!(cold.cache, CacheOutcome::Compiled);
@@ -138,7 +150,7 @@ fn components_are_compiled_once_and_then_loaded_from_the_cache() {
 fn the_json_converter_runs_in_the_runtime() {
     let engine = engine();
     let plugin = builtin(&engine, "json-converter", Role::Converter);
-    let services = PluginServices::new("json-converter", "test");
+    let services = limited("json-converter", &[]);
     let mut converter = ConverterInstance::new(&engine, plugin, vec![], employee_table(), services).unwrap();
     assert_eq!(converter.info().name, "json-converter");
     let batch = [
@@ -177,8 +189,7 @@ fn infer_schema_reads_a_json_converter_envelope() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/plugin-test/employee_test.jsonl"))
             .unwrap();
     let sample = message(0, body.lines().next().unwrap());
-    let columns =
-        ConverterInstance::infer_schema(&engine, plugin, &vec![], &sample, PluginServices::new("c", "t")).unwrap();
+    let columns = ConverterInstance::infer_schema(&engine, plugin, &vec![], &sample, limited("c", &[])).unwrap();
     let mut expected = employee_table().columns;
     expected[0].nullable = true; // the envelope declares every field optional
     assert_eq!(columns, expected);
@@ -203,7 +214,7 @@ fn expect_trap(result: Result<rmq_openmldb::plugin::bindings::Transformed, CallE
 #[test]
 fn a_trap_is_a_typed_error_and_the_next_call_gets_a_fresh_instance() {
     let engine = engine();
-    let services = PluginServices::new("hostile", "test");
+    let services = limited("hostile", &[]);
     let mut t = hostile_transform(&engine, services.clone());
     assert_eq!(t.process(&command_batch("ok")).unwrap().rows.len(), 1);
     let (kind, detail) = expect_trap(t.process(&command_batch("trap")));
@@ -218,7 +229,7 @@ fn a_trap_is_a_typed_error_and_the_next_call_gets_a_fresh_instance() {
 #[test]
 fn a_panic_reports_the_plugins_message() {
     let engine = engine();
-    let mut t = hostile_transform(&engine, PluginServices::new("hostile", "test"));
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
     let (kind, detail) = expect_trap(t.process(&command_batch("panic")));
     assert_eq!(kind, TrapKind::Panic);
     assert!(detail.contains("hostile plugin was asked to panic"), "{detail}");
@@ -228,7 +239,7 @@ fn a_panic_reports_the_plugins_message() {
 #[test]
 fn unbounded_allocation_hits_the_memory_cap() {
     let engine = engine();
-    let mut t = hostile_transform(&engine, PluginServices::new("hostile", "test"));
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
     let (kind, detail) = expect_trap(t.process(&command_batch("alloc")));
     assert_eq!(kind, TrapKind::MemoryLimit, "{detail}");
     assert!(detail.contains("33554432 byte memory cap"), "{detail}");
@@ -238,7 +249,7 @@ fn unbounded_allocation_hits_the_memory_cap() {
 #[test]
 fn an_infinite_loop_is_stopped_at_the_deadline() {
     let engine = engine();
-    let mut t = hostile_transform(&engine, PluginServices::new("hostile", "test"));
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
     let started = Instant::now();
     let (kind, detail) = expect_trap(t.process(&command_batch("loop")));
     let took = started.elapsed();
@@ -251,7 +262,7 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
 #[test]
 fn contract_violations_are_caught_by_the_host() {
     let engine = engine();
-    let mut t = hostile_transform(&engine, PluginServices::new("hostile", "test"));
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
     let out = t.process(&command_batch("break-schema")).unwrap();
     assert!(out.rows.is_empty());
     assert_eq!(out.failures[0].message, "plugin hostile broke the schema: column \"command\" (string) got bool true");
@@ -275,6 +286,7 @@ fn a_chain_negotiates_schemas_backwards_and_runs_forwards() {
     let stage = |plugin: &str, config: &[(&str, &str)]| StageSpec {
         plugin: plugin.into(),
         config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        sandbox: sandbox(&[]),
     };
     let transforms = [
         stage("filter", &[("field", "status"), ("value", "active")]),
@@ -317,23 +329,28 @@ fn a_chain_negotiates_schemas_backwards_and_runs_forwards() {
 }
 
 #[test]
-fn a_chain_retries_a_trap_once_then_reports_the_stage() {
+fn a_chain_retries_a_trap_once_then_isolates_the_message_that_traps() {
     let engine = engine();
     let table = TableSchema {
         database: String::new(),
         table: "t".into(),
         columns: vec![col("command", ColumnType::String, true)],
     };
-    let hostile = StageSpec { plugin: test_component("hostile").display().to_string(), config: vec![] };
-    let converter = StageSpec { plugin: "json-converter".into(), config: vec![] };
+    let hostile =
+        StageSpec { plugin: test_component("hostile").display().to_string(), config: vec![], sandbox: sandbox(&[]) };
+    let converter = StageSpec { plugin: "json-converter".into(), config: vec![], sandbox: sandbox(&[]) };
     let mut chain =
         PluginChain::new(&engine, &PluginCatalog::default(), &converter, &[hostile], table, "test").unwrap();
-    let err = chain.run(&[message(0, r#"{"command": "trap"}"#)]).unwrap_err();
-    assert!(
-        matches!(&err, ChainError::Call { stage, source } if stage == "transform hostile" && source.is_trap()),
-        "{err}"
-    );
-    let ok = chain.run(&[message(1, r#"{"command": "fine"}"#)]).unwrap();
+    let out = chain
+        .run(&[message(0, r#"{"command": "fine"}"#), message(1, r#"{"command": "trap"}"#), message(2, "{}")])
+        .unwrap();
+    assert_eq!(out.rows.iter().map(|r| r.source_index).collect::<Vec<_>>(), [0, 2], "the others go on");
+    assert_eq!(out.failures.len(), 1);
+    let failure = &out.failures[0];
+    assert_eq!((failure.source_index, failure.stage.as_str(), failure.kind), (1, "transform hostile", "trap"));
+    assert!(failure.message.contains("unreachable"), "{}", failure.message);
+    assert!(out.traps >= 2, "tried on a fresh instance before it was split: {}", out.traps);
+    let ok = chain.run(&[message(3, r#"{"command": "fine"}"#)]).unwrap();
     assert_eq!(ok.rows.len(), 1);
 }
 
@@ -356,4 +373,131 @@ fn a_plugin_whose_connector_grants_no_sql_connection_cannot_query() {
         refused.contains("plugin \"mysql-source\" of connector \"no-grant\" has no SQL connection"),
         "the reason names plugin, connector and what grants one: {refused}"
     );
+}
+
+/// The first cell of the one row the hostile transform passed on.
+fn outcome(t: &mut TransformInstance, command: &str) -> String {
+    let out = t.process(&command_batch(command)).unwrap_or_else(|e| panic!("{command}: {e}"));
+    match &out.rows[0].cells[0] {
+        Cell::String(s) => s.clone(),
+        other => panic!("{command}: {other:?}"),
+    }
+}
+
+#[test]
+fn sleeping_in_a_host_call_ends_at_the_deadline() {
+    let engine = engine();
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
+    let started = Instant::now();
+    let (kind, detail) = expect_trap(t.process(&command_batch("sleep")));
+    let took = started.elapsed();
+    assert_eq!(kind, TrapKind::Deadline, "{detail}");
+    assert!(detail.contains("wasi:io/poll") && detail.contains("300 ms deadline"), "{detail}");
+    assert!(took >= Duration::from_millis(290) && took < Duration::from_millis(800), "{took:?}");
+    assert_eq!(outcome(&mut t, "ok"), "ok", "a fresh instance serves the next call");
+}
+
+#[test]
+fn files_are_out_of_reach_unless_a_folder_is_granted_and_then_only_that_folder() {
+    let engine = engine();
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
+    assert!(outcome(&mut t, "read:/etc/passwd").starts_with("denied"));
+    assert!(outcome(&mut t, "write:/tmp/hostile-was-here").starts_with("denied"));
+    assert!(!Path::new("/tmp/hostile-was-here").exists());
+
+    let granted = tempfile::tempdir().unwrap();
+    std::fs::write(granted.path().join("lookup.csv"), "a,1\n").unwrap();
+    let folder = granted.path().to_str().unwrap();
+    let mut read_only = hostile_transform(&engine, limited("hostile", &[("plugin.grant.folder", folder)]));
+    assert_eq!(outcome(&mut read_only, "read:/data/lookup.csv"), "allowed: 4 bytes");
+    assert!(outcome(&mut read_only, "write:/data/new.txt").starts_with("denied"), "read-only by default");
+    assert!(outcome(&mut read_only, "read:/etc/passwd").starts_with("denied"));
+    assert!(outcome(&mut read_only, "read:/data/../../../etc/passwd").starts_with("denied"));
+
+    let mut writable = hostile_transform(
+        &engine,
+        limited("hostile", &[("plugin.grant.folder", folder), ("plugin.grant.folder.writable", "true")]),
+    );
+    assert_eq!(outcome(&mut writable, "write:/data/new.txt"), "allowed: written");
+    assert!(granted.path().join("new.txt").exists());
+    assert!(outcome(&mut writable, "write:/tmp/hostile-was-here").starts_with("denied"), "only inside the grant");
+}
+
+#[test]
+fn outbound_tcp_reaches_only_granted_addresses() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed = listener.local_addr().unwrap().to_string();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let not_allowed = other.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut line = [0u8; 5];
+            if std::io::Read::read_exact(&mut stream, &mut line).is_ok() {
+                let _ = std::io::Write::write_all(&mut stream, b"pong");
+            }
+        }
+    });
+    let engine = engine();
+    let mut denied = hostile_transform(&engine, limited("hostile", &[]));
+    assert!(outcome(&mut denied, &format!("connect:{allowed}")).starts_with("denied"));
+    let mut granted = hostile_transform(&engine, limited("hostile", &[("plugin.grant.tcp", &allowed)]));
+    assert_eq!(outcome(&mut granted, &format!("connect:{allowed}")), "allowed: pong");
+    assert!(outcome(&mut granted, &format!("connect:{not_allowed}")).starts_with("denied"));
+}
+
+#[test]
+fn the_environment_holds_only_granted_variables() {
+    let engine = engine();
+    let mut denied = hostile_transform(&engine, limited("hostile", &[]));
+    assert!(outcome(&mut denied, "env:HOME").starts_with("denied"));
+    assert!(outcome(&mut denied, "env:PATH").starts_with("denied"));
+    let mut granted = hostile_transform(&engine, limited("hostile", &[("plugin.grant.env", "HOME")]));
+    assert_eq!(outcome(&mut granted, "env:HOME"), format!("allowed: {}", std::env::var("HOME").unwrap()));
+    assert!(outcome(&mut granted, "env:PATH").starts_with("denied"));
+}
+
+#[test]
+fn printing_and_logging_megabytes_is_bounded_and_counted() {
+    let engine = engine();
+    let services = limited("hostile", &[("plugin.log.max.lines.per.second", "100")]);
+    let mut t = hostile_transform(&engine, services.clone());
+    assert_eq!(outcome(&mut t, "flood"), "flood");
+    let dropped = services.figures().log_lines_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 99_000, "at most a burst of 200 of 100,000 lines pass: {dropped} dropped");
+}
+
+#[test]
+fn a_plugin_that_panics_every_fifth_call_loses_only_those_calls() {
+    let engine = engine();
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
+    let mut trapped = 0;
+    for _ in 0..12 {
+        match t.process(&command_batch("panic-every-fifth")) {
+            Ok(out) => assert_eq!(out.rows.len(), 1),
+            Err(e) => {
+                assert!(e.is_trap(), "{e}");
+                trapped += 1;
+            }
+        }
+    }
+    // Each fresh instance counts from one again: overall calls 5 and 10
+    // trap (the fifth of the first and of the second instance).
+    assert_eq!(trapped, 2);
+}
+
+#[test]
+fn calls_traps_and_memory_are_measured_per_plugin() {
+    let engine = engine();
+    let services = limited("hostile", &[]);
+    let mut t = hostile_transform(&engine, services.clone());
+    let _ = t.process(&command_batch("ok"));
+    let _ = t.process(&command_batch("alloc"));
+    let _ = t.process(&command_batch("ok"));
+    let f = services.figures();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&f.calls), 4, "init and three batches");
+    assert_eq!(load(&f.traps_memory), 1);
+    assert!(load(&f.memory_high_water) > 16 << 20, "the allocation grew memory to near the cap");
+    assert!(load(&f.memory_high_water) <= 32 << 20, "never past it");
 }

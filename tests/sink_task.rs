@@ -72,7 +72,7 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
         connector.insert("errors.deadletterqueue.topic.name".into(), dead_letters.clone());
         let settings = SinkSettings::from_config(&name, NAMESRV, &connector).unwrap();
         assert_eq!((settings.tables.fixed(), settings.converter.plugin.as_str()), (Some("employee_test"), "json-converter"));
-        let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).unwrap());
+        let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None }).unwrap());
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run_sink_task(settings, engine, PluginCatalog::default(), runtime.clone(), TaskControl::unpaused(cancel.clone())));
 

@@ -548,8 +548,7 @@ fn main() {
         let api = ApiClient::new(&backend.addr(), Duration::from_secs(30)).expect("client");
         // An existing database is fine.
         let _ = api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await;
-        let engine =
-            Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None, ..RuntimeConfig::default() }).expect("engine"));
+        let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None }).expect("engine"));
         let bench = Bench { namesrv: namesrv.clone(), runtime, engine, backend, stamp };
 
         println!("End to end: broker at {namesrv}, the worker's sink task, OpenMLDB APIServer stand-in");

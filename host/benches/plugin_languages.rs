@@ -101,9 +101,7 @@ struct Figures {
 fn measure(lang: &'static str, work: &Path, quick: bool) -> Figures {
     let (component, build) = build(lang, work);
     let cache = work.join(format!("cache-{lang}"));
-    let engine = |cache: &Path| {
-        PluginEngine::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() }).unwrap()
-    };
+    let engine = |cache: &Path| PluginEngine::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()) }).unwrap();
     let cold = engine(&cache).load(PluginOrigin::File(component.clone()), Some(Role::Transform)).unwrap();
     // A new engine, as a restarted worker: the compile cache answers.
     let engine = engine(&cache);

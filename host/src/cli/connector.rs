@@ -46,8 +46,7 @@ pub fn run(command: ConnectorCommand) -> Result<()> {
         serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", args.config.display()))?;
     let config = config_from_json(&json).with_context(|| args.config.display().to_string())?;
     let settings = SinkSettings::from_config(&args.name, &args.namesrv, &config)?;
-    let engine =
-        Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: default_cache_dir(), ..RuntimeConfig::default() })?);
+    let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: default_cache_dir() })?);
     let catalog = PluginCatalog::new(args.plugins_dir.clone());
     let client = RocketMqClient::new()?;
     let runtime = client.client();

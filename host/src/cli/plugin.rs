@@ -1,6 +1,7 @@
 //! `rmq-openmldb plugin list | inspect | test`: the plugin author's loop.
 
 use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema};
+use crate::plugin::sandbox::{Sandbox, is_sandbox_key};
 use crate::plugin::{
     CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin, RuntimeConfig, StageSpec,
     default_cache_dir,
@@ -10,7 +11,6 @@ use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{Map, Value, json};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Options every plugin command shares.
 #[derive(Args, Debug, Clone)]
@@ -35,11 +35,23 @@ pub struct RuntimeArgs {
 impl RuntimeArgs {
     fn engine(&self) -> Result<PluginEngine> {
         let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_dir) };
-        Ok(PluginEngine::new(RuntimeConfig {
-            memory_cap_bytes: self.memory_mib * 1024 * 1024,
-            call_timeout: Duration::from_millis(self.call_timeout_ms),
-            cache_dir,
-        })?)
+        Ok(PluginEngine::new(RuntimeConfig { cache_dir })?)
+    }
+
+    /// A stage's sandbox: the limits from the flags, then any `plugin.*`
+    /// limit or grant among the stage's `--config` entries (which the
+    /// plugin itself does not see).
+    fn stage(&self, plugin: &str, config: &[(String, String)]) -> Result<StageSpec> {
+        let mut keys: std::collections::BTreeMap<String, String> = [
+            ("plugin.memory.max.bytes".to_string(), (self.memory_mib * 1024 * 1024).to_string()),
+            ("plugin.call.timeout.ms".to_string(), self.call_timeout_ms.to_string()),
+        ]
+        .into_iter()
+        .collect();
+        keys.extend(config.iter().filter(|(k, _)| is_sandbox_key(k)).cloned());
+        let sandbox = Sandbox::from_config(&keys, None).map_err(|e| anyhow::anyhow!("--config {e}"))?;
+        let config = config.iter().filter(|(k, _)| !is_sandbox_key(k)).cloned().collect();
+        Ok(StageSpec { plugin: plugin.to_string(), config, sandbox })
     }
 
     fn catalog(&self) -> PluginCatalog {
@@ -313,13 +325,13 @@ fn test(args: &TestArgs) -> Result<()> {
         let owner = args.config_owner.get(i).copied().unwrap_or(0);
         stage_configs[owner].push(split_config(entry)?);
     }
-    let converter = StageSpec { plugin: args.converter.clone(), config: stage_configs[0].clone() };
+    let converter = args.runtime.stage(&args.converter, &stage_configs[0])?;
     let transforms: Vec<StageSpec> = args
         .transforms
         .iter()
         .zip(&stage_configs[1..])
-        .map(|(plugin, config)| StageSpec { plugin: plugin.clone(), config: config.clone() })
-        .collect();
+        .map(|(plugin, config)| args.runtime.stage(plugin, config))
+        .collect::<Result<_>>()?;
     let mut chain = PluginChain::new(&engine, &catalog, &converter, &transforms, table.clone(), "plugin-test")?;
     let needs = chain.converter_needs();
     tracing::debug!(stages = ?chain.stage_names(), ?needs, "chain ready");

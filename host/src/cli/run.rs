@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         unsafe { std::env::set_var("rocketmq.client.rebalance.waitInterval", REBALANCE_INTERVAL_MS) };
     }
     let cache_dir = Some(config.data_dir.join("compiled"));
-    let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?);
+    let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir })?);
     let client = RocketMqClient::new()?;
     let runtime = client.client();
     client.run(async move {

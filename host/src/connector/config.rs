@@ -5,6 +5,7 @@
 
 use super::destination::TableNameFormat;
 use crate::openmldb::{ConfigError, ConnectorConfig, WriterConfig};
+use crate::plugin::sandbox::{Sandbox, is_sandbox_key};
 use crate::plugin::{Role, StageSpec};
 use crate::rocketmq::ConsumerConfig;
 use crate::sql::SqlGrantConfig;
@@ -173,7 +174,8 @@ impl ConnectorDefinition {
     /// parsed here, so a bad config is refused before anything changes.
     pub fn parse(name: &str, posted: ConnectorConfig, namesrv: &str) -> Result<Self, DefinitionError> {
         check_name(name)?;
-        let config = rename_legacy_keys(&posted)?;
+        let mut config = rename_legacy_keys(&posted)?;
+        resolve_references(&mut config)?;
         let class = config.get("connector.class").map(|c| c.trim()).filter(|c| !c.is_empty());
         let class = class.ok_or(ConfigError::Missing("connector.class"))?.to_string();
         let kind = if SINK_CLASSES.contains(&class.as_str()) {
@@ -301,6 +303,72 @@ pub fn mask_secrets(config: &ConnectorConfig) -> ConnectorConfig {
         .collect()
 }
 
+/// Replace `${env:NAME}` and `${file:PATH}` in every value by the worker's
+/// environment variable or the file's content (trailing newline removed),
+/// so that a secret can be named in a config instead of written in it: the
+/// posted config (stored, shown, and sent to a cluster's other workers)
+/// keeps the reference, each worker resolves it itself.
+fn resolve_references(config: &mut ConnectorConfig) -> Result<(), DefinitionError> {
+    for (key, value) in config.iter_mut() {
+        let mut resolved = String::with_capacity(value.len());
+        let mut rest = value.as_str();
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else { break };
+            let reference = &after[..end];
+            let replacement = if let Some(name) = reference.strip_prefix("env:") {
+                std::env::var(name).map_err(|_| {
+                    invalid(key, value, format!("${{env:{name}}}: {name} is not set in this worker's environment"))
+                })?
+            } else if let Some(path) = reference.strip_prefix("file:") {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(key, value, format!("${{file:{path}}}: cannot read it on this worker: {e}"))
+                })?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                // Not a reference (e.g. `${topic}` in table.name.format).
+                resolved.push_str(&rest[..start + 2 + end + 1]);
+                rest = &after[end + 1..];
+                continue;
+            };
+            resolved.push_str(&rest[..start]);
+            resolved.push_str(&replacement);
+            rest = &after[end + 1..];
+        }
+        resolved.push_str(rest);
+        *value = resolved;
+    }
+    Ok(())
+}
+
+/// Whether a value names its secret (`${env:…}`, `${file:…}`) rather than
+/// holding it.
+fn is_reference(value: &str) -> bool {
+    value.contains("${env:") || value.contains("${file:")
+}
+
+/// In cluster mode a posted config travels on the config topic and into
+/// every worker's store: a secret written in it would travel in clear, so
+/// it must be a reference each worker resolves.
+pub fn check_secrets_are_references(posted: &ConnectorConfig) -> Result<(), DefinitionError> {
+    for (key, value) in posted {
+        let literal = if is_url_key(key) {
+            mask_url_credentials(value) != *value && !is_reference(value)
+        } else {
+            is_secret_key(key) && !value.trim().is_empty() && !is_reference(value)
+        };
+        if literal {
+            return Err(invalid(
+                key,
+                if is_url_key(key) { value } else { MASK },
+                "in cluster mode a config travels to every worker over the config topic; write the secret as \
+                 ${env:NAME} or ${file:/path/on/each/worker} instead of its value",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Keys that hold a URL, which may carry a password.
 fn is_url_key(key: &str) -> bool {
     key.to_ascii_lowercase().ends_with("url")
@@ -386,6 +454,8 @@ pub struct PluginSinkConfig {
     pub plugin_config: Vec<(String, String)>,
     /// The database connection the plugin writes through.
     pub sql: SqlGrantConfig,
+    /// Its limits and grants (`plugin.*`).
+    pub sandbox: Sandbox,
     /// `auto.create`: create the table from the first message that
     /// declares a schema.
     pub auto_create: bool,
@@ -463,6 +533,7 @@ impl SinkTarget {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             sql,
+            sandbox: sandbox(config, None)?,
             auto_create,
             primary_key,
             max_retries,
@@ -561,16 +632,21 @@ impl SinkSettings {
             .get("value.converter")
             .map(String::as_str)
             .unwrap_or("org.apache.rocketmq.connect.runtime.converter.JsonConverter");
-        let mut converter_config = prefixed(&config, "value.converter.");
+        let mut converter_config = stage_config(&config, "value.converter.");
         if let Some(zone) = config.get("db.timezone") {
             converter_config.push(("timezone".into(), zone.clone()));
         }
-        let converter = StageSpec { plugin: converter_plugin(converter_class.trim()), config: converter_config };
+        let converter = StageSpec {
+            plugin: converter_plugin(converter_class.trim()),
+            config: converter_config,
+            sandbox: sandbox(&config, Some("value.converter."))?,
+        };
         let mut transforms = Vec::new();
         for alias in transform_aliases(&config) {
             let plugin = config.get(&format!("transforms.{alias}.type")).cloned().unwrap_or_else(|| alias.clone());
-            let options = prefixed(&config, &format!("transforms.{alias}.")).into_iter().filter(|(k, _)| k != "type");
-            transforms.push(StageSpec { plugin, config: options.collect() });
+            let prefix = format!("transforms.{alias}.");
+            let options = stage_config(&config, &prefix).into_iter().filter(|(k, _)| k != "type");
+            transforms.push(StageSpec { plugin, config: options.collect(), sandbox: sandbox(&config, Some(&prefix))? });
         }
         let tables = table_name_format(&config, &consumer.topics)?;
         let tolerate_errors = match config.get("errors.tolerance").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
@@ -636,11 +712,26 @@ pub struct SourceSettings {
     pub plugin_config: Vec<(String, String)>,
     /// The database connection the connector grants its plugin, if any.
     pub sql: Option<SqlGrantConfig>,
+    /// Its limits and grants (`plugin.*`).
+    pub sandbox: Sandbox,
 }
 
-/// Keys the source plugin never sees: the credentials stay in the host.
+/// Keys a plugin never sees: the credentials, and its own limits and
+/// grants, stay in the host.
 fn is_credential(key: &str) -> bool {
-    key == "connection.user" || is_secret_key(key)
+    key == "connection.user" || is_secret_key(key) || is_sandbox_key(key)
+}
+
+/// A stage's limits and grants (`plugin.*`, overridden by
+/// `<stage_prefix>plugin.*`).
+fn sandbox(config: &ConnectorConfig, stage_prefix: Option<&str>) -> Result<Sandbox, DefinitionError> {
+    Sandbox::from_config(config, stage_prefix).map_err(|e| invalid(&e.key, &e.value, e.reason))
+}
+
+/// The keys of `config` under `prefix` a stage's plugin sees: prefix
+/// removed, its limits and grants left out.
+fn stage_config(config: &ConnectorConfig, prefix: &str) -> Vec<(String, String)> {
+    prefixed(config, prefix).into_iter().filter(|(k, _)| !is_sandbox_key(k)).collect()
 }
 
 impl SourceSettings {
@@ -683,6 +774,7 @@ impl SourceSettings {
         }
         let base: Vec<(String, String)> =
             config.iter().filter(|(k, _)| !is_credential(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sandbox = sandbox(config, None)?;
         Ok(shares
             .into_iter()
             .enumerate()
@@ -696,6 +788,7 @@ impl SourceSettings {
                     plugin: "mysql-source".into(),
                     plugin_config,
                     sql: Some(sql.clone()),
+                    sandbox: sandbox.clone(),
                 }
             })
             .collect())
@@ -723,7 +816,30 @@ impl SourceSettings {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             sql,
+            sandbox: sandbox(config, None)?,
         }])
+    }
+}
+
+/// Each plugin of a connector with its limits and grants, as `/v1` shows
+/// them: `[{"stage", "plugin", "sandbox"}]`.
+pub fn plugin_sandboxes(definition: &ConnectorDefinition, namesrv: &str) -> Vec<serde_json::Value> {
+    let entry = |stage: &str, plugin: &str, sandbox: &Sandbox| serde_json::json!({"stage": stage, "plugin": plugin, "sandbox": sandbox.describe()});
+    match definition.kind {
+        ConnectorKind::Sink => {
+            let Ok(settings) = SinkSettings::from_definition(definition, namesrv) else { return Vec::new() };
+            let mut out = vec![entry("converter", &settings.converter.plugin, &settings.converter.sandbox)];
+            out.extend(settings.transforms.iter().map(|t| entry("transform", &t.plugin, &t.sandbox)));
+            if let SinkTarget::Plugin(sink) = &settings.target {
+                out.push(entry("sink", &sink.plugin, &sink.sandbox));
+            }
+            out
+        }
+        ConnectorKind::Source => SourceSettings::for_tasks(definition, namesrv)
+            .ok()
+            .and_then(|tasks| tasks.into_iter().next())
+            .map(|task| vec![entry("source", &task.plugin, &task.sandbox)])
+            .unwrap_or_default(),
     }
 }
 
@@ -975,6 +1091,35 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_can_be_named_and_each_worker_resolves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-password");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let mut c = guide_sink();
+        c.insert("connection.password".into(), format!("${{file:{}}}", file.display()));
+        c.insert("connection.user".into(), "${env:HOME}".into());
+        c.insert("table.name.format".into(), "t_${topic}".into());
+        let d = ConnectorDefinition::parse("s", c.clone(), "n:1").unwrap();
+        assert_eq!(d.config["connection.password"], "from-a-file");
+        assert_eq!(d.config["connection.user"], std::env::var("HOME").unwrap());
+        assert_eq!(d.config["table.name.format"], "t_${topic}", "other placeholders are left alone");
+        assert!(d.posted["connection.password"].starts_with("${file:"), "the posted config keeps the reference");
+        assert!(check_secrets_are_references(&d.posted).is_ok());
+
+        c.insert("connection.password".into(), "${env:RMQ_OPENMLDB_SURELY_UNSET}".into());
+        let e = ConnectorDefinition::parse("s", c.clone(), "n:1").unwrap_err().to_string();
+        assert!(e.contains("connection.password") && e.contains("RMQ_OPENMLDB_SURELY_UNSET is not set"), "{e}");
+
+        c.insert("connection.password".into(), "literal".into());
+        let e = check_secrets_are_references(&c).unwrap_err().to_string();
+        assert!(e.contains("connection.password") && e.contains("${env:NAME}") && !e.contains("literal"), "{e}");
+        c.remove("connection.password");
+        c.insert("connection.url".into(), "jdbc:mysql://u:pw@h:3306/db".into());
+        let e = check_secrets_are_references(&c).unwrap_err().to_string();
+        assert!(e.contains("connection.url") && !e.contains(":pw@"), "{e}");
     }
 
     #[test]

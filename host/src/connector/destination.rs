@@ -258,7 +258,8 @@ fn declared_columns(
         .map_err(ChainError::from)?;
     for message in messages {
         let sample = plugin_message(message, Needs::all());
-        let services = PluginServices::new(plugin.name.clone(), connector);
+        let services =
+            PluginServices::sandboxed(plugin.name.clone(), connector, settings.converter.sandbox.clone(), None);
         let inferred = tokio::task::block_in_place(|| {
             ConverterInstance::infer_schema(engine, plugin.clone(), &settings.converter.config, &sample, services)
         });

@@ -75,7 +75,8 @@ impl PluginSinkWriter {
         let schema = TableSchema { database, table: table.to_string(), columns };
         let origin = catalog.resolve(&config.plugin).map_err(|e| setup(e.to_string()))?;
         let loaded = engine.load(origin, Some(Role::Sink)).map_err(|e| setup(e.to_string()))?;
-        let services = PluginServices::with_sql(loaded.name.clone(), connector, connection.clone());
+        let services =
+            PluginServices::sandboxed(loaded.name.clone(), connector, config.sandbox.clone(), Some(connection.clone()));
         let instance = SinkInstance::new(engine, loaded, config.plugin_config.clone(), schema.clone(), services)
             .map_err(|e| setup(e.to_string()))?;
         tracing::info!(plugin = %config.plugin, table, "sink plugin ready");

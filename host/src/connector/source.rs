@@ -107,9 +107,9 @@ pub async fn run_source_task(
                 connector: connector.clone(),
                 message: format!("SQL connection thread: {e}"),
             })?;
-            PluginServices::with_sql(plugin.name.clone(), connector.clone(), sql)
+            PluginServices::sandboxed(plugin.name.clone(), connector.clone(), settings.sandbox.clone(), Some(sql))
         }
-        None => PluginServices::new(plugin.name.clone(), connector.clone()),
+        None => PluginServices::sandboxed(plugin.name.clone(), connector.clone(), settings.sandbox.clone(), None),
     };
     let stored = positions.load()?;
     let mut instance = {

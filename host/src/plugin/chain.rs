@@ -21,6 +21,8 @@ pub struct StageSpec {
     /// Built-in name, plugins-folder name, or path to a `.wasm` file.
     pub plugin: String,
     pub config: PluginConfig,
+    /// Its limits and grants.
+    pub sandbox: super::sandbox::Sandbox,
 }
 
 /// Why a chain could not be built or run.
@@ -80,7 +82,7 @@ impl PluginChain {
         let mut built = Vec::with_capacity(transforms.len());
         for spec in transforms.iter().rev() {
             let plugin = engine.load(catalog.resolve(&spec.plugin)?, Some(Role::Transform))?;
-            let services = PluginServices::new(plugin.name.clone(), connector);
+            let services = PluginServices::sandboxed(plugin.name.clone(), connector, spec.sandbox.clone(), None);
             let stage = format!("transform {}", plugin.name);
             let instance = TransformInstance::new(engine, plugin, spec.config.clone(), output, services)
                 .map_err(|source| ChainError::Call { stage, source })?;
@@ -89,7 +91,7 @@ impl PluginChain {
         }
         built.reverse();
         let plugin = engine.load(catalog.resolve(&converter.plugin)?, Some(Role::Converter))?;
-        let services = PluginServices::new(plugin.name.clone(), connector);
+        let services = PluginServices::sandboxed(plugin.name.clone(), connector, converter.sandbox.clone(), None);
         let stage = format!("converter {}", plugin.name);
         let target = TableSchema { columns: output, ..table.clone() };
         let converter = ConverterInstance::new(engine, plugin, converter.config.clone(), target, services)

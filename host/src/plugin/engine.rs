@@ -16,24 +16,17 @@ use wasmtime::{Config, Engine};
 /// How often the epoch advances; deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Limits and places of the plugin runtime.
+/// Places of the plugin runtime. Limits are per plugin (its
+/// [`Sandbox`](super::sandbox::Sandbox)), not per engine.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Largest linear memory one plugin instance may grow to.
-    pub memory_cap_bytes: usize,
-    /// Longest one call into a plugin may run.
-    pub call_timeout: Duration,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig {
-            memory_cap_bytes: 64 * 1024 * 1024,
-            call_timeout: Duration::from_secs(5),
-            cache_dir: default_cache_dir(),
-        }
+        RuntimeConfig { cache_dir: default_cache_dir() }
     }
 }
 
@@ -186,7 +179,7 @@ impl PluginEngine {
             .parallel_compilation(true);
         let engine = Engine::new(&wasm).map_err(|e| engine_error(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| engine_error(format!("{e:#}")))?;
+        super::wasi::add_to_linker(&mut linker).map_err(|e| engine_error(format!("{e:#}")))?;
         bindings::converter::ConverterPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| engine_error(format!("{e:#}")))?;
         bindings::sql::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)

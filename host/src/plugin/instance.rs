@@ -11,7 +11,9 @@ use super::bindings::{
 };
 use super::engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, RolePre};
 use super::error::{CallError, TrapKind};
+use super::sandbox::Limits;
 use super::state::{PluginServices, PluginState};
+use super::wasi::HostWaitDeadline;
 use std::sync::Arc;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -28,7 +30,6 @@ struct Warm<B> {
     plugin: Arc<LoadedPlugin>,
     services: Arc<PluginServices>,
     engine: wasmtime::Engine,
-    memory_cap: usize,
     deadline_ticks: u64,
     live: Option<Live<B>>,
     /// Fresh instances created after the first (one per trap).
@@ -37,31 +38,30 @@ struct Warm<B> {
 
 impl<B> Warm<B> {
     fn new(engine: &PluginEngine, plugin: Arc<LoadedPlugin>, services: Arc<PluginServices>) -> Self {
-        let timeout = engine.config.call_timeout;
+        let timeout = services.limits().call_timeout;
         let deadline_ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
-        Warm {
-            plugin,
-            services,
-            engine: engine.engine.clone(),
-            memory_cap: engine.config.memory_cap_bytes,
-            deadline_ticks,
-            live: None,
-            recycled: 0,
-        }
+        Warm { plugin, services, engine: engine.engine.clone(), deadline_ticks, live: None, recycled: 0 }
     }
 
-    fn fresh_store(&self) -> Store<PluginState> {
-        let mut store = Store::new(&self.engine, PluginState::new(self.services.clone(), self.memory_cap));
-        store.limiter(|state| &mut state.limits);
+    fn fresh_store(&self) -> Result<Store<PluginState>, CallError> {
+        let state = PluginState::new(self.services.clone()).map_err(|e| CallError::Instantiate {
+            plugin: self.plugin.name.clone(),
+            reason: format!("cannot set up its grants: {e}"),
+        })?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.deadline_ticks);
         // At the deadline, time spent waiting on the host (a SQL query)
-        // is given back; a plugin that computes past it is interrupted.
+        // is given back, up to the call's wall deadline; a plugin that
+        // computes past it is interrupted.
         store.epoch_deadline_callback(|mut ctx| {
-            let waited = std::mem::take(&mut ctx.data_mut().host_wait);
-            let ticks = waited.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+            let clock = &mut ctx.data_mut().clock;
+            let waited = std::mem::take(&mut clock.host_wait);
+            let left = clock.wall_deadline().saturating_duration_since(std::time::Instant::now());
+            let ticks = waited.min(left).as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
             Ok(if ticks > 0 { UpdateDeadline::Continue(ticks) } else { UpdateDeadline::Interrupt })
         });
-        store
+        Ok(store)
     }
 
     /// Run `call` on the live instance, creating it first with `create`
@@ -72,12 +72,15 @@ impl<B> Warm<B> {
         call: impl FnOnce(&B, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         if self.live.is_none() {
-            let mut store = self.fresh_store();
+            let mut store = self.fresh_store()?;
+            store.data_mut().start_call();
             let bindings = match create(&self.plugin.pre, &mut store) {
                 Ok(Ok(bindings)) => bindings,
                 Ok(Err(guest)) => return Err(CallError::from_guest(&self.plugin.name, guest)),
                 Err(e) => {
-                    return Err(classify(&self.plugin.name, self.deadline_ticks, self.memory_cap, e, &store));
+                    let error = classify(&self.plugin.name, self.services.limits(), e, &store);
+                    self.record(&store, Some(&error));
+                    return Err(error);
                 }
             };
             self.live = Some(Live { store, bindings });
@@ -86,11 +89,21 @@ impl<B> Warm<B> {
             return Err(CallError::Instantiate { plugin: self.plugin.name.clone(), reason: "no instance".into() });
         };
         live.store.set_epoch_deadline(self.deadline_ticks);
-        live.store.data_mut().host_wait = std::time::Duration::ZERO;
+        live.store.data_mut().start_call();
         match call(&live.bindings, &mut live.store) {
-            Ok(result) => Ok(result),
+            Ok(result) => {
+                let (services, data) = (&self.services, live.store.data());
+                services.record_call(data.clock.started.elapsed(), None, data.limiter.memory_high_water);
+                Ok(result)
+            }
             Err(e) => {
-                let error = classify(&self.plugin.name, self.deadline_ticks, self.memory_cap, e, &live.store);
+                let error = classify(&self.plugin.name, self.services.limits(), e, &live.store);
+                let store = &live.store;
+                self.services.record_call(
+                    store.data().clock.started.elapsed(),
+                    trap_kind(&error),
+                    store.data().limiter.memory_high_water,
+                );
                 // A trapped instance is poisoned; the next call gets a fresh one.
                 self.live = None;
                 self.recycled += 1;
@@ -99,18 +112,30 @@ impl<B> Warm<B> {
             }
         }
     }
+
+    fn record(&self, store: &Store<PluginState>, error: Option<&CallError>) {
+        let data = store.data();
+        self.services.record_call(
+            data.clock.started.elapsed(),
+            error.and_then(trap_kind),
+            data.limiter.memory_high_water,
+        );
+    }
 }
 
-fn classify(
-    plugin: &str,
-    deadline_ticks: u64,
-    memory_cap: usize,
-    error: wasmtime::Error,
-    store: &Store<PluginState>,
-) -> CallError {
+fn trap_kind(error: &CallError) -> Option<TrapKind> {
+    match error {
+        CallError::Trap { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+fn classify(plugin: &str, limits: &Limits, error: wasmtime::Error, store: &Store<PluginState>) -> CallError {
     let stderr = store.data().stderr.contents();
     let text = format!("{error:#}");
+    let waited = error.downcast_ref::<HostWaitDeadline>().map(|w| w.import);
     let kind = match error.downcast_ref::<Trap>() {
+        _ if waited.is_some() => TrapKind::Deadline,
         Some(Trap::Interrupt) => TrapKind::Deadline,
         _ if text.contains("forcing trap when growing memory") => TrapKind::MemoryLimit,
         _ if stderr.contains("panicked at") => TrapKind::Panic,
@@ -119,13 +144,24 @@ fn classify(
         None if text.contains("instantiat") => {
             return CallError::Instantiate { plugin: plugin.to_string(), reason: text };
         }
+        None if text.contains("table growth") || text.contains("resource limit exceeded") => TrapKind::MemoryLimit,
         None => TrapKind::Other,
     };
-    let mut detail = match kind {
-        TrapKind::Deadline => {
-            format!("call ran longer than {} ms and was stopped", deadline_ticks * EPOCH_TICK.as_millis() as u64)
-        }
-        TrapKind::MemoryLimit => format!("instance needed more than the {} byte memory cap", memory_cap),
+    let mut detail = match (kind, waited) {
+        (TrapKind::Deadline, Some(import)) => format!(
+            "call waited in {import} past its {} ms deadline (plugin.call.timeout.ms) and was stopped",
+            limits.call_timeout.as_millis()
+        ),
+        (TrapKind::Deadline, None) => format!(
+            "call ran longer than {} ms (plugin.call.timeout.ms; at most {} ms with host waits, plugin.call.max.wall.ms) and was stopped",
+            limits.call_timeout.as_millis(),
+            limits.call_max_wall.as_millis()
+        ),
+        (TrapKind::MemoryLimit, _) => format!(
+            "instance needed more than its {} byte memory cap (plugin.memory.max.bytes) or more memories, tables or instances than a plugin may have: {}",
+            limits.memory_max_bytes,
+            text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&text).trim()
+        ),
         // The trap itself ("wasm trap: wasm `unreachable` instruction
         // executed"), not the backtrace header that leads the chain.
         _ => match error.downcast_ref::<Trap>() {

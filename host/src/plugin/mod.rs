@@ -1,7 +1,7 @@
 //! The plugin runtime: loads WebAssembly components that implement the WIT
 //! contract, checks their role and version, compiles them once (cached on
-//! disk), and runs them in warm, sandboxed instances with a memory cap and
-//! a per-call deadline.
+//! disk), and runs them in warm, sandboxed instances with per-plugin
+//! limits (memory, call deadlines, log rate) and grants.
 
 pub mod bindings;
 mod cache;
@@ -10,7 +10,9 @@ mod chain;
 mod engine;
 mod error;
 mod instance;
+pub mod sandbox;
 mod state;
+mod wasi;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use catalog::{Builtin, PluginCatalog};
@@ -20,4 +22,5 @@ pub use error::{CallError, LoadError, TrapKind};
 pub use instance::{
     ConverterInstance, PluginConfig, SinkInstance, SourceInstance, TransformInstance, check_row, column_type_name,
 };
-pub use state::{HistogramSummary, PluginMetrics, PluginServices};
+pub use sandbox::{Grants, Limits, Sandbox, SandboxError};
+pub use state::{CallFigures, HistogramSummary, PluginMetrics, PluginServices, live_plugins};

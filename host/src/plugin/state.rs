@@ -6,14 +6,17 @@
 use super::bindings::Level;
 use super::bindings::converter::rmq_openmldb::plugin::{host, types};
 use super::bindings::sql::{self, ResultSet, SqlError, SqlErrorKind, SqlValue};
+use super::error::TrapKind;
+use super::sandbox::{Limits, MAX_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES, Sandbox};
 use crate::sql::SqlConnection;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use wasmtime::StoreLimits;
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -29,17 +32,71 @@ pub const MAX_METRIC_NAMES: usize = 128;
 /// How much of a plugin's stderr is kept to explain a trap.
 pub const STDERR_TAIL: usize = 8 * 1024;
 
-/// Per (connector task, plugin) services: labels, metrics and state.
+/// Per (connector task, plugin) services: labels, limits and grants,
+/// metrics and state.
 #[derive(Debug, Default)]
 pub struct PluginServices {
     /// Plugin name, for log lines and metric labels.
     pub plugin: String,
     /// Connector name, or a label such as "plugin-test".
     pub connector: String,
+    /// What the plugin may use (limits, grants).
+    pub sandbox: Sandbox,
     metrics: Mutex<PluginMetrics>,
     state: Mutex<KeyedState>,
     /// The SQL connection the connector grants this plugin, if any.
     sql: Option<SqlConnection>,
+    log_bucket: Mutex<LogBucket>,
+    calls: CallFigures,
+}
+
+/// What the host measures of a plugin's calls, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CallFigures {
+    pub calls: AtomicU64,
+    pub call_nanos: AtomicU64,
+    pub traps_deadline: AtomicU64,
+    pub traps_memory: AtomicU64,
+    pub traps_panic: AtomicU64,
+    pub traps_other: AtomicU64,
+    pub memory_high_water: AtomicU64,
+    pub log_lines_dropped: AtomicU64,
+}
+
+/// A token bucket: `rate` lines a second, bursts of twice that.
+#[derive(Debug, Default)]
+struct LogBucket {
+    tokens: f64,
+    refilled: Option<Instant>,
+}
+
+impl LogBucket {
+    fn admit(&mut self, rate: u32) -> bool {
+        let now = Instant::now();
+        let burst = f64::from(rate) * 2.0;
+        let tokens = match self.refilled {
+            None => burst,
+            Some(at) => (self.tokens + now.duration_since(at).as_secs_f64() * f64::from(rate)).min(burst),
+        };
+        self.refilled = Some(now);
+        if tokens >= 1.0 {
+            self.tokens = tokens - 1.0;
+            true
+        } else {
+            self.tokens = tokens;
+            false
+        }
+    }
+}
+
+/// Every live plugin's services, for `/metrics`.
+static LIVE: Mutex<Vec<Weak<PluginServices>>> = Mutex::new(Vec::new());
+
+/// The services of every plugin instance alive in this process.
+pub fn live_plugins() -> Vec<Arc<PluginServices>> {
+    let mut live = lock(&LIVE);
+    live.retain(|w| w.strong_count() > 0);
+    live.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// A histogram as count, sum, min and max; exported by the metrics layer.
@@ -69,18 +126,58 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PluginServices {
+    /// Services with the default sandbox (nothing granted).
     pub fn new(plugin: impl Into<String>, connector: impl Into<String>) -> Arc<Self> {
-        Arc::new(PluginServices { plugin: plugin.into(), connector: connector.into(), ..Default::default() })
+        Self::sandboxed(plugin, connector, Sandbox::default(), None)
     }
 
     /// Services that include a granted SQL connection.
     pub fn with_sql(plugin: impl Into<String>, connector: impl Into<String>, sql: SqlConnection) -> Arc<Self> {
-        Arc::new(PluginServices {
+        Self::sandboxed(plugin, connector, Sandbox::default(), Some(sql))
+    }
+
+    /// Services with the connector's limits and grants for this plugin.
+    pub fn sandboxed(
+        plugin: impl Into<String>,
+        connector: impl Into<String>,
+        sandbox: Sandbox,
+        sql: Option<SqlConnection>,
+    ) -> Arc<Self> {
+        let services = Arc::new(PluginServices {
             plugin: plugin.into(),
             connector: connector.into(),
-            sql: Some(sql),
+            sandbox,
+            sql,
             ..Default::default()
-        })
+        });
+        let mut live = lock(&LIVE);
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&services));
+        services
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.sandbox.limits
+    }
+
+    pub fn figures(&self) -> &CallFigures {
+        &self.calls
+    }
+
+    /// Count one finished call.
+    pub(crate) fn record_call(&self, elapsed: Duration, trap: Option<TrapKind>, memory_bytes: usize) {
+        let c = &self.calls;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.call_nanos.fetch_add(elapsed.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        c.memory_high_water.fetch_max(memory_bytes as u64, Ordering::Relaxed);
+        let counter = match trap {
+            None => return,
+            Some(TrapKind::Deadline) => &c.traps_deadline,
+            Some(TrapKind::MemoryLimit) => &c.traps_memory,
+            Some(TrapKind::Panic) => &c.traps_panic,
+            Some(TrapKind::Other) => &c.traps_other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     fn sql(&self) -> Result<&SqlConnection, SqlError> {
@@ -100,6 +197,21 @@ impl PluginServices {
     }
 
     fn log(&self, level: Level, message: &str) {
+        if !lock(&self.log_bucket).admit(self.sandbox.limits.log_lines_per_second) {
+            let dropped = self.calls.log_lines_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // One line in 1000 dropped ones says so, so the flood is visible
+            // without being repeated.
+            if dropped % 1000 == 1 {
+                tracing::warn!(
+                    plugin = %self.plugin,
+                    connector = %self.connector,
+                    dropped,
+                    "plugin logs faster than plugin.log.max.lines.per.second ({}); lines are dropped",
+                    self.sandbox.limits.log_lines_per_second
+                );
+            }
+            return;
+        }
         let message = truncate(message, MAX_LOG_LINE);
         let (plugin, connector) = (self.plugin.as_str(), self.connector.as_str());
         match level {
@@ -187,31 +299,116 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The clock of the current call: when it started and what bounds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallClock {
+    pub started: Instant,
+    pub timeout: Duration,
+    pub max_wall: Duration,
+    /// Time the call spent blocked in the SQL import; the compute deadline
+    /// is extended by it (a slow database is not a runaway plugin), the
+    /// wall deadline is not.
+    pub host_wait: Duration,
+}
+
+impl CallClock {
+    fn new(limits: &Limits) -> Self {
+        CallClock {
+            started: Instant::now(),
+            timeout: limits.call_timeout,
+            max_wall: limits.call_max_wall,
+            host_wait: Duration::ZERO,
+        }
+    }
+
+    pub fn wall_deadline(&self) -> Instant {
+        self.started + self.max_wall
+    }
+
+    /// Until when a blocking import may wait: the compute deadline (time
+    /// asleep counts), and never past the wall deadline.
+    pub fn host_wait_deadline(&self) -> Instant {
+        (self.started + self.timeout + self.host_wait).min(self.wall_deadline())
+    }
+}
+
+/// The memory, table and instance limits of one store. Memory is counted
+/// over all the instance's linear memories together, so more memories do
+/// not multiply the cap.
+pub(crate) struct SandboxLimiter {
+    memory_cap: usize,
+    memory_total: usize,
+    pub(crate) memory_high_water: usize,
+}
+
+impl ResourceLimiter for SandboxLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self.memory_total - current.min(self.memory_total) + desired;
+        if after > self.memory_cap {
+            return Err(wasmtime::format_err!(
+                "forcing trap when growing memory to {desired} bytes: the instance's memories would hold {after} bytes, over its {} byte cap",
+                self.memory_cap
+            ));
+        }
+        self.memory_total = after;
+        self.memory_high_water = self.memory_high_water.max(after);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::format_err!(
+                "table growth to {desired} elements refused: a plugin table holds at most {MAX_TABLE_ELEMENTS}"
+            ));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
 /// The data of one plugin `Store`.
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limiter: SandboxLimiter,
     pub(crate) services: Arc<PluginServices>,
     pub(crate) stderr: TailPipe,
-    /// Time the current call spent blocked in host imports (SQL); the
-    /// call's deadline is extended by it, so a slow database is not
-    /// mistaken for a runaway plugin.
-    pub(crate) host_wait: Duration,
+    pub(crate) clock: CallClock,
 }
 
 impl PluginState {
-    /// A sandbox with no files, no network, no environment; stdout and
-    /// stderr go to a bounded tail kept to explain traps.
-    pub fn new(services: Arc<PluginServices>, memory_cap: usize) -> Self {
+    /// A sandbox with only what the connector grants (by default no files,
+    /// no network, no environment); stdout and stderr go to a bounded tail
+    /// kept to explain traps.
+    pub fn new(services: Arc<PluginServices>) -> std::io::Result<Self> {
         let stderr = TailPipe::new(STDERR_TAIL);
-        let wasi = WasiCtx::builder().stdout(stderr.clone()).stderr(stderr.clone()).build();
-        let limits = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(memory_cap)
-            .trap_on_grow_failure(true)
-            .instances(64)
-            .build();
-        PluginState { wasi, table: ResourceTable::new(), limits, services, stderr, host_wait: Duration::ZERO }
+        let wasi = super::wasi::context(&services.sandbox.grants, stderr.clone())?;
+        let limits = &services.sandbox.limits;
+        let limiter = SandboxLimiter { memory_cap: limits.memory_max_bytes, memory_total: 0, memory_high_water: 0 };
+        let clock = CallClock::new(limits);
+        Ok(PluginState { wasi, table: ResourceTable::new(), limiter, services, stderr, clock })
+    }
+
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Start the clock of a new call.
+    pub(crate) fn start_call(&mut self) {
+        self.clock = CallClock::new(&self.services.sandbox.limits);
     }
 }
 
@@ -247,15 +444,17 @@ impl host::Host for PluginState {
 impl sql::Host for PluginState {
     fn query(&mut self, statement: String, params: Vec<SqlValue>) -> Result<ResultSet, SqlError> {
         let started = Instant::now();
-        let result = self.services.sql().and_then(|c| c.query(statement, params));
-        self.host_wait += started.elapsed();
+        let deadline = Some(self.clock.wall_deadline());
+        let result = self.services.sql().and_then(|c| c.query_by(statement, params, deadline));
+        self.clock.host_wait += started.elapsed();
         result
     }
 
     fn execute(&mut self, statement: String, params: Vec<Vec<SqlValue>>) -> Result<Vec<u64>, SqlError> {
         let started = Instant::now();
-        let result = self.services.sql().and_then(|c| c.execute(statement, params));
-        self.host_wait += started.elapsed();
+        let deadline = Some(self.clock.wall_deadline());
+        let result = self.services.sql().and_then(|c| c.execute_by(statement, params, deadline));
+        self.clock.host_wait += started.elapsed();
         result
     }
 }
@@ -341,6 +540,50 @@ impl tokio::io::AsyncWrite for TailPipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A core module declaring `count` memories of `pages` 64 KiB pages.
+    fn module_with_memories(count: u8, pages: u16) -> Vec<u8> {
+        let mut limits = vec![0x00];
+        let mut n = pages;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                limits.push(byte);
+                break;
+            }
+            limits.push(byte | 0x80);
+        }
+        let mut section = vec![count];
+        for _ in 0..count {
+            section.extend(&limits);
+        }
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        module.push(0x05);
+        module.push(section.len() as u8);
+        module.extend(section);
+        module
+    }
+
+    fn instantiate(bytes: &[u8]) -> Result<usize, String> {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, bytes).map_err(|e| format!("{e:#}"))?;
+        let limiter = SandboxLimiter { memory_cap: 64 << 20, memory_total: 0, memory_high_water: 0 };
+        let mut store = wasmtime::Store::new(&engine, limiter);
+        store.limiter(|l| l);
+        wasmtime::Linker::new(&engine).instantiate(&mut store, &module).map_err(|e| format!("{e:#}"))?;
+        Ok(store.data().memory_total)
+    }
+
+    #[test]
+    fn more_memories_do_not_multiply_the_cap() {
+        assert_eq!(instantiate(&module_with_memories(2, 16)), Ok(2 << 20), "two 1 MiB memories are fine");
+        let many = instantiate(&module_with_memories(MAX_MEMORIES as u8 + 1, 1)).unwrap_err();
+        assert!(many.contains("memor"), "{many}");
+        // Three memories of 25 MiB: each under the 64 MiB cap, together over it.
+        let big = instantiate(&module_with_memories(3, 400)).unwrap_err();
+        assert!(big.contains("over its 67108864 byte cap"), "{big}");
+    }
 
     #[test]
     fn tail_pipe_keeps_the_last_bytes() {

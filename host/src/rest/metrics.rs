@@ -44,6 +44,91 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
     sample(out, &format!("{name}_count"), labels, h.count);
 }
 
+/// Per plugin (connector and plugin name, summed over the connector's
+/// tasks): calls, call time, traps by kind, memory high-water mark, log
+/// lines dropped, and the counters and histograms the plugin records.
+fn plugin_families(out: &mut String) {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::Ordering::Relaxed;
+    #[derive(Default)]
+    struct Sum {
+        calls: u64,
+        nanos: u64,
+        traps: [u64; 4],
+        high_water: u64,
+        dropped: u64,
+        counters: BTreeMap<String, u64>,
+        histograms: BTreeMap<String, crate::plugin::HistogramSummary>,
+    }
+    let mut sums: BTreeMap<(String, String), Sum> = BTreeMap::new();
+    for services in crate::plugin::live_plugins() {
+        let f = services.figures();
+        let sum = sums.entry((services.connector.clone(), services.plugin.clone())).or_default();
+        sum.calls += f.calls.load(Relaxed);
+        sum.nanos += f.call_nanos.load(Relaxed);
+        for (slot, counter) in [&f.traps_deadline, &f.traps_memory, &f.traps_panic, &f.traps_other].iter().enumerate() {
+            sum.traps[slot] += counter.load(Relaxed);
+        }
+        sum.high_water = sum.high_water.max(f.memory_high_water.load(Relaxed));
+        sum.dropped += f.log_lines_dropped.load(Relaxed);
+        let own = services.metrics();
+        for (name, value) in own.counters {
+            *sum.counters.entry(name).or_default() += value;
+        }
+        for (name, h) in own.histograms {
+            let entry = sum.histograms.entry(name).or_insert(crate::plugin::HistogramSummary {
+                count: 0,
+                sum: 0.0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            });
+            entry.count += h.count;
+            entry.sum += h.sum;
+            entry.min = entry.min.min(h.min);
+            entry.max = entry.max.max(h.max);
+        }
+    }
+    let labels = |(connector, plugin): &(String, String)| {
+        format!("connector=\"{}\",plugin=\"{}\"", escape(connector), escape(plugin))
+    };
+    family(out, "plugin_calls_total", "counter", "Calls into the plugin.");
+    for (key, sum) in &sums {
+        sample(out, "plugin_calls_total", &labels(key), sum.calls);
+    }
+    family(out, "plugin_call_seconds_total", "counter", "Time spent in calls into the plugin.");
+    for (key, sum) in &sums {
+        sample(out, "plugin_call_seconds_total", &labels(key), sum.nanos as f64 / 1e9);
+    }
+    family(out, "plugin_traps_by_kind_total", "counter", "Calls that trapped, by kind.");
+    for (key, sum) in &sums {
+        for (kind, count) in ["deadline", "memory", "panic", "other"].iter().zip(sum.traps) {
+            sample(out, "plugin_traps_by_kind_total", &format!("{},kind=\"{kind}\"", labels(key)), count);
+        }
+    }
+    family(out, "plugin_memory_high_water_bytes", "gauge", "Largest memory one instance of the plugin held.");
+    for (key, sum) in &sums {
+        sample(out, "plugin_memory_high_water_bytes", &labels(key), sum.high_water);
+    }
+    family(out, "plugin_log_lines_dropped_total", "counter", "log lines over plugin.log.max.lines.per.second.");
+    for (key, sum) in &sums {
+        sample(out, "plugin_log_lines_dropped_total", &labels(key), sum.dropped);
+    }
+    family(out, "plugin_counter_total", "counter", "Counters the plugin records through host.counter-add.");
+    for (key, sum) in &sums {
+        for (name, value) in &sum.counters {
+            sample(out, "plugin_counter_total", &format!("{},name=\"{}\"", labels(key), escape(name)), value);
+        }
+    }
+    family(out, "plugin_histogram", "summary", "Histograms the plugin records through host.histogram-record.");
+    for (key, sum) in &sums {
+        for (name, h) in &sum.histograms {
+            let labels = format!("{},name=\"{}\"", labels(key), escape(name));
+            sample(out, "plugin_histogram_sum", &labels, h.sum);
+            sample(out, "plugin_histogram_count", &labels, h.count);
+        }
+    }
+}
+
 pub fn render(worker: &Worker) -> String {
     let mut out = String::new();
     let tasks = worker.task_metrics();
@@ -133,6 +218,7 @@ pub fn render(worker: &Worker) -> String {
             histogram(&mut out, name, &labels(&t.connector, t.task), &snapshot);
         }
     }
+    plugin_families(&mut out);
     let process = process_figures();
     let gauges = [
         ("process_resident_memory_bytes", "gauge", "Resident memory.", process.resident_bytes as f64),

@@ -15,7 +15,7 @@ use crate::openmldb::ConnectorConfig;
 use crate::plugin::bindings::sql::{ResultSet, SqlError, SqlErrorKind, SqlValue};
 use mysql_async::prelude::Queryable;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest one query or execute may take before the plugin gets `timeout`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -124,17 +124,38 @@ impl SqlConnection {
     }
 
     pub fn query(&self, statement: String, params: Vec<SqlValue>) -> Result<ResultSet, SqlError> {
+        self.query_by(statement, params, None)
+    }
+
+    /// A query answered by `deadline` (when sooner than the call timeout)
+    /// or ended with `timeout`: a plugin's call deadline bounds its SQL.
+    pub fn query_by(
+        &self,
+        statement: String,
+        params: Vec<SqlValue>,
+        deadline: Option<Instant>,
+    ) -> Result<ResultSet, SqlError> {
         values::check_params(&params).map_err(|reason| error(SqlErrorKind::Statement, None, reason))?;
         let (reply, answer) = mpsc::sync_channel(1);
-        self.call(Request::Query { statement, params, reply }, answer)
+        self.call_by(Request::Query { statement, params, reply }, answer, deadline)
     }
 
     pub fn execute(&self, statement: String, params: Vec<Vec<SqlValue>>) -> Result<Vec<u64>, SqlError> {
+        self.execute_by(statement, params, None)
+    }
+
+    /// [`execute`](Self::execute), answered by `deadline` like [`query_by`](Self::query_by).
+    pub fn execute_by(
+        &self,
+        statement: String,
+        params: Vec<Vec<SqlValue>>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u64>, SqlError> {
         for row in &params {
             values::check_params(row).map_err(|reason| error(SqlErrorKind::Statement, None, reason))?;
         }
         let (reply, answer) = mpsc::sync_channel(1);
-        self.call(Request::Execute { statement, params, reply }, answer)
+        self.call_by(Request::Execute { statement, params, reply }, answer, deadline)
     }
 
     /// Start the host's transaction around a batch.
@@ -158,6 +179,18 @@ impl SqlConnection {
     }
 
     fn call<T>(&self, request: Request, answer: mpsc::Receiver<Result<T, SqlError>>) -> Result<T, SqlError> {
+        self.call_by(request, answer, None)
+    }
+
+    fn call_by<T>(
+        &self,
+        request: Request,
+        answer: mpsc::Receiver<Result<T, SqlError>>,
+        deadline: Option<Instant>,
+    ) -> Result<T, SqlError> {
+        let timeout = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()).min(self.call_timeout))
+            .unwrap_or(self.call_timeout);
         if self.requests.send(request).is_err() {
             return Err(error(
                 SqlErrorKind::Connection,
@@ -165,12 +198,12 @@ impl SqlConnection {
                 format!("the connection to {} is closed", self.describe),
             ));
         }
-        match answer.recv_timeout(self.call_timeout) {
+        match answer.recv_timeout(timeout) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(error(
                 SqlErrorKind::Timeout,
                 None,
-                format!("no answer from {} within {:?}", self.describe, self.call_timeout),
+                format!("no answer from {} within {timeout:?} (the call's deadline or the SQL timeout)", self.describe),
             )),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 Err(error(SqlErrorKind::Connection, None, format!("the connection to {} is closed", self.describe)))

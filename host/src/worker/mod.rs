@@ -108,6 +108,9 @@ pub struct ConnectorView {
     pub worker_id: String,
     pub config: ConnectorConfig,
     pub tasks: Vec<TaskView>,
+    /// Each plugin with its limits and grants.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +270,9 @@ impl Worker {
     /// config (tasks restart; the target state is kept). An identical
     /// config changes nothing.
     pub async fn put_connector(&self, name: &str, posted: ConnectorConfig) -> Result<Applied, WorkerError> {
+        if self.config.cluster.is_some() {
+            crate::connector::config::check_secrets_are_references(&posted)?;
+        }
         let definition = ConnectorDefinition::parse(name, posted, &self.config.namesrv_addr)?;
         self.check_plugins(&definition)?;
         let applied = match lock(&self.connectors).get(name) {
@@ -608,6 +614,7 @@ impl Worker {
             worker_id: self.config.worker_id.clone(),
             config: mask_secrets(&connector.definition.posted),
             tasks,
+            plugins: crate::connector::config::plugin_sandboxes(&connector.definition, &self.config.namesrv_addr),
         }
     }
 

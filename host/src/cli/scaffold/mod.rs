@@ -296,7 +296,7 @@ pub fn build_project(dir: &Path) -> Result<Built> {
     // so the first load after a build does not compile again (seconds for
     // Python and JavaScript components).
     let cache_dir = std::env::var_os("RMQ_OPENMLDB_CACHE_DIR").map(PathBuf::from).or_else(default_cache_dir);
-    let engine = PluginEngine::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() })?;
+    let engine = PluginEngine::new(RuntimeConfig { cache_dir })?;
     let loaded = engine
         .load(PluginOrigin::File(component.clone()), None)
         .with_context(|| format!("{} was built but the worker would refuse it", component.display()))?;

@@ -6,14 +6,51 @@
 //! - "loop": spin forever;
 //! - "break-schema": return a row whose cell has the wrong type;
 //! - "bad-index": report a failure for a row that does not exist;
+//! - "sleep": sleep for an hour (a blocking wait in a host import);
+//! - "flood": print 8 MiB to stdout and stderr and log 100,000 lines;
+//! - "panic-every-fifth": panic when this is the instance's fifth call
+//!   (tenth, …), pass the row otherwise;
+//! - "read:PATH", "write:PATH", "connect:HOST:PORT", "env:NAME": try it,
+//!   and pass the row on with its first cell replaced by "allowed: …" or
+//!   "denied: …";
 //! - anything else: pass the row through.
 //!
 //! Every call counts itself in keyed state ("calls") and a counter.
 
 use rmq_openmldb_sdk::host;
 use rmq_openmldb_sdk::prelude::*;
+use std::io::{Read, Write};
 
-pub struct Hostile;
+pub struct Hostile {
+    calls: u64,
+}
+
+/// What happened when the plugin tried something the sandbox may refuse.
+fn attempt(command: &str) -> Option<String> {
+    let (verb, target) = command.split_once(':')?;
+    let outcome: Result<String, String> = match verb {
+        "read" => {
+            std::fs::read_to_string(target).map(|text| format!("{} bytes", text.len())).map_err(|e| e.to_string())
+        }
+        "write" => std::fs::write(target, b"written by the hostile plugin")
+            .map(|()| "written".to_string())
+            .map_err(|e| e.to_string()),
+        "connect" => std::net::TcpStream::connect(target)
+            .and_then(|mut stream| {
+                stream.write_all(b"ping\n")?;
+                let mut reply = [0u8; 4];
+                stream.read_exact(&mut reply)?;
+                Ok(String::from_utf8_lossy(&reply).into_owned())
+            })
+            .map_err(|e| e.to_string()),
+        "env" => std::env::var(target).map_err(|e| e.to_string()),
+        _ => return None,
+    };
+    Some(match outcome {
+        Ok(detail) => format!("allowed: {detail}"),
+        Err(reason) => format!("denied: {reason}"),
+    })
+}
 
 fn spin_forever() -> ! {
     let mut n: u64 = 0;
@@ -24,19 +61,26 @@ fn spin_forever() -> ! {
 
 impl Transform for Hostile {
     fn init(_config: PluginConfig, output: Vec<Column>) -> Result<(Self, TransformInfo), PluginError> {
-        Ok((Hostile, TransformInfo { info: plugin_info("hostile", "0.0.1"), input: output }))
+        Ok((Hostile { calls: 0 }, TransformInfo { info: plugin_info("hostile", "0.0.1"), input: output }))
     }
 
     fn process(&mut self, batch: RowBatch) -> Result<Transformed, PluginError> {
         let calls = host::state_get("calls").map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).unwrap_or(0);
         host::state_put("calls", &(calls + 1).to_le_bytes());
         host::counter_add("hostile_calls", 1);
+        self.calls += 1;
         let mut out = Transformed { rows: Vec::new(), failures: Vec::new() };
         for row in batch.rows {
             let command = match row.cells.first() {
                 Some(Cell::String(s)) => s.clone(),
                 _ => String::new(),
             };
+            if let Some(outcome) = attempt(&command) {
+                let mut row = row;
+                row.cells[0] = Cell::String(outcome);
+                out.rows.push(row);
+                continue;
+            }
             match command.as_str() {
                 "trap" => {
                     #[cfg(target_family = "wasm")]
@@ -53,6 +97,24 @@ impl Transform for Hostile {
                     }
                 }
                 "loop" => spin_forever(),
+                "sleep" => {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    out.rows.push(row);
+                }
+                "flood" => {
+                    let chunk = vec![b'x'; 1 << 20];
+                    for _ in 0..8 {
+                        let _ = std::io::stdout().write_all(&chunk);
+                        let _ = std::io::stderr().write_all(&chunk);
+                    }
+                    for i in 0..100_000 {
+                        host::log(host::Level::Error, &format!("flood line {i}"));
+                    }
+                    out.rows.push(row);
+                }
+                "panic-every-fifth" if self.calls % 5 == 0 => panic!("hostile plugin panics on its fifth call"),
+                "panic-every-fifth" => out.rows.push(row),
+
                 "break-schema" => out
                     .rows
                     .push(Row { source_index: row.source_index, cells: vec![Cell::Bool(true); row.cells.len()] }),
