@@ -296,12 +296,14 @@ impl Intake<'_> {
         let mut delay = PLUGIN_RETRY;
         while !pending.is_empty() {
             let mut chains = std::mem::take(&mut self.chains);
+            let stopping = cancel.clone();
             let job = tokio::task::spawn_blocking(move || {
+                let stop = || stopping.is_cancelled();
                 let results: Vec<_> = pending
                     .into_iter()
                     .map(|(table, indices, messages)| {
                         let result = match chains.get_mut(&table) {
-                            Some(chain) => chain.run(&messages),
+                            Some(chain) => chain.run_until(&messages, &stop),
                             None => Ok(ChainOutput::default()),
                         };
                         (table, indices, messages, result)
@@ -325,6 +327,7 @@ impl Intake<'_> {
                         progress.degrade(format!("{stage} for table {table}: {message}"));
                         pending.push((table, indices, messages));
                     }
+                    Err(ChainError::Stopped) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 }
             }

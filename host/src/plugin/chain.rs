@@ -32,6 +32,10 @@ pub enum ChainError {
     Load(#[from] LoadError),
     #[error("{stage}: {source}")]
     Call { stage: String, source: CallError },
+    /// The task is stopping: the batch was left part-way (nothing of it
+    /// is acknowledged, so it comes back).
+    #[error("stopped while the batch was in the plugins")]
+    Stopped,
 }
 
 /// A message that produced no row, and why.
@@ -130,8 +134,15 @@ impl PluginChain {
     /// A whole-batch plugin error (`Err`) stops the batch: nothing of it is
     /// stored.
     pub fn run(&mut self, messages: &[Message]) -> Result<ChainOutput, ChainError> {
+        self.run_until(messages, &|| false)
+    }
+
+    /// [`run`](Self::run), given up between two calls once `stop` says so:
+    /// isolating poison can take many calls, each up to its deadline, and
+    /// a stopping task must not wait for all of them.
+    pub fn run_until(&mut self, messages: &[Message], stop: &dyn Fn() -> bool) -> Result<ChainOutput, ChainError> {
         let mut output = ChainOutput::default();
-        self.run_isolating(messages, 0, &mut output)?;
+        self.run_isolating(messages, 0, &mut output, stop)?;
         // One failed row fails its whole message: a message is stored whole
         // or dead-lettered whole.
         let failed: HashSet<u32> = output.failures.iter().map(|f| f.source_index).collect();
@@ -141,7 +152,16 @@ impl PluginChain {
 
     /// `messages` are the batch's `offset..offset+len`; rows and failures
     /// go to `output` with batch-wide indexes.
-    fn run_isolating(&mut self, messages: &[Message], offset: u32, output: &mut ChainOutput) -> Result<(), ChainError> {
+    fn run_isolating(
+        &mut self,
+        messages: &[Message],
+        offset: u32,
+        output: &mut ChainOutput,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), ChainError> {
+        if stop() {
+            return Err(ChainError::Stopped);
+        }
         match self.run_once(messages, &mut output.traps) {
             Ok((rows, failures)) => {
                 output.rows.extend(rows.into_iter().map(|mut row| {
@@ -163,8 +183,8 @@ impl PluginChain {
             Err(Poisoned { stage, error }) if is_poison(&error) && messages.len() > 1 => {
                 tracing::warn!(stage, messages = messages.len(), "bisecting a batch the plugin fails on: {error}");
                 let half = messages.len() / 2;
-                self.run_isolating(&messages[..half], offset, output)?;
-                self.run_isolating(&messages[half..], offset + half as u32, output)
+                self.run_isolating(&messages[..half], offset, output, stop)?;
+                self.run_isolating(&messages[half..], offset + half as u32, output, stop)
             }
             Err(Poisoned { stage, error }) => Err(ChainError::Call { stage, source: error }),
         }
