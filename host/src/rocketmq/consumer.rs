@@ -18,7 +18,7 @@
 //! has durably, never from the client's earlier guess.
 
 use super::client::RocketMqError;
-use super::offsets::QueueProgress;
+use super::offsets::{Admission, QueueProgress};
 use crate::openmldb::{ConfigError, ConnectorConfig};
 use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer, MessageQueueListener, OffsetStore, ReadOffsetType};
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
@@ -408,7 +408,17 @@ impl QueueConsumer {
                 let Some(slot) = queues.get_mut(&queue).filter(|s| s.ownership == Ownership::Owned) else {
                     continue;
                 };
-                slot.progress.track(m.queue_offset());
+                match slot.progress.admit(m.queue_offset()) {
+                    Admission::New => {}
+                    Admission::Stale => continue,
+                    Admission::AfterGap { expected } => tracing::warn!(
+                        group = %self.config.group,
+                        queue = ?queue,
+                        expected,
+                        offset = m.queue_offset(),
+                        "the broker skipped offsets of this queue (expired or corrected)"
+                    ),
+                }
                 // The broker stamps each pulled message with the queue's end.
                 if let Some(end) = m.property(&MAX_OFFSET_PROPERTY.into()).and_then(|v| v.parse().ok()) {
                     slot.progress.saw_broker_end(end);

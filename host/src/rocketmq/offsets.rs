@@ -3,8 +3,31 @@
 //! acknowledged out of order (batches finish in any order); the committed
 //! offset only moves over a contiguous prefix of acknowledged messages,
 //! so a restart redelivers exactly the unacknowledged window.
+//!
+//! It also decides which pulled messages are new. The client can hand
+//! out a batch pulled before a seek after the seek (its seek clears the
+//! cache before it stops the pull task), so a queue read again from an
+//! offset would see some messages twice: after a seek only the sought
+//! offset opens the queue, and offsets already handed out are dropped.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a queue waits for its sought offset before it takes what the
+/// broker sends (the offset may have expired from the broker meanwhile).
+const SEEK_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a pulled message goes on to the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The next message of the queue.
+    New,
+    /// Ahead of what was expected: the broker skipped offsets (expired or
+    /// corrected); taken, and worth a warning.
+    AfterGap { expected: i64 },
+    /// Handed out already, or pulled before the last seek: dropped.
+    Stale,
+}
 
 /// Progress of one queue.
 #[derive(Debug, Clone, Default)]
@@ -17,23 +40,59 @@ pub struct QueueProgress {
     in_flight: BTreeMap<i64, bool>,
     /// The queue's end at the broker, as the last pull reported it.
     broker_end: Option<i64>,
+    /// The next offset to hand out.
+    next: Option<i64>,
+    /// Set by a seek: nothing is handed out until this offset arrives.
+    sought: Option<(i64, Instant)>,
 }
 
 impl QueueProgress {
     /// A queue read from `offset`, which the broker holds as committed.
     pub fn starting_at(offset: i64) -> Self {
-        QueueProgress { committable: Some(offset), committed: Some(offset), ..QueueProgress::default() }
+        QueueProgress {
+            committable: Some(offset),
+            committed: Some(offset),
+            next: Some(offset),
+            sought: Some((offset, Instant::now())),
+            ..QueueProgress::default()
+        }
     }
 
     /// Forget what was handed out and not acknowledged: it is read again
-    /// from the returned offset (the first unacknowledged one).
+    /// from the returned offset (the first unacknowledged one), which the
+    /// caller seeks to.
     pub fn rewind(&mut self) -> Option<i64> {
         self.in_flight.clear();
-        self.committable
+        let from = self.committable?;
+        self.next = Some(from);
+        self.sought = Some((from, Instant::now()));
+        Some(from)
+    }
+
+    /// Whether the pulled message at `offset` is new; a new one is tracked.
+    pub fn admit(&mut self, offset: i64) -> Admission {
+        self.admit_at(offset, Instant::now())
+    }
+
+    fn admit_at(&mut self, offset: i64, now: Instant) -> Admission {
+        if let Some((sought, since)) = self.sought {
+            if offset != sought && now.duration_since(since) < SEEK_WAIT {
+                return Admission::Stale;
+            }
+            self.sought = None;
+        }
+        let admission = match self.next {
+            Some(next) if offset < next => return Admission::Stale,
+            Some(next) if offset > next => Admission::AfterGap { expected: next },
+            _ => Admission::New,
+        };
+        self.next = Some(offset + 1);
+        self.track(offset);
+        admission
     }
 
     /// A message at `offset` was handed to the pipeline.
-    pub fn track(&mut self, offset: i64) {
+    fn track(&mut self, offset: i64) {
         if self.committable.is_none() {
             self.committable = Some(offset);
         }
@@ -114,6 +173,44 @@ mod tests {
         q.ack(13);
         assert_eq!(q.pending_commit(), Some(15));
         assert_eq!(q.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_message_handed_out_already_is_stale() {
+        let mut q = QueueProgress::starting_at(0);
+        for offset in 0..32 {
+            assert_eq!(q.admit(offset), Admission::New);
+        }
+        // The client's pre-seek batch, handed out again after the seek.
+        for offset in 0..32 {
+            assert_eq!(q.admit(offset), Admission::Stale);
+        }
+        assert_eq!(q.admit(32), Admission::New);
+        assert_eq!(q.in_flight(), 33);
+    }
+
+    #[test]
+    fn after_a_rewind_only_the_sought_offset_opens_the_queue() {
+        let mut q = QueueProgress::starting_at(10);
+        for offset in 10..20 {
+            q.admit(offset);
+        }
+        q.ack(10);
+        assert_eq!(q.rewind(), Some(11));
+        // A pull started before the rewind brings offsets ahead of it.
+        assert_eq!(q.admit(20), Admission::Stale);
+        assert_eq!(q.admit(11), Admission::New);
+        assert_eq!(q.admit(12), Admission::New);
+        assert_eq!(q.in_flight(), 2);
+    }
+
+    #[test]
+    fn a_sought_offset_that_never_comes_stops_blocking_the_queue() {
+        let mut q = QueueProgress::starting_at(5);
+        let later = Instant::now() + SEEK_WAIT;
+        assert_eq!(q.admit_at(9, later), Admission::AfterGap { expected: 5 });
+        assert_eq!(q.admit(10), Admission::New);
+        assert_eq!(q.pending_commit(), None, "5 is committed; 9 is not acknowledged");
     }
 
     #[test]
