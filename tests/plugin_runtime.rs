@@ -3,8 +3,8 @@
 
 use rmq_openmldb::plugin::bindings::{Cell, Column, ColumnType, Message, Row, RowBatch, TableSchema};
 use rmq_openmldb::plugin::{
-    CacheOutcome, CallError, ChainError, ConverterInstance, LoadError, PluginCatalog, PluginChain, PluginEngine,
-    PluginOrigin, PluginServices, Role, RuntimeConfig, Sandbox, SourceInstance, StageSpec, TransformInstance, TrapKind,
+    CacheOutcome, CallError, ConverterInstance, LoadError, PluginCatalog, PluginChain, PluginEngine, PluginOrigin,
+    PluginServices, Role, RuntimeConfig, Sandbox, SourceInstance, StageSpec, TransformInstance, TrapKind,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -382,6 +382,29 @@ fn outcome(t: &mut TransformInstance, command: &str) -> String {
         Cell::String(s) => s.clone(),
         other => panic!("{command}: {other:?}"),
     }
+}
+
+#[test]
+fn a_result_whose_strings_overlap_is_refused_before_it_is_copied() {
+    let engine = engine();
+    let services = limited("hostile", &[]);
+    let mut t = hostile_transform(&engine, services.clone());
+    let started = Instant::now();
+    let (kind, detail) = expect_trap(t.process(&command_batch("oversized")));
+    assert_eq!(kind, TrapKind::MemoryLimit, "{detail}");
+    assert!(detail.contains("output too large") && detail.contains("33554432 bytes"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused without copying 32 GiB");
+    assert_eq!(outcome(&mut t, "ok"), "ok", "a fresh instance serves the next call");
+}
+
+#[test]
+fn a_large_result_that_really_is_in_the_plugins_memory_is_copied_whole() {
+    let engine = engine();
+    let mut t = hostile_transform(&engine, limited("hostile", &[]));
+    let out = t.process(&command_batch("large")).unwrap();
+    assert_eq!(out.rows.len(), 100);
+    let bytes: usize = out.rows.iter().map(|r| if let Cell::String(s) = &r.cells[0] { s.len() } else { 0 }).sum();
+    assert_eq!(bytes, 100 * (128 << 10));
 }
 
 #[test]

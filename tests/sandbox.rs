@@ -140,6 +140,102 @@ fn hostile_plugins_are_contained_and_every_message_is_written_or_dead_lettered()
     });
 }
 
+/// Build tests/components/hostile-c with the CLI, as a plugin author would.
+fn build_hostile_c(work: &Path, plugins: &Path) {
+    let project = work.join("hostile-c");
+    std::fs::create_dir_all(project.join("wit")).unwrap();
+    let source = common::root().join("tests/components/hostile-c");
+    for file in ["plugin.c", "plugin.toml"] {
+        std::fs::copy(source.join(file), project.join(file)).unwrap();
+    }
+    std::fs::copy(common::root().join("wit/plugin.wit"), project.join("wit/plugin.wit")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rmq-openmldb"))
+        .args(["plugin", "build", ".", "--install"])
+        .arg(plugins)
+        .current_dir(&project)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building hostile-c failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_hostile_plugin_in_c_meets_the_same_policy_and_an_oversized_result_is_refused_uncopied() {
+    with_broker(|runtime| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        build_hostile_c(dir.path(), &plugins);
+        let standin = standin().await;
+        let (topic, dead_letters) = (unique("hostile_c"), unique("hostile_c_dlq"));
+        create_table(&standin, &format!("CREATE TABLE {topic} (cmd string, id bigint, INDEX(KEY=id))")).await;
+
+        let mut commands: Vec<String> = vec!["pass".into(); 100];
+        let traps = [(10, "sleep"), (30, "spin"), (50, "alloc"), (70, "oversized")];
+        for (id, command) in traps {
+            commands[id] = command.into();
+        }
+        commands[90] = "read:/etc/passwd".into();
+        let bodies: Vec<String> =
+            commands.iter().enumerate().map(|(id, cmd)| json!({"cmd": cmd, "id": id}).to_string()).collect();
+        produce_to(dir.path(), &topic, &bodies, 2);
+
+        let worker = WorkerProcess::start_with(
+            dir.path(),
+            &format!("worker_id = \"test-worker\"\nplugins_dir = \"{}\"\n", plugins.display()),
+        )
+        .await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        for (key, value) in [
+            ("transforms", "hostile"),
+            ("transforms.hostile.type", "hostile-c"),
+            ("plugin.call.timeout.ms", "500"),
+            ("plugin.memory.max.bytes", "33554432"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dead_letters.as_str()),
+        ] {
+            connector[key] = json!(value);
+        }
+        let (_, reply) = worker.post("/connectors/hostile-c", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+
+        let rows = wait_for_rows(&standin, &topic, 96, &worker).await;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r[1].as_i64().unwrap()).collect();
+        ids.sort();
+        let expected: Vec<i64> = (0..100).filter(|id| !traps.iter().any(|(t, _)| *t as i64 == *id)).collect();
+        assert_eq!(ids, expected, "every message that does not trap is written once");
+        let passwd = rows.iter().find(|r| r[1] == json!(90)).unwrap()[0].as_str().unwrap().to_string();
+        assert!(passwd.starts_with("denied"), "no files: {passwd}");
+
+        let mut letters = read_dead_letters(runtime, &dead_letters, 4).await;
+        letters.sort_by_key(|m| serde_json::from_slice::<Value>(&m.body).unwrap()["id"].as_i64());
+        let reasons: Vec<(String, String)> = letters
+            .iter()
+            .map(|m| {
+                let body: Value = serde_json::from_slice(&m.body).unwrap();
+                (body["cmd"].as_str().unwrap().to_string(), property(m, "connect.errors.reason").unwrap())
+            })
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].0 == "sleep" && reasons[0].1.contains("deadline exceeded"), "{reasons:?}");
+        assert!(reasons[1].0 == "spin" && reasons[1].1.contains("deadline exceeded"), "{reasons:?}");
+        assert!(reasons[2].0 == "alloc" && reasons[2].1.contains("memory limit exceeded"), "{reasons:?}");
+        assert!(reasons[3].0 == "oversized" && reasons[3].1.contains("output too large"), "{reasons:?}");
+
+        // 4096 rows of one shared 8 MiB string would be 32 GiB once copied.
+        let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+        let rss = metric(&metrics, "rmq_openmldb_process_resident_memory_bytes");
+        assert!(rss < 512.0 * 1024.0 * 1024.0, "the worker's memory stays bounded: {rss}");
+        let (_, view) = worker.get("/v1/connectors/hostile-c").await;
+        assert_eq!(view["state"], "RUNNING", "{view}");
+    });
+}
+
 #[test]
 fn the_rest_api_refuses_foreign_hosts_origins_and_plugin_paths_and_never_shows_a_url_password() {
     with_broker(|_| async {

@@ -11,14 +11,81 @@ use super::bindings::{
 };
 use super::engine::{EPOCH_TICK, LoadedPlugin, PluginEngine, RolePre};
 use super::error::{CallError, TrapKind};
+use super::lift_budget::{Budgeted, OutputTooLarge, with_budget};
 use super::sandbox::Limits;
 use super::state::{PluginServices, PluginState};
 use super::wasi::HostWaitDeadline;
 use std::sync::Arc;
+use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// Plugin configuration as it crosses the boundary.
 pub type PluginConfig = Vec<(String, String)>;
+
+const CONVERTER_EXPORTS: &[&str] = &["init", "convert", "infer-schema"];
+const TRANSFORM_EXPORTS: &[&str] = &["init", "process"];
+const SINK_EXPORTS: &[&str] = &["init", "write", "flush"];
+const SOURCE_EXPORTS: &[&str] = &["init", "poll"];
+
+/// The functions an instance exports for its role, looked up once. Calls
+/// go through them rather than the generated bindings so that results are
+/// lifted within the plugin's output budget (`lift_budget`).
+struct Exports {
+    funcs: Vec<(&'static str, Func)>,
+}
+
+impl Exports {
+    /// Instantiate `pre` and find `names` in its `interface` export.
+    fn instantiate(
+        pre: &wasmtime::component::InstancePre<PluginState>,
+        store: &mut Store<PluginState>,
+        interface: &str,
+        names: &[&'static str],
+    ) -> wasmtime::Result<Exports> {
+        let instance = pre.instantiate(&mut *store)?;
+        Exports::load(store, &instance, interface, names)
+    }
+
+    fn load(
+        store: &mut Store<PluginState>,
+        instance: &Instance,
+        interface: &str,
+        names: &[&'static str],
+    ) -> wasmtime::Result<Exports> {
+        let qualified = format!("{}/{interface}@{}", bindings::CONTRACT_PACKAGE, bindings::CONTRACT_VERSION);
+        let scope = instance
+            .get_export_index(&mut *store, None, &qualified)
+            .ok_or_else(|| wasmtime::format_err!("no export {qualified}"))?;
+        let mut funcs = Vec::with_capacity(names.len());
+        for name in names {
+            let func = instance
+                .get_export_index(&mut *store, Some(&scope), name)
+                .and_then(|index| instance.get_func(&mut *store, index))
+                .ok_or_else(|| wasmtime::format_err!("no function {name} in {qualified}"))?;
+            funcs.push((*name, func));
+        }
+        Ok(Exports { funcs })
+    }
+
+    /// Call export `name`; its result is charged to the plugin's output
+    /// budget (its memory cap) before it is copied out.
+    fn call<P, R>(&self, store: &mut Store<PluginState>, name: &str, params: P) -> wasmtime::Result<R>
+    where
+        P: ComponentNamedList + Lower,
+        R: Lift + 'static,
+    {
+        let func = self
+            .funcs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| wasmtime::format_err!("no function {name}"))?;
+        let typed = func.typed::<P, (Budgeted<R>,)>(&*store)?;
+        let budget = store.data().services.limits().memory_max_bytes as u64;
+        let (Budgeted(result),) = with_budget(budget, || typed.call(&mut *store, params))?;
+        Ok(result)
+    }
+}
 
 struct Live<B> {
     store: Store<PluginState>,
@@ -134,6 +201,13 @@ fn classify(plugin: &str, limits: &Limits, error: wasmtime::Error, store: &Store
     let stderr = store.data().stderr.contents();
     let text = format!("{error:#}");
     let waited = error.downcast_ref::<HostWaitDeadline>().map(|w| w.import);
+    if let Some(too_large) = error.downcast_ref::<OutputTooLarge>() {
+        return CallError::Trap {
+            plugin: plugin.to_string(),
+            kind: TrapKind::MemoryLimit,
+            detail: format!("{too_large} (the budget is the plugin's memory cap, plugin.memory.max.bytes)"),
+        };
+    }
     let kind = match error.downcast_ref::<Trap>() {
         _ if waited.is_some() => TrapKind::Deadline,
         Some(Trap::Interrupt) => TrapKind::Deadline,
@@ -272,7 +346,7 @@ fn quarantine_bad_rows(
 
 /// A warm converter instance.
 pub struct ConverterInstance {
-    warm: Warm<bindings::converter::ConverterPlugin>,
+    warm: Warm<Exports>,
     config: PluginConfig,
     target: TableSchema,
     info: PluginInfo,
@@ -308,7 +382,7 @@ impl ConverterInstance {
     /// Run `call` on a ready instance; returns the `PluginInfo` when `init` ran.
     fn with_instance<R>(
         &mut self,
-        call: impl FnOnce(&bindings::converter::ConverterPlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Option<PluginInfo>), CallError> {
         let mut fresh_info = None;
         let (config, target) = (&self.config, &self.target);
@@ -318,10 +392,11 @@ impl ConverterInstance {
                 let RolePre::Converter(pre) = pre else {
                     return Err(wrong_role(&plugin, "converter"));
                 };
-                let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings.rmq_openmldb_plugin_converter().call_init(&mut *store, config, target)?.map(|info| {
+                let exports = Exports::instantiate(pre.instance_pre(), store, "converter", CONVERTER_EXPORTS)?;
+                let init: Result<PluginInfo, GuestError> = exports.call(store, "init", (config.as_slice(), target))?;
+                Ok(init.map(|info| {
                     fresh_info = Some(info);
-                    bindings
+                    exports
                 }))
             },
             call,
@@ -346,7 +421,7 @@ impl ConverterInstance {
     /// break the target schema come back as failures of their message.
     pub fn convert(&mut self, batch: &[Message]) -> Result<Converted, CallError> {
         let (result, fresh_info) =
-            self.with_instance(|b, store| b.rmq_openmldb_plugin_converter().call_convert(store, batch))?;
+            self.with_instance(|e, store| e.call::<_, Result<Converted, GuestError>>(store, "convert", (batch,)))?;
         if let Some(info) = fresh_info {
             self.info = info;
         }
@@ -376,15 +451,15 @@ impl ConverterInstance {
         sample: &Message,
         services: Arc<PluginServices>,
     ) -> Result<Vec<Column>, CallError> {
-        let mut warm: Warm<bindings::converter::ConverterPlugin> = Warm::new(engine, plugin.clone(), services);
+        let mut warm: Warm<Exports> = Warm::new(engine, plugin.clone(), services);
         let result = warm.call(
             |pre, store| {
                 let RolePre::Converter(pre) = pre else {
                     return Err(wrong_role(&plugin, "converter"));
                 };
-                pre.instantiate(store).map(Ok)
+                Exports::instantiate(pre.instance_pre(), store, "converter", CONVERTER_EXPORTS).map(Ok)
             },
-            |b, store| b.rmq_openmldb_plugin_converter().call_infer_schema(store, config, sample),
+            |e, store| e.call::<_, Result<Vec<Column>, GuestError>>(store, "infer-schema", (config.as_slice(), sample)),
         )?;
         result.map_err(|e| CallError::from_guest(&plugin.name, e))
     }
@@ -392,7 +467,7 @@ impl ConverterInstance {
 
 /// A warm transform instance.
 pub struct TransformInstance {
-    warm: Warm<bindings::transform::TransformPlugin>,
+    warm: Warm<Exports>,
     config: PluginConfig,
     output: Vec<Column>,
     input: Vec<Column>,
@@ -431,7 +506,7 @@ impl TransformInstance {
 
     fn with_instance<R>(
         &mut self,
-        call: impl FnOnce(&bindings::transform::TransformPlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Option<bindings::TransformInfo>), CallError> {
         let mut fresh_info = None;
         let (config, output) = (&self.config, &self.output);
@@ -441,10 +516,12 @@ impl TransformInstance {
                 let RolePre::Transform(pre) = pre else {
                     return Err(wrong_role(&plugin, "transform"));
                 };
-                let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings.rmq_openmldb_plugin_transform().call_init(&mut *store, config, output)?.map(|info| {
+                let exports = Exports::instantiate(pre.instance_pre(), store, "transform", TRANSFORM_EXPORTS)?;
+                let init: Result<bindings::TransformInfo, GuestError> =
+                    exports.call(store, "init", (config.as_slice(), output.as_slice()))?;
+                Ok(init.map(|info| {
                     fresh_info = Some(info);
-                    bindings
+                    exports
                 }))
             },
             call,
@@ -472,7 +549,7 @@ impl TransformInstance {
     /// Process a batch; failures index `batch.rows`.
     pub fn process(&mut self, batch: &RowBatch) -> Result<Transformed, CallError> {
         let (result, fresh) =
-            self.with_instance(|b, store| b.rmq_openmldb_plugin_transform().call_process(store, batch))?;
+            self.with_instance(|e, store| e.call::<_, Result<Transformed, GuestError>>(store, "process", (batch,)))?;
         if let Some(fresh) = fresh
             && fresh.input != self.input
         {
@@ -501,7 +578,7 @@ impl TransformInstance {
 
 /// A warm sink instance.
 pub struct SinkInstance {
-    warm: Warm<bindings::sink::SinkPlugin>,
+    warm: Warm<Exports>,
     config: PluginConfig,
     schema: TableSchema,
 }
@@ -521,7 +598,7 @@ impl SinkInstance {
 
     fn call<R>(
         &mut self,
-        call: impl FnOnce(&bindings::sink::SinkPlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let (config, schema) = (&self.config, &self.schema);
         let plugin = self.warm.plugin.clone();
@@ -530,8 +607,9 @@ impl SinkInstance {
                 let RolePre::Sink(pre) = pre else {
                     return Err(wrong_role(&plugin, "sink"));
                 };
-                let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings.rmq_openmldb_plugin_sink().call_init(&mut *store, config, schema)?.map(|_| bindings))
+                let exports = Exports::instantiate(pre.instance_pre(), store, "sink", SINK_EXPORTS)?;
+                let init: Result<PluginInfo, GuestError> = exports.call(store, "init", (config.as_slice(), schema))?;
+                Ok(init.map(|_| exports))
             },
             call,
         )
@@ -541,7 +619,7 @@ impl SinkInstance {
     pub fn write(&mut self, batch: &RowBatch) -> Result<Vec<RecordFailure>, CallError> {
         let plugin = self.warm.plugin.clone();
         let failures = self
-            .call(|b, store| b.rmq_openmldb_plugin_sink().call_write(store, batch))?
+            .call(|e, store| e.call::<_, Result<Vec<RecordFailure>, GuestError>>(store, "write", (batch,)))?
             .map_err(|e| CallError::from_guest(&plugin.name, e))?;
         let len = batch.rows.len() as u32;
         match failures.iter().find(|f| f.index >= len) {
@@ -552,14 +630,14 @@ impl SinkInstance {
 
     pub fn flush(&mut self) -> Result<(), CallError> {
         let plugin = self.warm.plugin.clone();
-        self.call(|b, store| b.rmq_openmldb_plugin_sink().call_flush(store))?
+        self.call(|e, store| e.call::<_, Result<(), GuestError>>(store, "flush", ()))?
             .map_err(|e| CallError::from_guest(&plugin.name, e))
     }
 }
 
 /// A warm source instance.
 pub struct SourceInstance {
-    warm: Warm<bindings::source::SourcePlugin>,
+    warm: Warm<Exports>,
     config: PluginConfig,
     positions: Vec<SourcePosition>,
 }
@@ -584,7 +662,7 @@ impl SourceInstance {
 
     fn call<R>(
         &mut self,
-        call: impl FnOnce(&bindings::source::SourcePlugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let (config, positions) = (&self.config, &self.positions);
         let plugin = self.warm.plugin.clone();
@@ -593,8 +671,10 @@ impl SourceInstance {
                 let RolePre::Source(pre) = pre else {
                     return Err(wrong_role(&plugin, "source"));
                 };
-                let bindings = pre.instantiate(&mut *store)?;
-                Ok(bindings.rmq_openmldb_plugin_source().call_init(&mut *store, config, positions)?.map(|_| bindings))
+                let exports = Exports::instantiate(pre.instance_pre(), store, "source", SOURCE_EXPORTS)?;
+                let init: Result<PluginInfo, GuestError> =
+                    exports.call(store, "init", (config.as_slice(), positions.as_slice()))?;
+                Ok(init.map(|_| exports))
             },
             call,
         )
@@ -602,7 +682,7 @@ impl SourceInstance {
 
     pub fn poll(&mut self, max: u32) -> Result<Vec<SourceRecord>, CallError> {
         let plugin = self.warm.plugin.clone();
-        self.call(|b, store| b.rmq_openmldb_plugin_source().call_poll(store, max))?
+        self.call(|e, store| e.call::<_, Result<Vec<SourceRecord>, GuestError>>(store, "poll", (max,)))?
             .map_err(|e| CallError::from_guest(&plugin.name, e))
     }
 }

@@ -10,6 +10,7 @@ mod chain;
 mod engine;
 mod error;
 mod instance;
+mod lift_budget;
 pub mod sandbox;
 mod state;
 mod wasi;

@@ -10,6 +10,10 @@
 //! - "flood": print 8 MiB to stdout and stderr and log 100,000 lines;
 //! - "panic-every-fifth": panic when this is the instance's fifth call
 //!   (tenth, …), pass the row otherwise;
+//! - "oversized": return 4096 rows whose strings all alias one 8 MiB
+//!   buffer (32 GiB once copied out, though it fits in 8 MiB here);
+//! - "large": return 100 rows of distinct 128 KiB strings (12.5 MiB that
+//!   really is in the plugin's memory);
 //! - "read:PATH", "write:PATH", "connect:HOST:PORT", "env:NAME": try it,
 //!   and pass the row on with its first cell replaced by "allowed: …" or
 //!   "denied: …";
@@ -115,6 +119,23 @@ impl Transform for Hostile {
                 "panic-every-fifth" if self.calls % 5 == 0 => panic!("hostile plugin panics on its fifth call"),
                 "panic-every-fifth" => out.rows.push(row),
 
+                "oversized" => {
+                    let shared: &'static mut [u8] = Box::leak(vec![b'x'; 8 << 20].into_boxed_slice());
+                    for _ in 0..4096 {
+                        // SAFETY: none in the Rust sense: every string
+                        // aliases `shared`, on purpose. The host must refuse
+                        // the result before copying it, and the instance is
+                        // then discarded, so nothing here frees them.
+                        let alias = unsafe { String::from_raw_parts(shared.as_mut_ptr(), shared.len(), shared.len()) };
+                        out.rows.push(Row { source_index: row.source_index, cells: vec![Cell::String(alias)] });
+                    }
+                }
+                "large" => {
+                    for i in 0..100u8 {
+                        let text = String::from_utf8(vec![b'a' + i % 26; 128 << 10]).unwrap_or_default();
+                        out.rows.push(Row { source_index: row.source_index, cells: vec![Cell::String(text)] });
+                    }
+                }
                 "break-schema" => out
                     .rows
                     .push(Row { source_index: row.source_index, cells: vec![Cell::Bool(true); row.cells.len()] }),
