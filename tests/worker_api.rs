@@ -396,6 +396,64 @@ fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_d
     });
 }
 
+#[test]
+fn a_cluster_refuses_a_second_create_and_a_worker_that_was_away_converges_before_it_runs_anything() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let cluster = unique("converge");
+        let topic = unique("converge");
+        produce(dir.path(), &topic, &(1..=100).map(numbered_row).collect::<Vec<_>>());
+        let a = WorkerProcess::start_in_cluster(&dir.path().join("a"), &cluster, "worker-a").await;
+        // B and C are left at the default worker id: each gets its own.
+        let in_cluster = format!("cluster = \"{cluster}\"\n");
+        let mut b = WorkerProcess::start_with(&dir.path().join("b"), &in_cluster).await;
+        let c = WorkerProcess::start_with(&dir.path().join("c"), &in_cluster).await;
+        let id_of = |view: Value| view["worker_id"].as_str().unwrap().to_string();
+        let (b_id, c_id) = (id_of(b.get("/v1/worker").await.1), id_of(c.get("/v1/worker").await.1));
+        assert!(b_id.starts_with("worker-") && c_id.starts_with("worker-") && b_id != c_id, "{b_id} {c_id}");
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        connector["insert.mode"] = json!("INSERT_OR_IGNORE");
+        connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
+        let mut other = connector.clone();
+        other["max-task"] = json!("2");
+
+        // The same name created on two workers at once: the create
+        // published first wins on every worker, the other is refused.
+        let create = |config: &Value| json!({"name": "conv", "config": config}).to_string();
+        let (first, second) = (create(&connector), create(&other));
+        let (on_a, on_b) = tokio::join!(a.post("/v1/connectors", &first), b.post("/v1/connectors", &second));
+        let mut statuses = [on_a.0, on_b.0];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "a: {on_a:?}, b: {on_b:?}");
+        let winner = if on_a.0 == 201 { &connector } else { &other };
+        for worker in [&a, &b, &c] {
+            worker.wait_for_tasks("conv", "RUNNING").await;
+            assert_eq!(&worker.get("/v1/connectors/conv/config").await.1, winner, "every worker has the winner");
+        }
+        wait_for_rows(&standin, &topic, 100, &c).await;
+
+        // B goes away; the connector is deleted on C meanwhile, and a new
+        // one is created on A.
+        b.terminate();
+        assert_eq!(c.send(reqwest::Method::DELETE, "/v1/connectors/conv", "").await.0, 204);
+        let (status, _) = a.post("/v1/connectors", &json!({"name": "later", "config": connector}).to_string()).await;
+        assert_eq!(status, 201);
+        assert_eq!(a.get("/v1/connectors/conv").await.0, 404);
+
+        // B comes back: by the time it serves, it has caught up; it never
+        // ran the deleted connector's tasks, and it runs the new one.
+        let b = WorkerProcess::start_with(&dir.path().join("b"), &in_cluster).await;
+        assert_eq!(id_of(b.get("/v1/worker").await.1), b_id, "the generated id is kept");
+        assert_eq!(b.get("/v1/connectors/conv").await.0, 404, "{}", b.log_text());
+        assert_eq!(b.get("/v1/connectors/later").await.0, 200, "{}", b.log_text());
+        b.wait_for_tasks("later", "RUNNING").await;
+        let log = b.log_text();
+        let restart = log.rfind("joined the cluster").expect("joined");
+        assert!(!log[restart..].contains("connector=conv"), "nothing of conv after the restart:\n{log}");
+    });
+}
+
 /// Run headless Chromium on `url`, letting the page's timers run for a few
 /// seconds, with extra arguments (`--dump-dom`, `--screenshot=…`).
 fn chromium(url: &str, args: &[&str]) -> String {

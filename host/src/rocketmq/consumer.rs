@@ -220,16 +220,26 @@ struct State {
     queues: HashMap<QueueId, Slot>,
     /// Messages handed to each lane's next poll.
     lanes: Vec<VecDeque<ConsumedMessage>>,
+    /// Queues each subscribed topic has, as the last rebalance saw them.
+    topic_queues: HashMap<String, usize>,
 }
 
 /// Tells the consumer when the client's rebalancing moves queues.
 struct AssignmentListener {
-    changes: mpsc::UnboundedSender<(String, HashSet<MessageQueue>)>,
+    changes: mpsc::UnboundedSender<Assignment>,
+}
+
+/// A rebalance's outcome for one topic.
+struct Assignment {
+    topic: String,
+    /// Queues the topic has over all its brokers.
+    all: usize,
+    assigned: HashSet<MessageQueue>,
 }
 
 impl MessageQueueListener for AssignmentListener {
-    fn message_queue_changed(&self, topic: &str, _all: &HashSet<MessageQueue>, assigned: &HashSet<MessageQueue>) {
-        let _ = self.changes.send((topic.to_string(), assigned.clone()));
+    fn message_queue_changed(&self, topic: &str, all: &HashSet<MessageQueue>, assigned: &HashSet<MessageQueue>) {
+        let _ = self.changes.send(Assignment { topic: topic.to_string(), all: all.len(), assigned: assigned.clone() });
     }
 }
 
@@ -305,6 +315,16 @@ impl QueueConsumer {
 
     pub fn lanes(&self) -> usize {
         self.config.lanes.max(1)
+    }
+
+    /// Queues this consumer reads now (taken over, not being handed on).
+    pub fn owned_queues(&self) -> usize {
+        lock(&self.state).queues.values().filter(|s| s.ownership == Ownership::Owned).count()
+    }
+
+    /// How many queues `topic` has over all brokers, once a rebalance ran.
+    pub fn topic_queue_count(&self, topic: &str) -> Option<usize> {
+        lock(&self.state).topic_queues.get(topic).copied()
     }
 
     /// What has arrived for `lane`, up to about `max` messages and
@@ -401,7 +421,7 @@ impl QueueConsumer {
             let mut state = lock(&self.state);
             for m in messages {
                 let queue = QueueId::of(&m);
-                let State { queues, lanes: buffers } = &mut *state;
+                let State { queues, lanes: buffers, .. } = &mut *state;
                 // Not ours (yet): the client starts pulling a gained queue
                 // before it tells us; it is read again from the committed
                 // offset once it is ours.
@@ -695,12 +715,10 @@ impl QueueConsumer {
 }
 
 /// The rebalancer: applies the client's assignment changes in order.
-async fn rebalance(
-    consumer: std::sync::Weak<QueueConsumer>,
-    mut changes: mpsc::UnboundedReceiver<(String, HashSet<MessageQueue>)>,
-) {
-    while let Some((topic, assigned)) = changes.recv().await {
+async fn rebalance(consumer: std::sync::Weak<QueueConsumer>, mut changes: mpsc::UnboundedReceiver<Assignment>) {
+    while let Some(Assignment { topic, all, assigned }) = changes.recv().await {
         let Some(consumer) = consumer.upgrade() else { return };
+        lock(&consumer.state).topic_queues.insert(topic.clone(), all);
         consumer.reassign(&topic, assigned).await;
     }
 }

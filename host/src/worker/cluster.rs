@@ -1,19 +1,29 @@
 //! Cluster mode: workers that share a cluster name share their connectors
-//! through one RocketMQ topic, `rmq-openmldb-<cluster>-config` (one queue,
-//! so every worker sees the changes in the same order). A REST call on any
-//! worker publishes a change; every worker, the caller included, applies it
-//! when it reads it back. Each worker reads with its own consumer group and
-//! acknowledges a change after applying and storing it, so a restarted
-//! worker catches up from its local store. A starting worker asks the
-//! others for a snapshot, so a new worker also learns connectors whose
-//! changes are older than the topic's retention. (A change made between the
-//! request and the snapshot to a connector the new worker did not know yet
-//! reaches it only with the next change to that connector.)
+//! through one RocketMQ topic, `rmq-openmldb-<cluster>-config`, with exactly
+//! one queue (checked at start), so every worker sees the changes in the
+//! same order and a change's place in that order is its generation. A REST
+//! call on any worker publishes a change; every worker, the caller
+//! included, applies it when it reads it back, and the caller answers with
+//! what applying it did (a create of a name that exists is refused on
+//! every worker alike, as they all apply the same order).
+//!
+//! Each worker reads with its own consumer group (its worker id, unique:
+//! a second live worker with the same id is refused at start) and
+//! acknowledges a change after applying and storing it. A starting worker
+//! runs no task until it has caught up: it replays what was published
+//! since it last read, publishes a `Sync`, and once it reads its own `Sync`
+//! back waits briefly for a `Snapshot` from a worker that is already up.
+//! A snapshot is the full state as of that `Sync` (the answering worker
+//! has applied exactly the changes before it): it replaces the local state
+//! (connectors it lacks are deleted), and changes read after the `Sync`
+//! are applied on top. So a worker that was away, or is new, or whose
+//! changes fell out of the topic's retention, converges.
 //!
 //! Nothing else is coordinated here: every worker runs every connector's
 //! tasks in the connector's consumer group, and RocketMQ's rebalancing
 //! spreads the queues over the live workers and moves them off a dead one.
 
+use super::WorkerError;
 use super::store::{StoredConnector, TargetState};
 use crate::openmldb::ConnectorConfig;
 use crate::rocketmq::{ConsumeFrom, ConsumerConfig, OutgoingMessage, Producer, RocketMqError};
@@ -32,6 +42,9 @@ pub enum Change {
     Put {
         name: String,
         config: ConnectorConfig,
+        /// A create: refused where the name exists with another config.
+        #[serde(default)]
+        create: bool,
     },
     Delete {
         name: String,
@@ -46,8 +59,7 @@ pub enum Change {
     /// A worker started: the others answer with a snapshot.
     Sync,
     /// What a worker had when it read a `Sync`, for the worker that asked:
-    /// it adds the connectors it does not know (older than the topic's
-    /// retention, or from before it joined).
+    /// the full state as of that `Sync`, which replaces the asker's.
     Snapshot {
         to: String,
         connectors: BTreeMap<String, StoredConnector>,
@@ -80,7 +92,7 @@ pub struct ClusterLog {
     producer: Producer,
     started: u128,
     counter: AtomicU64,
-    waiting: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Result<(), WorkerError>>>>,
 }
 
 impl ClusterLog {
@@ -117,8 +129,11 @@ impl ClusterLog {
         config
     }
 
-    /// Publish a change; the receiver fires when this worker has applied it.
-    pub async fn publish(&self, change: Change) -> Result<oneshot::Receiver<()>, RocketMqError> {
+    /// Publish a change; the receiver gets what applying it did here.
+    pub async fn publish(
+        &self,
+        change: Change,
+    ) -> Result<(String, oneshot::Receiver<Result<(), WorkerError>>), RocketMqError> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{}-{n}", self.worker_id, self.started);
         let record = Record { version: RECORD_VERSION, id: id.clone(), origin: self.worker_id.clone(), change };
@@ -130,14 +145,25 @@ impl ClusterLog {
             self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             return Err(e);
         }
-        Ok(receiver)
+        Ok((id, receiver))
     }
 
-    /// Tell the caller waiting for `id`, if it is here, that it is applied.
-    pub fn applied(&self, id: &str) {
+    /// Tell the caller waiting for `id`, if it is here, what applying it did.
+    pub fn applied(&self, id: &str, result: Result<(), WorkerError>) {
         if let Some(waiting) = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
-            let _ = waiting.send(());
+            let _ = waiting.send(result);
+        } else if let Err(e) = result {
+            tracing::error!(change = %id, "applying a cluster change from another worker: {e}");
         }
+    }
+
+    /// Whether this worker, in this run, published `record`.
+    pub fn is_mine(&self, record: &Record) -> bool {
+        record.id.starts_with(&format!("{}-{}-", self.worker_id, self.started))
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     pub fn worker_id(&self) -> &str {

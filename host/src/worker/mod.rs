@@ -171,6 +171,22 @@ struct Connector {
     /// Why the host paused it (a plugin it needs was removed).
     held: Option<String>,
     tasks: Vec<TaskRunner>,
+    /// Its plugins with their limits and grants, as `/v1` shows them
+    /// (worked out once: the definition does not change in place).
+    plugins: Vec<serde_json::Value>,
+}
+
+impl Connector {
+    fn new(
+        definition: ConnectorDefinition,
+        target: TargetState,
+        fault: Option<String>,
+        tasks: Vec<TaskRunner>,
+        namesrv: &str,
+    ) -> Connector {
+        let plugins = crate::connector::config::plugin_sandboxes(&definition, namesrv);
+        Connector { definition, target, fault, held: None, tasks, plugins }
+    }
 }
 
 /// The parts a task needs from its worker.
@@ -197,7 +213,32 @@ pub struct Worker {
     cluster_reader: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
     plugin_folder: plugin_folder::FolderState,
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Whether tasks may start: in cluster mode, only once caught up.
+    tasks_enabled: std::sync::atomic::AtomicBool,
+    /// Cluster mode: how far joining has come.
+    joining: Mutex<Joining>,
+    /// Cluster mode: becomes true once this worker has caught up.
+    ready: watch::Sender<bool>,
 }
+
+/// A cluster worker's way from its local store to the cluster's state.
+enum Joining {
+    /// Replaying what was published since this worker last read.
+    Replaying,
+    /// Its own `Sync` is read back: waiting for another worker's snapshot,
+    /// holding the changes read meanwhile.
+    AwaitingSnapshot { since: Instant, held: Vec<cluster::Record> },
+    /// Caught up: changes apply as they are read.
+    Ready,
+}
+
+/// How long a joining worker waits for a snapshot once its `Sync` is read
+/// back (a live worker answers within a poll or two); alone, it goes on
+/// with its local state.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+/// How long a joining worker waits to be given the config queue, and to
+/// catch up.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data; keep serving it.
@@ -214,6 +255,13 @@ impl Worker {
     ) -> Result<Arc<Worker>, WorkerError> {
         let store = ConnectorStore::open(&config.data_dir)?;
         let stored = store.load()?;
+        let mut config = config;
+        if config.cluster.is_some() && config.worker_id == config::DEFAULT_WORKER_ID {
+            // Workers left at the default would share one config consumer
+            // group: each gets an id of its own, kept in its data folder.
+            config.worker_id = generated_worker_id(&config.data_dir)?;
+        }
+        let clustered = config.cluster.is_some();
         let catalog = PluginCatalog::new(config.plugins_dir.clone());
         let worker = Arc::new(Worker {
             environment: TaskEnvironment { engine, catalog, client, policy },
@@ -226,6 +274,9 @@ impl Worker {
             cluster_reader: Mutex::new(None),
             plugin_folder: Default::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            tasks_enabled: std::sync::atomic::AtomicBool::new(!clustered),
+            joining: Mutex::new(Joining::Replaying),
+            ready: watch::Sender::new(!clustered),
         });
         // Pin the folder's valid plugins before any task loads one.
         if worker.config.plugins_dir.is_some() {
@@ -239,13 +290,15 @@ impl Worker {
                 Vec::new()
             };
             tracing::info!(connector = %name, target = ?target, "connector restored");
-            lock(&worker.connectors).insert(name, Connector { definition, target, fault, held: None, tasks });
+            let connector = Connector::new(definition, target, fault, tasks, &worker.config.namesrv_addr);
+            lock(&worker.connectors).insert(name, connector);
         }
         if worker.config.plugins_dir.is_some() {
             plugin_folder::spawn_watcher(&worker);
         }
         if let Some(cluster) = worker.config.cluster.clone() {
             worker.join_cluster(&cluster).await?;
+            worker.start_waiting_tasks().await;
         }
         Ok(worker)
     }
@@ -270,6 +323,19 @@ impl Worker {
     /// config (tasks restart; the target state is kept). An identical
     /// config changes nothing.
     pub async fn put_connector(&self, name: &str, posted: ConnectorConfig) -> Result<Applied, WorkerError> {
+        self.put(name, posted, false).await
+    }
+
+    /// Create a connector that must not exist yet (in cluster mode: on any
+    /// worker; the first create published wins).
+    pub async fn create_connector(&self, name: &str, posted: ConnectorConfig) -> Result<(), WorkerError> {
+        if lock(&self.connectors).contains_key(name) {
+            return Err(WorkerError::Exists(name.to_string()));
+        }
+        self.put(name, posted, true).await.map(|_| ())
+    }
+
+    async fn put(&self, name: &str, posted: ConnectorConfig, create: bool) -> Result<Applied, WorkerError> {
         if self.config.cluster.is_some() {
             crate::connector::config::check_secrets_are_references(&posted)?;
         }
@@ -280,16 +346,8 @@ impl Worker {
             Some(_) => Applied::Updated,
             None => Applied::Created,
         };
-        self.submit(Change::Put { name: name.to_string(), config: definition.posted }).await?;
+        self.submit(Change::Put { name: name.to_string(), config: definition.posted, create }).await?;
         Ok(applied)
-    }
-
-    /// Create a connector that must not exist yet.
-    pub async fn create_connector(&self, name: &str, posted: ConnectorConfig) -> Result<(), WorkerError> {
-        if lock(&self.connectors).contains_key(name) {
-            return Err(WorkerError::Exists(name.to_string()));
-        }
-        self.put_connector(name, posted).await.map(|_| ())
     }
 
     pub async fn delete_connector(&self, name: &str) -> Result<(), WorkerError> {
@@ -331,14 +389,14 @@ impl Worker {
 
     /// Standalone: apply the change now. Cluster: publish it and wait
     /// until this worker has read it back and applied it, as every other
-    /// worker will.
+    /// worker will; the answer is what applying it did.
     async fn submit(&self, change: Change) -> Result<(), WorkerError> {
         let Some(cluster) = self.cluster.get() else {
             return self.apply(change).await;
         };
-        let applied = cluster.publish(change).await.map_err(|e| WorkerError::Cluster(e.to_string()))?;
+        let (_, applied) = cluster.publish(change).await.map_err(|e| WorkerError::Cluster(e.to_string()))?;
         match tokio::time::timeout(cluster::APPLY_TIMEOUT, applied).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(result)) => result,
             _ => Err(WorkerError::Cluster(format!(
                 "the change was published but not read back within {:?}; it will apply when the config topic is read",
                 cluster::APPLY_TIMEOUT
@@ -351,10 +409,11 @@ impl Worker {
     async fn apply(&self, change: Change) -> Result<(), WorkerError> {
         let _change = self.changes.lock().await;
         match change {
-            Change::Put { name, config } => {
+            Change::Put { name, config, create } => {
                 let (definition, fault) = self.definition_or_fault(&name, config);
                 let target = match lock(&self.connectors).get(&name) {
                     Some(c) if c.definition.posted == definition.posted && c.fault == fault => return Ok(()),
+                    Some(_) if create => return Err(WorkerError::Exists(name)),
                     Some(c) => c.target,
                     None => TargetState::Started,
                 };
@@ -370,7 +429,8 @@ impl Worker {
                     self.start_tasks(&definition, target)
                 };
                 tracing::info!(connector = %name, "connector stored");
-                lock(&self.connectors).insert(name, Connector { definition, target, fault, held: None, tasks });
+                let connector = Connector::new(definition, target, fault, tasks, &self.config.namesrv_addr);
+                lock(&self.connectors).insert(name, connector);
             }
             Change::Delete { name } => {
                 if !lock(&self.connectors).contains_key(&name) {
@@ -419,15 +479,36 @@ impl Worker {
         Ok(())
     }
 
-    /// Cluster mode: read the config topic in the background (applying
-    /// what was published since this worker last read it), then ask the
-    /// others for a snapshot.
+    /// Cluster mode: take the config queue, replay what was published
+    /// since this worker last read, then converge on a live worker's
+    /// snapshot (see `cluster`). Returns once caught up; no task runs before.
     async fn join_cluster(self: &Arc<Self>, cluster: &str) -> Result<(), WorkerError> {
         let failed = |e: crate::rocketmq::RocketMqError| WorkerError::Cluster(e.to_string());
         let client = self.environment.client.clone();
         let namesrv = self.config.namesrv_addr.as_str();
-        let log = ClusterLog::start(client.clone(), namesrv, cluster, &self.config.worker_id).await.map_err(failed)?;
+        let worker_id = self.config.worker_id.as_str();
+        let log = ClusterLog::start(client.clone(), namesrv, cluster, worker_id).await.map_err(failed)?;
         let consumer = QueueConsumer::start(client, log.consumer_config(namesrv, cluster)).await.map_err(failed)?;
+        let topic = log.topic().to_string();
+        let given = Instant::now() + JOIN_TIMEOUT;
+        while consumer.owned_queues() == 0 {
+            if Instant::now() > given {
+                consumer.shutdown().await;
+                return Err(WorkerError::Cluster(format!(
+                    "worker_id \"{worker_id}\": the config topic {topic} was not given to this worker within {JOIN_TIMEOUT:?}; \
+                     another live worker of cluster \"{cluster}\" probably has the same worker_id (give each its own, \
+                     or leave worker_id unset for a generated one)"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Some(queues) = consumer.topic_queue_count(&topic).filter(|n| *n != 1) {
+            consumer.shutdown().await;
+            return Err(WorkerError::Cluster(format!(
+                "the config topic {topic} has {queues} queues; it must have exactly one, on one broker, so every \
+                 worker reads changes in one order (recreate it: mqadmin updateTopic -t {topic} -r 1 -w 1 -b <one broker>)"
+            )));
+        }
         let _ = self.cluster.set(log);
         let cancel = CancellationToken::new();
         let reader = tokio::spawn(read_cluster_changes(self.clone(), consumer, cancel.clone()));
@@ -435,38 +516,137 @@ impl Worker {
         if let Some(log) = self.cluster.get() {
             log.publish(Change::Sync).await.map_err(failed)?;
         }
-        tracing::info!(cluster, "joined the cluster");
+        let mut ready = self.ready.subscribe();
+        match tokio::time::timeout(JOIN_TIMEOUT, ready.wait_for(|ready| *ready)).await {
+            Ok(Ok(_)) => {}
+            _ => {
+                return Err(WorkerError::Cluster(format!(
+                    "did not read its own Sync back from {topic} within {JOIN_TIMEOUT:?}"
+                )));
+            }
+        }
+        tracing::info!(cluster, worker_id, "joined the cluster and caught up");
         Ok(())
     }
 
-    /// Apply one change read from the config topic.
+    /// Start the tasks that waited for the worker to catch up.
+    async fn start_waiting_tasks(&self) {
+        let _change = self.changes.lock().await;
+        self.tasks_enabled.store(true, std::sync::atomic::Ordering::Release);
+        let waiting: Vec<(String, ConnectorDefinition, TargetState)> = lock(&self.connectors)
+            .iter()
+            .filter(|(_, c)| c.tasks.is_empty() && c.fault.is_none() && c.target != TargetState::Stopped)
+            .map(|(name, c)| (name.clone(), c.definition.clone(), c.target))
+            .collect();
+        for (name, definition, target) in waiting {
+            let tasks = self.start_tasks(&definition, target);
+            if let Some(c) = lock(&self.connectors).get_mut(&name) {
+                c.tasks = tasks;
+            }
+        }
+    }
+
+    /// One change read from the config topic, in the phase joining is in.
     async fn apply_cluster_change(&self, record: cluster::Record) {
         let Some(log) = self.cluster.get() else { return };
-        let own = log.worker_id() == record.origin;
-        let result = match record.change {
-            Change::Sync if !own => {
-                let snapshot = self.snapshot();
-                let answer = Change::Snapshot { to: record.origin.clone(), connectors: snapshot };
-                log.publish(answer).await.map(|_| ()).map_err(|e| WorkerError::Cluster(e.to_string()))
+        let replaying = matches!(*lock(&self.joining), Joining::Replaying);
+        if replaying {
+            if matches!(record.change, Change::Sync) && log.is_mine(&record) {
+                *lock(&self.joining) = Joining::AwaitingSnapshot { since: Instant::now(), held: Vec::new() };
+                log.applied(&record.id, Ok(()));
+                return;
             }
-            Change::Snapshot { to, connectors } if to == log.worker_id() => {
-                let mut result = Ok(());
-                for (name, stored) in connectors {
-                    if lock(&self.connectors).contains_key(&name) {
-                        continue;
-                    }
-                    result = result.and(self.apply(Change::Put { name: name.clone(), config: stored.config }).await);
-                    result = result.and(self.apply(Change::Target { name, target: stored.target }).await);
+            // Not caught up: others' syncs are for ready workers to answer.
+            let result = match record.change {
+                Change::Sync | Change::Snapshot { .. } => Ok(()),
+                change => self.apply(change).await,
+            };
+            log.applied(&record.id, result);
+            return;
+        }
+        let for_me = matches!(&record.change, Change::Snapshot { to, .. } if to == log.worker_id());
+        let snapshot = {
+            let mut joining = lock(&self.joining);
+            match &mut *joining {
+                Joining::Ready => None,
+                Joining::AwaitingSnapshot { .. } if for_me => match std::mem::replace(&mut *joining, Joining::Ready) {
+                    Joining::AwaitingSnapshot { held, .. } => Some(held),
+                    _ => None,
+                },
+                Joining::AwaitingSnapshot { held, .. } => {
+                    held.push(record);
+                    return;
                 }
-                result
+                Joining::Replaying => return,
+            }
+        };
+        match (snapshot, record.change) {
+            (Some(held), Change::Snapshot { connectors, .. }) => {
+                tracing::info!(from = %record.origin, connectors = connectors.len(), "converging on a snapshot");
+                let result = self.replace_state(connectors).await;
+                log.applied(&record.id, result);
+                for held in held {
+                    self.apply_ready(log, held).await;
+                }
+                self.ready.send_replace(true);
+            }
+            (_, change) => self.apply_ready(log, cluster::Record { change, ..record }).await,
+        }
+    }
+
+    /// A change read by a caught-up worker: answer others' syncs, apply
+    /// the rest.
+    async fn apply_ready(&self, log: &ClusterLog, record: cluster::Record) {
+        let result = match record.change {
+            Change::Sync if !log.is_mine(&record) => {
+                let answer = Change::Snapshot { to: record.origin.clone(), connectors: self.snapshot() };
+                log.publish(answer).await.map(|_| ()).map_err(|e| WorkerError::Cluster(e.to_string()))
             }
             Change::Sync | Change::Snapshot { .. } => Ok(()),
             change => self.apply(change).await,
         };
-        if let Err(e) = result {
-            tracing::error!(change = %record.id, "applying a cluster change: {e}");
+        log.applied(&record.id, result);
+    }
+
+    /// Joining alone: no snapshot came within the wait; go on with the
+    /// local state and the changes held meanwhile.
+    async fn stop_awaiting_snapshot(&self) {
+        let held = {
+            let mut joining = lock(&self.joining);
+            match &*joining {
+                Joining::AwaitingSnapshot { since, .. } if since.elapsed() >= SNAPSHOT_WAIT => {
+                    match std::mem::replace(&mut *joining, Joining::Ready) {
+                        Joining::AwaitingSnapshot { held, .. } => held,
+                        _ => return,
+                    }
+                }
+                _ => return,
+            }
+        };
+        tracing::info!("no snapshot from another worker within {SNAPSHOT_WAIT:?}: going on with the local state");
+        if let Some(log) = self.cluster.get() {
+            for record in held {
+                self.apply_ready(log, record).await;
+            }
         }
-        log.applied(&record.id);
+        self.ready.send_replace(true);
+    }
+
+    /// Make the local state `connectors`: create or update each, delete
+    /// the ones it lacks.
+    async fn replace_state(&self, connectors: BTreeMap<String, StoredConnector>) -> Result<(), WorkerError> {
+        let gone: Vec<String> =
+            lock(&self.connectors).keys().filter(|n| !connectors.contains_key(*n)).cloned().collect();
+        let mut result = Ok(());
+        for name in gone {
+            result = result.and(self.apply(Change::Delete { name }).await);
+        }
+        for (name, stored) in connectors {
+            let put = Change::Put { name: name.clone(), config: stored.config, create: false };
+            result = result.and(self.apply(put).await);
+            result = result.and(self.apply(Change::Target { name, target: stored.target }).await);
+        }
+        result
     }
 
     /// Every connector's config and target state, as stored.
@@ -614,7 +794,7 @@ impl Worker {
             worker_id: self.config.worker_id.clone(),
             config: mask_secrets(&connector.definition.posted),
             tasks,
-            plugins: crate::connector::config::plugin_sandboxes(&connector.definition, &self.config.namesrv_addr),
+            plugins: connector.plugins.clone(),
         }
     }
 
@@ -685,6 +865,10 @@ impl Worker {
     }
 
     fn start_tasks(&self, definition: &ConnectorDefinition, target: TargetState) -> Vec<TaskRunner> {
+        if !self.tasks_enabled.load(std::sync::atomic::Ordering::Acquire) {
+            // A cluster worker still catching up: started once it has.
+            return Vec::new();
+        }
         let namesrv = &self.config.namesrv_addr;
         let plans: Vec<Result<TaskPlan, String>> = match definition.kind {
             // One consumer for all the connector's tasks here: each task
@@ -741,6 +925,7 @@ impl Worker {
 /// Cluster mode: apply each change read from the config topic, then
 /// acknowledge it (so a restart reads on from there).
 async fn read_cluster_changes(worker: Arc<Worker>, consumer: Arc<QueueConsumer>, cancel: CancellationToken) {
+    let mut lost_since: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             batch = consumer.poll(Duration::from_millis(500)) => batch,
@@ -751,6 +936,21 @@ async fn read_cluster_changes(worker: Arc<Worker>, consumer: Arc<QueueConsumer>,
                 worker.apply_cluster_change(record).await;
             }
             consumer.ack([(message.queue.clone(), message.queue_offset)]).await;
+        }
+        worker.stop_awaiting_snapshot().await;
+        // The config queue taken by a newcomer with this worker's id.
+        match (consumer.owned_queues(), lost_since) {
+            (0, None) => lost_since = Some(Instant::now()),
+            (0, Some(since)) if since.elapsed() > JOIN_TIMEOUT => {
+                tracing::error!(
+                    worker_id = %worker.config.worker_id,
+                    "this worker no longer reads the cluster's config topic: another worker with the same worker_id \
+                     took it; changes made elsewhere do not reach this worker until it is restarted with its own id"
+                );
+                lost_since = Some(Instant::now());
+            }
+            (0, Some(_)) => {}
+            _ => lost_since = None,
         }
     }
     consumer.shutdown().await;
@@ -782,6 +982,28 @@ async fn stop_tasks(tasks: Vec<TaskRunner>) {
     for consumer in consumers {
         consumer.shutdown().await;
     }
+}
+
+/// A worker id of its own for a cluster worker left at the default, made
+/// once and kept in `<data_dir>/worker-id`.
+fn generated_worker_id(data_dir: &std::path::Path) -> Result<String, WorkerError> {
+    use std::hash::{BuildHasher, Hasher};
+    let path = data_dir.join("worker-id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Ok(id.to_string());
+        }
+    }
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u32(std::process::id());
+    let id = format!("worker-{:016x}", hasher.finish());
+    std::fs::write(&path, format!("{id}\n"))
+        .map_err(|e| WorkerError::Cluster(format!("cannot keep the generated worker id in {}: {e}", path.display())))?;
+    tracing::info!(worker_id = %id, "generated a worker id for this cluster worker");
+    Ok(id)
 }
 
 /// Aborts a spawned task when dropped, so aborting a supervisor also ends
