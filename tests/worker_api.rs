@@ -454,6 +454,90 @@ fn a_cluster_refuses_a_second_create_and_a_worker_that_was_away_converges_before
     });
 }
 
+#[test]
+fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let cluster = unique("held");
+        let topic = unique("held");
+        produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
+        let mask = Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("mask.wasm");
+        let start = |name: &'static str| {
+            let (data, cluster, mask) = (dir.path().join(name), cluster.clone(), mask.clone());
+            async move {
+                let plugins = data.join("plugins");
+                std::fs::create_dir_all(&plugins).unwrap();
+                std::fs::copy(&mask, plugins.join("house-style.wasm")).unwrap();
+                let extra = format!(
+                    "worker_id = \"{name}\"\ncluster = \"{cluster}\"\nplugins_dir = \"{}\"\n",
+                    plugins.display()
+                );
+                (WorkerProcess::start_with(&data, &extra).await, plugins)
+            }
+        };
+        let (a, _) = start("worker-a").await;
+        let (b, b_plugins) = start("worker-b").await;
+        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        for (key, value) in [
+            ("insert.mode", "INSERT_OR_IGNORE"),
+            ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+            ("transforms", "style"),
+            ("transforms.style.type", "house-style"),
+            ("transforms.style.fields", "name"),
+        ] {
+            connector[key] = json!(value);
+        }
+        let (_, reply) = a.post("/connectors/held", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        a.wait_for_tasks("held", "RUNNING").await;
+        b.wait_for_tasks("held", "RUNNING").await;
+        wait_for_rows(&standin, &topic, 1000, &a).await;
+
+        // B loses the plugin: its tasks leave the group, A takes every queue.
+        std::fs::remove_file(b_plugins.join("house-style.wasm")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let view = b.connector_state("held").await;
+            if view["trace"].as_str().is_some_and(|t| t.contains("left the consumer group")) {
+                assert_eq!(view["tasks"], json!([]), "{view}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "b never held the connector: {view}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        produce(dir.path(), &topic, &(1001..=3000).map(numbered_row).collect::<Vec<_>>());
+        let rows = wait_for_rows(&standin, &topic, 3000, &a).await;
+        let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(ids, (1..=3000).collect::<Vec<_>>(), "every row arrives through the worker that has the plugin");
+
+        // Put back, B runs its share again.
+        std::fs::copy(&mask, b_plugins.join("house-style.wasm")).unwrap();
+        b.wait_for_tasks("held", "RUNNING").await;
+        assert!(b.connector_state("held").await["trace"].is_null());
+
+        // Failover: B is killed with nothing in flight; new messages on every
+        // queue are then written by A. From the kill to the last of them is
+        // the failover time (the broker tells A's consumer group at once).
+        let written = |view: Value| view["tasks"][0]["rows_written"].as_u64().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while written(b.connector_state("held").await) == 0 {
+            produce(dir.path(), &topic, &(1..=16).map(numbered_row).collect::<Vec<_>>());
+            assert!(Instant::now() < deadline, "b never wrote after the plugin came back");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mut b = b;
+        b.kill();
+        let killed = Instant::now();
+        produce(dir.path(), &topic, &(3001..=3032).map(numbered_row).collect::<Vec<_>>());
+        wait_for_rows(&standin, &topic, 3032, &a).await;
+        eprintln!(
+            "failover: the last of 32 rows over every queue was written {:.1} s after SIGKILL",
+            killed.elapsed().as_secs_f64()
+        );
+    });
+}
+
 /// Run headless Chromium on `url`, letting the page's timers run for a few
 /// seconds, with extra arguments (`--dump-dom`, `--screenshot=…`).
 fn chromium(url: &str, args: &[&str]) -> String {

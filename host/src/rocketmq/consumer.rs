@@ -428,16 +428,9 @@ impl QueueConsumer {
                 let Some(slot) = queues.get_mut(&queue).filter(|s| s.ownership == Ownership::Owned) else {
                     continue;
                 };
-                match slot.progress.admit(m.queue_offset()) {
-                    Admission::New => {}
-                    Admission::Stale => continue,
-                    Admission::AfterGap { expected } => tracing::warn!(
-                        group = %self.config.group,
-                        queue = ?queue,
-                        expected,
-                        offset = m.queue_offset(),
-                        "the broker skipped offsets of this queue (expired or corrected)"
-                    ),
+                // Handed out already (a batch the client delivered twice).
+                if slot.progress.admit(m.queue_offset()) == Admission::Stale {
+                    continue;
                 }
                 // The broker stamps each pulled message with the queue's end.
                 if let Some(end) = m.property(&MAX_OFFSET_PROPERTY.into()).and_then(|v| v.parse().ok()) {

@@ -1,31 +1,31 @@
 //! Which offset of a queue may be committed: the first offset whose
 //! message is not yet acknowledged. Messages of a queue can be
-//! acknowledged out of order (batches finish in any order); the committed
-//! offset only moves over a contiguous prefix of acknowledged messages,
-//! so a restart redelivers exactly the unacknowledged window.
+//! acknowledged out of order (batches finish in any order), and the
+//! client can even hand out a queue's pull batches out of order; the
+//! committed offset only moves over a contiguous prefix of acknowledged
+//! messages, so a restart redelivers exactly the unacknowledged window.
 //!
-//! It also decides which pulled messages are new. The client can hand
-//! out a batch pulled before a seek after the seek (its seek clears the
-//! cache before it stops the pull task), so a queue read again from an
-//! offset would see some messages twice: after a seek only the sought
-//! offset opens the queue, and offsets already handed out are dropped.
+//! It also decides which pulled messages are new. The client can hand out
+//! a batch twice around a seek (its seek clears the cache before it stops
+//! the pull task): an offset already handed out, or below the commit
+//! point, is dropped. A hole (offsets never handed out below acknowledged
+//! ones) holds the commit point back until it fills; one that stays
+//! unfilled for [`HOLE_WAIT`] is offsets the broker no longer has
+//! (expired, or corrected), and the commit point moves past it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// How long a queue waits for its sought offset before it takes what the
-/// broker sends (the offset may have expired from the broker meanwhile).
-const SEEK_WAIT: Duration = Duration::from_secs(30);
+/// How long a hole below acknowledged offsets may hold the commit point
+/// back before it counts as offsets the broker skipped.
+pub const HOLE_WAIT: Duration = Duration::from_secs(30);
 
 /// Whether a pulled message goes on to the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// The next message of the queue.
+    /// Not handed out before: tracked and passed on.
     New,
-    /// Ahead of what was expected: the broker skipped offsets (expired or
-    /// corrected); taken, and worth a warning.
-    AfterGap { expected: i64 },
-    /// Handed out already, or pulled before the last seek: dropped.
+    /// Handed out already, or below the commit point: dropped.
     Stale,
 }
 
@@ -40,79 +40,75 @@ pub struct QueueProgress {
     in_flight: BTreeMap<i64, bool>,
     /// The queue's end at the broker, as the last pull reported it.
     broker_end: Option<i64>,
-    /// The next offset to hand out.
-    next: Option<i64>,
-    /// Set by a seek: nothing is handed out until this offset arrives.
-    sought: Option<(i64, Instant)>,
+    /// Since when offsets below the first handed-out one are missing.
+    hole_since: Option<Instant>,
 }
 
 impl QueueProgress {
     /// A queue read from `offset`, which the broker holds as committed.
     pub fn starting_at(offset: i64) -> Self {
-        QueueProgress {
-            committable: Some(offset),
-            committed: Some(offset),
-            next: Some(offset),
-            sought: Some((offset, Instant::now())),
-            ..QueueProgress::default()
-        }
+        QueueProgress { committable: Some(offset), committed: Some(offset), ..QueueProgress::default() }
     }
 
     /// Forget what was handed out and not acknowledged: it is read again
-    /// from the returned offset (the first unacknowledged one), which the
-    /// caller seeks to.
+    /// from the returned offset (the first unacknowledged one).
     pub fn rewind(&mut self) -> Option<i64> {
         self.in_flight.clear();
-        let from = self.committable?;
-        self.next = Some(from);
-        self.sought = Some((from, Instant::now()));
-        Some(from)
+        self.hole_since = None;
+        self.committable
     }
 
     /// Whether the pulled message at `offset` is new; a new one is tracked.
     pub fn admit(&mut self, offset: i64) -> Admission {
-        self.admit_at(offset, Instant::now())
-    }
-
-    fn admit_at(&mut self, offset: i64, now: Instant) -> Admission {
-        if let Some((sought, since)) = self.sought {
-            if offset != sought && now.duration_since(since) < SEEK_WAIT {
-                return Admission::Stale;
+        match self.committable {
+            // Nothing known yet (no start offset): start here; an earlier
+            // offset arriving later lowers the start, as nothing is
+            // committed yet.
+            None => self.committable = Some(offset),
+            Some(c) if offset < c && self.committed.is_none() && self.in_flight.values().all(|done| !done) => {
+                self.committable = Some(offset)
             }
-            self.sought = None;
+            Some(c) if offset < c => return Admission::Stale,
+            Some(_) => {}
         }
-        let admission = match self.next {
-            Some(next) if offset < next => return Admission::Stale,
-            Some(next) if offset > next => Admission::AfterGap { expected: next },
-            _ => Admission::New,
-        };
-        self.next = Some(offset + 1);
-        self.track(offset);
-        admission
-    }
-
-    /// A message at `offset` was handed to the pipeline.
-    fn track(&mut self, offset: i64) {
-        if self.committable.is_none() {
-            self.committable = Some(offset);
+        if self.in_flight.contains_key(&offset) {
+            return Admission::Stale;
         }
-        if self.committable.is_some_and(|c| offset >= c) {
-            self.in_flight.entry(offset).or_insert(false);
-        }
+        self.in_flight.insert(offset, false);
+        Admission::New
     }
 
     /// The message at `offset` is stored or dead-lettered.
     pub fn ack(&mut self, offset: i64) {
+        self.ack_at(offset, Instant::now())
+    }
+
+    fn ack_at(&mut self, offset: i64, now: Instant) {
         if let Some(done) = self.in_flight.get_mut(&offset) {
             *done = true;
         }
+        let Some(mut committable) = self.committable else { return };
         while let Some((&first, &done)) = self.in_flight.first_key_value() {
+            if first <= committable {
+                self.hole_since = None;
+            }
             if !done {
                 break;
             }
+            if first > committable {
+                // A hole: offsets not handed out yet (a batch still on its
+                // way) or never again (skipped by the broker).
+                let since = *self.hole_since.get_or_insert(now);
+                if now.duration_since(since) < HOLE_WAIT {
+                    break;
+                }
+                tracing::warn!(from = committable, to = first, "offsets never delivered; committing past them");
+            }
+            self.hole_since = None;
             self.in_flight.remove(&first);
-            self.committable = Some(first + 1);
+            committable = first + 1;
         }
+        self.committable = Some(committable);
     }
 
     /// The broker's end of the queue (next offset it will write), as seen.
@@ -156,7 +152,7 @@ mod tests {
     fn only_a_contiguous_acknowledged_prefix_is_committable() {
         let mut q = QueueProgress::default();
         for offset in 10..15 {
-            q.track(offset);
+            q.admit(offset);
         }
         assert_eq!(q.pending_commit(), Some(10), "nothing acknowledged: commit where we started");
         q.mark_committed(10);
@@ -185,43 +181,66 @@ mod tests {
         for offset in 0..32 {
             assert_eq!(q.admit(offset), Admission::Stale);
         }
+        for offset in 0..32 {
+            q.ack(offset);
+        }
+        assert_eq!(q.admit(5), Admission::Stale, "below the commit point");
         assert_eq!(q.admit(32), Admission::New);
-        assert_eq!(q.in_flight(), 33);
+        assert_eq!(q.pending_commit(), Some(32));
     }
 
     #[test]
-    fn after_a_rewind_only_the_sought_offset_opens_the_queue() {
+    fn batches_handed_out_of_order_are_all_taken_and_committed_in_order() {
+        let mut q = QueueProgress::starting_at(0);
+        // The second pull batch of the queue arrives first, and is done first.
+        for offset in 4..8 {
+            assert_eq!(q.admit(offset), Admission::New);
+            q.ack(offset);
+        }
+        assert_eq!(q.pending_commit(), None, "0..4 are not handed out yet: the commit point stays at 0");
+        for offset in 0..4 {
+            assert_eq!(q.admit(offset), Admission::New, "the late first batch is not dropped");
+        }
+        for offset in 0..4 {
+            q.ack(offset);
+        }
+        assert_eq!(q.pending_commit(), Some(8));
+    }
+
+    #[test]
+    fn a_hole_that_never_fills_stops_holding_the_commit_point_back() {
+        let mut q = QueueProgress::starting_at(5);
+        let start = Instant::now();
+        q.admit(9);
+        q.ack_at(9, start);
+        assert_eq!(q.pending_commit(), None);
+        q.admit(10);
+        q.ack_at(10, start + HOLE_WAIT);
+        assert_eq!(q.pending_commit(), Some(11), "5..9 are gone from the broker");
+    }
+
+    #[test]
+    fn a_rewound_queue_takes_its_unacknowledged_offsets_again() {
         let mut q = QueueProgress::starting_at(10);
         for offset in 10..20 {
             q.admit(offset);
         }
         q.ack(10);
         assert_eq!(q.rewind(), Some(11));
-        // A pull started before the rewind brings offsets ahead of it.
-        assert_eq!(q.admit(20), Admission::Stale);
         assert_eq!(q.admit(11), Admission::New);
-        assert_eq!(q.admit(12), Admission::New);
-        assert_eq!(q.in_flight(), 2);
-    }
-
-    #[test]
-    fn a_sought_offset_that_never_comes_stops_blocking_the_queue() {
-        let mut q = QueueProgress::starting_at(5);
-        let later = Instant::now() + SEEK_WAIT;
-        assert_eq!(q.admit_at(9, later), Admission::AfterGap { expected: 5 });
-        assert_eq!(q.admit(10), Admission::New);
-        assert_eq!(q.pending_commit(), None, "5 is committed; 9 is not acknowledged");
+        assert_eq!(q.admit(11), Admission::Stale);
+        assert_eq!(q.in_flight(), 1);
     }
 
     #[test]
     fn redelivered_offsets_below_the_commit_point_are_ignored() {
         let mut q = QueueProgress::default();
-        q.track(5);
+        q.admit(5);
         q.ack(5);
         q.mark_committed(6);
-        q.track(5);
+        q.admit(5);
         assert_eq!(q.in_flight(), 0);
-        q.track(6);
+        q.admit(6);
         q.ack(6);
         assert_eq!(q.pending_commit(), Some(7));
     }

@@ -7,6 +7,7 @@
 //! running. A removed plugin pauses the connectors that need it, with a
 //! status that says why; when it comes back they run again.
 
+use super::store::TargetState;
 use super::{Worker, lock};
 use crate::connector::{ConnectorDefinition, ConnectorKind, SinkSettings, SourceSettings};
 use crate::plugin::{CompileCache, PluginCatalog, PluginOrigin};
@@ -93,7 +94,7 @@ impl Worker {
                             // The built-in of that name takes over.
                             self.release_and_restart(&connector).await;
                         } else {
-                            self.hold(&connector, name);
+                            self.hold(&connector, name).await;
                         }
                     }
                 }
@@ -164,16 +165,35 @@ impl Worker {
             .collect()
     }
 
-    /// Pause a connector's tasks because a plugin it needs is gone.
-    fn hold(&self, connector: &str, plugin: &str) {
-        let mut connectors = lock(&self.connectors);
-        let Some(c) = connectors.get_mut(connector) else { return };
-        let reason = format!("paused: plugin \"{plugin}\" was removed from the plugins folder; put it back to resume");
-        tracing::warn!(connector, "{reason}");
-        c.held = Some(reason);
-        for task in &c.tasks {
-            let _ = task.pause.send(true);
-        }
+    /// Hold a connector because a plugin it needs is gone. Standalone, its
+    /// tasks pause (keeping their queues: no other worker could take them).
+    /// In a cluster they stop, so the connector's consumer group gives
+    /// their queues to workers that have the plugin.
+    async fn hold(&self, connector: &str, plugin: &str) {
+        let clustered = self.config.cluster.is_some();
+        let stopped = {
+            let mut connectors = lock(&self.connectors);
+            let Some(c) = connectors.get_mut(connector) else { return };
+            let reason = if clustered {
+                format!(
+                    "held: plugin \"{plugin}\" was removed from this worker's plugins folder; its tasks left the \
+                     consumer group to workers that have it; put it back to run here again"
+                )
+            } else {
+                format!("paused: plugin \"{plugin}\" was removed from the plugins folder; put it back to resume")
+            };
+            tracing::warn!(connector, "{reason}");
+            c.held = Some(reason);
+            if clustered {
+                std::mem::take(&mut c.tasks)
+            } else {
+                for task in &c.tasks {
+                    let _ = task.pause.send(true);
+                }
+                Vec::new()
+            }
+        };
+        super::stop_tasks(stopped).await;
     }
 
     /// Restart a connector's tasks (gracefully) so they load what the
@@ -182,8 +202,10 @@ impl Worker {
         let target = {
             let mut connectors = lock(&self.connectors);
             let Some(c) = connectors.get_mut(connector) else { return };
-            c.held = None;
-            if c.fault.is_some() || c.tasks.is_empty() {
+            let was_held = c.held.take().is_some();
+            // Tasks stopped by a hold (cluster mode) start again.
+            let stopped_by_hold = was_held && c.tasks.is_empty() && c.target != TargetState::Stopped;
+            if c.fault.is_some() || (c.tasks.is_empty() && !stopped_by_hold) {
                 return;
             }
             c.target
