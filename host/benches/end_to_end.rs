@@ -277,7 +277,7 @@ impl Bench {
         let mut written = 0usize;
         let mut started = None;
         while written < count as usize {
-            let batch = consumer.poll_available(Duration::from_millis(500), 2048, 8 << 20).await;
+            let batch = consumer.poll_lane(0, Duration::from_millis(500), 2048, 8 << 20).await;
             if batch.is_empty() {
                 continue;
             }
