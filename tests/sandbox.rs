@@ -20,6 +20,23 @@ async fn create_table(standin: &openmldb_standin::StandIn, ddl: &str) {
     assert!(api.execute("rocketmq_test", ddl).await.unwrap().is_ok(), "{ddl}");
 }
 
+/// `count` dead letters of `topic` as (command, reason), in id order.
+async fn dead_letter_reasons(
+    runtime: std::sync::Arc<rocketmq_client_rust::ClientRuntime>,
+    topic: &str,
+    count: usize,
+) -> Vec<(String, String)> {
+    let mut letters = read_dead_letters(runtime, topic, count).await;
+    letters.sort_by_key(|m| serde_json::from_slice::<Value>(&m.body).unwrap()["id"].as_i64());
+    letters
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_slice(&m.body).unwrap();
+            (body["cmd"].as_str().unwrap().to_string(), property(m, "connect.errors.reason").unwrap())
+        })
+        .collect()
+}
+
 fn metric(metrics: &str, prefix: &str) -> f64 {
     metrics
         .lines()
@@ -91,15 +108,7 @@ fn hostile_plugins_are_contained_and_every_message_is_written_or_dead_lettered()
         assert!(cmd_of(190).starts_with("denied"), "no environment: {}", cmd_of(190));
         assert_eq!(cmd_of(110), "flood");
 
-        let mut letters = read_dead_letters(runtime, &dead_letters, 4).await;
-        letters.sort_by_key(|m| serde_json::from_slice::<Value>(&m.body).unwrap()["id"].as_i64());
-        let reasons: Vec<(String, String)> = letters
-            .iter()
-            .map(|m| {
-                let body: Value = serde_json::from_slice(&m.body).unwrap();
-                (body["cmd"].as_str().unwrap().to_string(), property(m, "connect.errors.reason").unwrap())
-            })
-            .collect();
+        let reasons = dead_letter_reasons(runtime, &dead_letters, 4).await;
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].0 == "sleep" && reasons[0].1.contains("deadline exceeded"), "{reasons:?}");
         assert!(reasons[1].0 == "loop" && reasons[1].1.contains("deadline exceeded"), "{reasons:?}");
@@ -212,15 +221,7 @@ fn a_hostile_plugin_in_c_meets_the_same_policy_and_an_oversized_result_is_refuse
         let passwd = rows.iter().find(|r| r[1] == json!(90)).unwrap()[0].as_str().unwrap().to_string();
         assert!(passwd.starts_with("denied"), "no files: {passwd}");
 
-        let mut letters = read_dead_letters(runtime, &dead_letters, 4).await;
-        letters.sort_by_key(|m| serde_json::from_slice::<Value>(&m.body).unwrap()["id"].as_i64());
-        let reasons: Vec<(String, String)> = letters
-            .iter()
-            .map(|m| {
-                let body: Value = serde_json::from_slice(&m.body).unwrap();
-                (body["cmd"].as_str().unwrap().to_string(), property(m, "connect.errors.reason").unwrap())
-            })
-            .collect();
+        let reasons = dead_letter_reasons(runtime, &dead_letters, 4).await;
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].0 == "sleep" && reasons[0].1.contains("deadline exceeded"), "{reasons:?}");
         assert!(reasons[1].0 == "spin" && reasons[1].1.contains("deadline exceeded"), "{reasons:?}");
