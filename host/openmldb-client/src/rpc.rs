@@ -1,0 +1,333 @@
+//! brpc's baidu_std protocol: frames, and a client channel that pipelines
+//! calls on one TCP connection per endpoint, as the official SDK does.
+//!
+//! A frame is `"PRPC"`, the body size and the meta size (both u32
+//! big-endian), then a `brpc.policy.RpcMeta` and the message. Responses are
+//! matched to calls by `correlation_id`. The first request of a connection
+//! carries `authentication_data` (`"u" user ":" "1" sha256_hex(password)`,
+//! §3.6a of the reference); later ones do not.
+
+use crate::proto::brpc::policy::{RpcMeta, RpcRequestMeta, RpcResponseMeta};
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+const MAGIC: &[u8; 4] = b"PRPC";
+/// A frame larger than this is refused (brpc's default `max_body_size` is
+/// 64 MiB; OpenMLDB rows are far smaller).
+pub const MAX_BODY: usize = 512 << 20;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    #[error("{endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+    #[error("{endpoint}: connection lost: {message}")]
+    Lost { endpoint: String, message: String },
+    #[error("{endpoint}: {method} got no answer within {timeout:?}")]
+    Timeout { endpoint: String, method: String, timeout: Duration },
+    #[error("{endpoint}: {method} failed in brpc: error {code}: {text}")]
+    Remote { endpoint: String, method: String, code: i32, text: String },
+    #[error("{endpoint}: {method}: the answer does not parse: {message}")]
+    Decode { endpoint: String, method: String, message: String },
+}
+
+impl RpcError {
+    /// Whether the call may not have reached the server's handler, or its
+    /// answer was lost: the caller cannot tell what happened.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, RpcError::Connect { .. } | RpcError::Lost { .. } | RpcError::Timeout { .. })
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub meta: RpcMeta,
+    pub payload: Bytes,
+}
+
+/// Encodes a frame (no attachment).
+pub fn encode_frame(meta: &RpcMeta, payload: &[u8], out: &mut Vec<u8>) {
+    let meta_len = meta.encoded_len();
+    out.reserve(12 + meta_len + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&((meta_len + payload.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&(meta_len as u32).to_be_bytes());
+    // Encoding into a Vec cannot run out of room.
+    let _ = meta.encode(out);
+    out.extend_from_slice(payload);
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Frame>> {
+    let mut header = [0u8; 12];
+    match reader.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    if &header[..4] != MAGIC {
+        return Err(invalid(format!("not a baidu_std frame (starts {:02x?})", &header[..4])));
+    }
+    let body = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let meta_len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
+    if body > MAX_BODY || meta_len > body {
+        return Err(invalid(format!("frame of {body} bytes with {meta_len} bytes of meta")));
+    }
+    let mut buf = BytesMut::zeroed(body);
+    reader.read_exact(&mut buf).await?;
+    let mut buf = buf.freeze();
+    let meta = RpcMeta::decode(buf.split_to(meta_len)).map_err(|e| invalid(format!("RpcMeta: {e}")))?;
+    let attachment = meta.attachment_size.unwrap_or(0).max(0) as usize;
+    let payload = buf.slice(..buf.len().saturating_sub(attachment));
+    Ok(Some(Frame { meta, payload }))
+}
+
+/// The `authentication_data` of a user and password (§3.6a).
+pub fn user_token(user: &str, password: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(password.as_bytes());
+    format!("u{user}:1{}", hex::encode(digest)).into_bytes()
+}
+
+struct Outgoing {
+    correlation_id: i64,
+    service: &'static str,
+    method: &'static str,
+    log_id: i64,
+    payload: Vec<u8>,
+}
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Frame, RpcError>>>>>;
+
+/// A pipelined connection to one endpoint.
+pub struct Channel {
+    endpoint: String,
+    outgoing: mpsc::Sender<Outgoing>,
+    pending: Pending,
+    next_id: AtomicI64,
+    log_ids: Arc<AtomicI64>,
+    closed: Arc<AtomicBool>,
+    timeout: Duration,
+}
+
+impl Channel {
+    /// Connects. `log_ids` is shared by every channel of one client (the
+    /// SDK counts log ids per client from 0).
+    pub async fn connect(
+        endpoint: &str,
+        auth: Vec<u8>,
+        log_ids: Arc<AtomicI64>,
+        connect_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Channel, RpcError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(endpoint))
+            .await
+            .map_err(|_| RpcError::Connect {
+                endpoint: endpoint.to_string(),
+                message: format!("no connection within {connect_timeout:?}"),
+            })?
+            .map_err(|e| RpcError::Connect { endpoint: endpoint.to_string(), message: e.to_string() })?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let (outgoing, queue) = mpsc::channel(4096);
+        tokio::spawn(write_loop(endpoint.to_string(), write, queue, auth, pending.clone(), closed.clone()));
+        tokio::spawn(read_loop(endpoint.to_string(), read, pending.clone(), closed.clone()));
+        Ok(Channel {
+            endpoint: endpoint.to_string(),
+            outgoing,
+            pending,
+            next_id: AtomicI64::new(0),
+            log_ids,
+            closed,
+            timeout,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether the connection has failed (a new one must be made).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Calls `service.method` and decodes the answer as `R`.
+    pub async fn call<R: Message + Default>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        request: &impl Message,
+    ) -> Result<R, RpcError> {
+        let lost = |message: &str| RpcError::Lost { endpoint: self.endpoint.clone(), message: message.to_string() };
+        if self.is_closed() {
+            return Err(lost("closed earlier"));
+        }
+        let correlation_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.pending.lock().map_err(|_| lost("poisoned"))?.insert(correlation_id, answer);
+        let sent = Outgoing {
+            correlation_id,
+            service,
+            method,
+            log_id: self.log_ids.fetch_add(1, Ordering::Relaxed),
+            payload: request.encode_to_vec(),
+        };
+        if self.outgoing.send(sent).await.is_err() {
+            self.forget(correlation_id);
+            return Err(lost("writer stopped"));
+        }
+        let frame = match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => return Err(lost("reader stopped")),
+            Err(_) => {
+                self.forget(correlation_id);
+                return Err(RpcError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    method: format!("{service}.{method}"),
+                    timeout: self.timeout,
+                });
+            }
+        };
+        let response = frame.meta.response.unwrap_or_default();
+        if let Some(code) = response.error_code.filter(|code| *code != 0) {
+            return Err(RpcError::Remote {
+                endpoint: self.endpoint.clone(),
+                method: format!("{service}.{method}"),
+                code,
+                text: response.error_text.unwrap_or_default(),
+            });
+        }
+        R::decode(frame.payload).map_err(|e| RpcError::Decode {
+            endpoint: self.endpoint.clone(),
+            method: format!("{service}.{method}"),
+            message: e.to_string(),
+        })
+    }
+
+    fn forget(&self, correlation_id: i64) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&correlation_id);
+        }
+    }
+}
+
+fn fail_all(endpoint: &str, pending: &Pending, closed: &AtomicBool, message: &str) {
+    closed.store(true, Ordering::Release);
+    let waiting: Vec<_> = match pending.lock() {
+        Ok(mut pending) => pending.drain().map(|(_, tx)| tx).collect(),
+        Err(_) => Vec::new(),
+    };
+    for tx in waiting {
+        let _ = tx.send(Err(RpcError::Lost { endpoint: endpoint.to_string(), message: message.to_string() }));
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    endpoint: String,
+    write: W,
+    mut queue: mpsc::Receiver<Outgoing>,
+    auth: Vec<u8>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+) {
+    let mut writer = BufWriter::with_capacity(64 << 10, write);
+    let mut auth = Some(auth);
+    let mut frame = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        // Write everything queued, then flush once: pipelining.
+        while let Some(call) = next.take() {
+            let meta = RpcMeta {
+                request: Some(RpcRequestMeta {
+                    service_name: call.service.to_string(),
+                    method_name: call.method.to_string(),
+                    log_id: Some(call.log_id),
+                    ..Default::default()
+                }),
+                compress_type: Some(0),
+                correlation_id: Some(call.correlation_id),
+                authentication_data: auth.take(),
+                ..Default::default()
+            };
+            frame.clear();
+            encode_frame(&meta, &call.payload, &mut frame);
+            if let Err(e) = writer.write_all(&frame).await {
+                fail_all(&endpoint, &pending, &closed, &e.to_string());
+                return;
+            }
+            next = queue.try_recv().ok();
+        }
+        if let Err(e) = writer.flush().await {
+            fail_all(&endpoint, &pending, &closed, &e.to_string());
+            return;
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(endpoint: String, mut read: R, pending: Pending, closed: Arc<AtomicBool>) {
+    let mut read = tokio::io::BufReader::with_capacity(64 << 10, &mut read);
+    loop {
+        match read_frame(&mut read).await {
+            Ok(Some(frame)) => {
+                let id = frame.meta.correlation_id.unwrap_or(-1);
+                let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                match waiting {
+                    Some(tx) => {
+                        let _ = tx.send(Ok(frame));
+                    }
+                    None => tracing::debug!(%endpoint, correlation_id = id, "answer to a call no longer waited for"),
+                }
+            }
+            Ok(None) => return fail_all(&endpoint, &pending, &closed, "closed by the server"),
+            Err(e) => return fail_all(&endpoint, &pending, &closed, &e.to_string()),
+        }
+    }
+}
+
+/// A response meta for a server (the stand-in) to answer a request with.
+pub fn response_meta(request: &RpcMeta, error: Option<(i32, String)>) -> RpcMeta {
+    RpcMeta {
+        response: Some(RpcResponseMeta {
+            error_code: Some(error.as_ref().map_or(0, |e| e.0)),
+            error_text: error.map(|e| e.1),
+        }),
+        correlation_id: request.correlation_id,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_token_with_an_empty_password_is_the_one_the_sdk_sends() {
+        assert_eq!(
+            String::from_utf8(user_token("root", "")).unwrap(),
+            "uroot:1e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_frame_reads_back_as_written() {
+        let meta = RpcMeta { correlation_id: Some(7), ..Default::default() };
+        let mut bytes = Vec::new();
+        encode_frame(&meta, b"\x08\x00", &mut bytes);
+        assert_eq!(&bytes[..4], b"PRPC");
+        let frame = read_frame(&mut bytes.as_slice()).await.unwrap().unwrap();
+        assert_eq!(frame.meta.correlation_id, Some(7));
+        assert_eq!(&frame.payload[..], b"\x08\x00");
+        assert!(read_frame(&mut &b""[..]).await.unwrap().is_none());
+    }
+}
