@@ -39,3 +39,32 @@ ensure_schemathesis() {
     "$HOME/.cache/rmq-openmldb/toolchains/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
   fi
 }
+
+# ZooKeeper from Debian's packages, for the OpenMLDB stand-in's native side
+# (tests start their own private servers from its jar).
+ensure_zookeeper() {
+  [ -f /usr/share/java/zookeeper.jar ] && return
+  log "installing ZooKeeper from Debian's packages"
+  local policy=/usr/sbin/policy-rc.d created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q zookeeper >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q zookeeper >/dev/null; }
+  [ "$created_policy" = 1 ] && rm -f "$policy"
+  [ -f /usr/share/java/zookeeper.jar ] || die "/usr/share/java/zookeeper.jar is missing after installing zookeeper"
+}
+
+# The official OpenMLDB SDK (PyPI openmldb, the C++ SQLClusterRouter the Java
+# and Python clients wrap) in a private venv: the judge of the stand-in's
+# native side and of our native writer.
+OPENMLDB_SDK_VERSION=0.9.2
+OPENMLDB_SDK_PYTHON="$HOME/.cache/rmq-openmldb/toolchains/openmldb-sdk/bin/python"
+export OPENMLDB_SDK_PYTHON
+ensure_openmldb_sdk() {
+  if ! "$OPENMLDB_SDK_PYTHON" -c "import openmldb, importlib.metadata as m; assert m.version('openmldb') == '$OPENMLDB_SDK_VERSION'" 2>/dev/null; then
+    log "installing openmldb $OPENMLDB_SDK_VERSION from PyPI into ~/.cache/rmq-openmldb/toolchains/openmldb-sdk"
+    python3 -m venv "$HOME/.cache/rmq-openmldb/toolchains/openmldb-sdk"
+    "$HOME/.cache/rmq-openmldb/toolchains/openmldb-sdk/bin/pip" install -q "openmldb==$OPENMLDB_SDK_VERSION"
+  fi
+}

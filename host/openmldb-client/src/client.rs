@@ -211,10 +211,22 @@ impl Client {
         options: WriteOptions,
         in_flight: usize,
     ) -> Vec<Result<(), PutError>> {
-        futures::stream::iter(rows.iter().map(|row| self.put(db, table, row, options)))
-            .buffered(in_flight.max(1))
-            .collect()
-            .await
+        // A plain loop over FuturesOrdered rather than a stream combinator:
+        // the combinator's closure makes the future not `Send` for spawns.
+        let mut results = Vec::with_capacity(rows.len());
+        let mut on_the_wire = futures::stream::FuturesOrdered::new();
+        for row in rows {
+            if on_the_wire.len() >= in_flight.max(1)
+                && let Some(result) = on_the_wire.next().await
+            {
+                results.push(result);
+            }
+            on_the_wire.push_back(self.put(db, table, row, options));
+        }
+        while let Some(result) = on_the_wire.next().await {
+            results.push(result);
+        }
+        results
     }
 
     async fn send_row(&self, mut table: Arc<Table>, routed: &Routed, options: WriteOptions) -> Result<(), PutError> {
@@ -261,7 +273,10 @@ impl Client {
 
     async fn put_partition(&self, table: &Table, pid: u32, request: &PutRequest) -> Result<(), PartitionError> {
         let Some(endpoint) = table.leaders.get(pid as usize).cloned().flatten() else {
-            return Err(PartitionError::Moved(format!("partition {pid} of {}.{} has no live leader", table.db, table.name)));
+            return Err(PartitionError::Moved(format!(
+                "partition {pid} of {}.{} has no live leader",
+                table.db, table.name
+            )));
         };
         let channel = self.channel(&endpoint).await.map_err(|e| PartitionError::Moved(e.to_string()))?;
         let response: PutResponse = match channel.call(TABLET, "Put", request).await {
@@ -313,7 +328,8 @@ impl Client {
 
     /// `CREATE DATABASE IF NOT EXISTS` through the nameserver.
     pub async fn create_database(&self, db: &str) -> Result<(), AdminError> {
-        let request = CreateDatabaseRequest { db: Some(db.to_string()), if_not_exists: Some(true), ..Default::default() };
+        let request =
+            CreateDatabaseRequest { db: Some(db.to_string()), if_not_exists: Some(true), ..Default::default() };
         self.nameserver_call("CreateDatabase", "CreateDatabase", &request).await
     }
 
@@ -325,19 +341,30 @@ impl Client {
         let name = info.name.clone().unwrap_or_default();
         let request = CreateTableRequest { table_info: info, create_if_not_exist: Some(true), ..Default::default() };
         self.nameserver_call("CreateTable", &format!("CreateTable {db}.{name}"), &request).await?;
-        self.discovery
-            .wait_for_table(&db, &name, within)
-            .await
-            .ok_or(AdminError::NotVisible { db, table: name, within })
+        self.discovery.wait_for_table(&db, &name, within).await.ok_or(AdminError::NotVisible {
+            db,
+            table: name,
+            within,
+        })
     }
 
-    async fn nameserver_call(&self, method: &'static str, what: &str, request: &impl prost::Message) -> Result<(), AdminError> {
+    async fn nameserver_call(
+        &self,
+        method: &'static str,
+        what: &str,
+        request: &impl prost::Message,
+    ) -> Result<(), AdminError> {
         let endpoint = self.view().nameserver.clone();
         let channel = self.channel(&endpoint).await?;
         let response: GeneralResponse = channel.call(NAMESERVER, method, request).await?;
         match response.code {
             0 => Ok(()),
-            code => Err(AdminError::Refused { endpoint, what: what.to_string(), code, message: response.msg.unwrap_or_default() }),
+            code => Err(AdminError::Refused {
+                endpoint,
+                what: what.to_string(),
+                code,
+                message: response.msg.unwrap_or_default(),
+            }),
         }
     }
 }
@@ -347,7 +374,11 @@ enum PartitionError {
     Moved(String),
     /// The tablet is out of memory.
     Busy(String),
-    Refused { endpoint: String, code: i32, message: String },
+    Refused {
+        endpoint: String,
+        code: i32,
+        message: String,
+    },
 }
 
 impl PartitionError {
@@ -362,9 +393,7 @@ impl PartitionError {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Encodes the row and works out its partitions and dimensions, refusing

@@ -140,9 +140,7 @@ fn check(column: &Column, value: &Value) -> Result<(), CodecError> {
             Err(CodecError::NegativeTimestamp { column: column.name.clone(), value: *ts })
         }
         (expected, value) if value.data_type() == Some(expected) => Ok(()),
-        (expected, value) => {
-            Err(CodecError::Type { column: column.name.clone(), expected, value: value.to_string() })
-        }
+        (expected, value) => Err(CodecError::Type { column: column.name.clone(), expected, value: value.to_string() }),
     }
 }
 
@@ -206,7 +204,8 @@ pub fn decode_row(columns: &[Column], buf: &[u8]) -> Result<Vec<Value>, CodecErr
             } else {
                 total
             };
-            let bytes = buf.get(start..end).filter(|_| start >= data_start).ok_or_else(|| malformed("string bounds"))?;
+            let bytes =
+                buf.get(start..end).filter(|_| start >= data_start).ok_or_else(|| malformed("string bounds"))?;
             let text = std::str::from_utf8(bytes).map_err(|_| malformed("string is not UTF-8"))?;
             values.push(Value::String(text.to_string()));
             continue;

@@ -61,7 +61,10 @@ pub struct Table {
 impl Table {
     /// Reads a `TableInfo`; leaders not among `tablets` are `None`.
     pub fn from_info(
-        info: TableInfo, tablets: &HashSet<String>, sdk_endpoints: &HashMap<String, String>) -> Result<Table, DiscoveryError> {
+        info: TableInfo,
+        tablets: &HashSet<String>,
+        sdk_endpoints: &HashMap<String, String>,
+    ) -> Result<Table, DiscoveryError> {
         let db = info.db.clone().unwrap_or_default();
         let name = info.name.clone().unwrap_or_default();
         let tid = info.tid.unwrap_or(0);
@@ -84,7 +87,9 @@ impl Table {
                 .map(|c| position_of(c).ok_or_else(|| error(format!("index key column {c} is not a column"))))
                 .collect::<Result<Vec<_>, _>>()?;
             let ts_column = match key.ts_name.as_deref().filter(|ts| !ts.is_empty()) {
-                Some(ts) => Some(position_of(ts).ok_or_else(|| error(format!("index TS column {ts} is not a column")))?),
+                Some(ts) => {
+                    Some(position_of(ts).ok_or_else(|| error(format!("index TS column {ts} is not a column")))?)
+                }
                 None => None,
             };
             indexes.push(Index {

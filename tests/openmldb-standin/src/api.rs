@@ -440,7 +440,7 @@ fn count_rows(catalog: &Catalog) -> u64 {
     catalog.databases.values().flat_map(|t| t.values()).map(|t| t.rows.len() as u64).sum()
 }
 
-struct NoFaults;
+pub struct NoFaults;
 
 impl PutFaults for NoFaults {
     fn row_fault(&mut self, _: usize, _: &[Value], _: &Table) -> Option<String> {

@@ -208,6 +208,14 @@ impl Table {
         true
     }
 
+    /// Removes the row at `at` (a native RevertPut).
+    pub fn remove_row(&mut self, at: usize) {
+        if at < self.rows.len() {
+            self.rows.remove(at);
+            self.rebuild_encoded();
+        }
+    }
+
     fn rebuild_encoded(&mut self) {
         self.encoded.clear();
         for row in &self.rows {
