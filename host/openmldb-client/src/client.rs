@@ -24,7 +24,9 @@ use crate::codec::{CodecError, encode_row};
 use crate::discovery::{Discovery, DiscoveryError, Table, View};
 use crate::key::{KeyError, push_key_part};
 use crate::proto::openmldb::api::{DeleteRequest, GeneralResponse as TabletGeneralResponse};
-use crate::proto::openmldb::nameserver::{CreateDatabaseRequest, CreateTableRequest, GeneralResponse};
+use crate::proto::openmldb::nameserver::{
+    CreateDatabaseRequest, CreateTableRequest, GeneralRequest, GeneralResponse, ShowDatabaseResponse,
+};
 use crate::proto::{Dimension, PutRequest, PutResponse, TableInfo};
 use crate::rpc::{Channel, RpcError, user_token};
 use crate::types::Value;
@@ -323,6 +325,22 @@ impl Client {
                     Err(e) => tracing::warn!(%endpoint, pid, error = %e, "RevertPut failed"),
                 }
             }
+        }
+    }
+
+    /// The databases the nameserver knows (`SHOW DATABASES`).
+    pub async fn databases(&self) -> Result<Vec<String>, AdminError> {
+        let endpoint = self.view().nameserver.clone();
+        let channel = self.channel(&endpoint).await?;
+        let response: ShowDatabaseResponse = channel.call(NAMESERVER, "ShowDatabase", &GeneralRequest {}).await?;
+        match response.code.unwrap_or(0) {
+            0 => Ok(response.db),
+            code => Err(AdminError::Refused {
+                endpoint,
+                what: "ShowDatabase".into(),
+                code,
+                message: response.msg.unwrap_or_default(),
+            }),
         }
     }
 

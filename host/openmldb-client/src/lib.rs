@@ -22,6 +22,7 @@ pub mod proto;
 pub mod rpc;
 mod types;
 
-pub use client::{Client, ClientOptions, PutError, WriteOptions};
+pub use client::{AdminError, Client, ClientOptions, PutError, WriteOptions};
+pub use discovery::{DiscoveryError, Table};
 pub use codec::{CodecError, decode_row, encode_row};
 pub use types::{Column, DataType, Date, Value};

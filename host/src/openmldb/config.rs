@@ -30,19 +30,59 @@ pub enum InsertMode {
     InsertOrIgnore,
 }
 
-/// An APIServer and the database to write to.
+/// Where rows go: an APIServer, or a cluster found in ZooKeeper whose
+/// tablets are written natively (as the official SDK writes them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `host:port` of the APIServer.
-    pub apiserver: String,
-    pub database: String,
+pub enum Endpoint {
+    /// `openmldb://HOST:PORT/DB`, or any URL with `openmldb.apiserver`.
+    ApiServer {
+        /// `host:port` of the APIServer.
+        apiserver: String,
+        database: String,
+    },
+    /// `jdbc:openmldb:///DB?zk=…&zkPath=…`, the OpenMLDB guide's URL.
+    ZooKeeper(ZooKeeperEndpoint),
 }
 
-/// `connection.url` (+ `openmldb.apiserver`): either
-/// `openmldb://HOST:PORT/DB`, or the OpenMLDB guide's
-/// `jdbc:openmldb:///DB?zk=…&zkPath=…` with `openmldb.apiserver=HOST:PORT`
-/// (the APIServer does not register in ZooKeeper, so it cannot be found
-/// from the URL).
+/// A cluster found in ZooKeeper (the JDBC URL's parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooKeeperEndpoint {
+    /// `zk`: `host:port[,host:port…]`.
+    pub zk: String,
+    /// `zkPath`: the cluster's root node.
+    pub zk_path: String,
+    pub database: String,
+    /// `user` (URL) or `connection.user`; root by default.
+    pub user: String,
+    /// `password` (URL) or `connection.password`; empty by default.
+    pub password: String,
+    /// `sessionTimeout` (ms; 10000 by default, as the JDBC driver).
+    pub session_timeout: Duration,
+    /// `requestTimeout` (ms), when the URL sets it.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Endpoint {
+    pub fn database(&self) -> &str {
+        match self {
+            Endpoint::ApiServer { database, .. } => database,
+            Endpoint::ZooKeeper(zk) => &zk.database,
+        }
+    }
+
+    /// How errors and logs name the target.
+    pub fn describe(&self) -> String {
+        match self {
+            Endpoint::ApiServer { apiserver, .. } => format!("APIServer {apiserver}"),
+            Endpoint::ZooKeeper(zk) => format!("zk={} zkPath={}", zk.zk, zk.zk_path),
+        }
+    }
+}
+
+/// `connection.url` (+ `openmldb.apiserver`): `openmldb://HOST:PORT/DB`
+/// (an APIServer), or the OpenMLDB guide's
+/// `jdbc:openmldb:///DB?zk=…&zkPath=…` (ZooKeeper, written natively). With
+/// `openmldb.apiserver` set, any of them goes through that APIServer.
 pub fn parse_endpoint(url: &str, apiserver: Option<&str>) -> Result<Endpoint, ConfigError> {
     let key = "connection.url";
     let database_of = |rest: &str| -> Result<String, ConfigError> {
@@ -67,33 +107,72 @@ pub fn parse_endpoint(url: &str, apiserver: Option<&str>) -> Result<Endpoint, Co
                 authority.to_string()
             }
         };
-        return Ok(Endpoint { apiserver, database });
+        return Ok(Endpoint::ApiServer { apiserver, database });
     }
     if let Some(rest) = url.strip_prefix("jdbc:openmldb://") {
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // "host:port after // is useless" (the JDBC driver): only the path
+        // and the parameters count.
+        let path = rest.split_once('/').map_or("", |(_, path)| path);
         let database = database_of(path)?;
-        let apiserver = match apiserver_override {
-            Some(a) => a.to_string(),
-            None => {
-                let found = if authority.is_empty() { "ZooKeeper (zk=…)" } else { "a host that is not an APIServer" };
-                return Err(invalid(
-                    key,
-                    url,
-                    format!(
-                        "this JDBC URL reaches OpenMLDB through {found}, and the APIServer is not registered there: \
-                         add \"openmldb.apiserver\": \"HOST:PORT\" (the APIServer's --endpoint, 9080 by default) \
-                         or use connection.url \"openmldb://HOST:PORT/{database}\""
-                    ),
-                ));
-            }
-        };
-        return Ok(Endpoint { apiserver, database });
+        if let Some(apiserver) = apiserver_override {
+            return Ok(Endpoint::ApiServer { apiserver: apiserver.to_string(), database });
+        }
+        return parse_zookeeper(url, path, database).map(Endpoint::ZooKeeper);
     }
     Err(invalid(
         key,
         url,
-        "expected openmldb://HOST:PORT/DATABASE or jdbc:openmldb:///DATABASE?zk=… with openmldb.apiserver",
+        "expected jdbc:openmldb:///DATABASE?zk=HOST:PORT&zkPath=/ROOT or openmldb://APISERVER_HOST:PORT/DATABASE",
     ))
+}
+
+/// The JDBC URL's parameters (`SQLDriver.java`: `zk` and `zkPath` are
+/// required; `user`, `password`, `sessionTimeout`, `requestTimeout` are
+/// read; the driver's logging and cache options do not apply here).
+fn parse_zookeeper(url: &str, path: &str, database: String) -> Result<ZooKeeperEndpoint, ConfigError> {
+    let key = "connection.url";
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let mut params = BTreeMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        params.insert(name.to_string(), value.to_string());
+    }
+    let required = |name: &str| -> Result<String, ConfigError> {
+        match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            Some(v) => Ok(v.to_string()),
+            None => Err(invalid(
+                key,
+                url,
+                format!("the JDBC URL needs {name}=…: jdbc:openmldb:///{database}?zk=HOST:PORT&zkPath=/ROOT"),
+            )),
+        }
+    };
+    let zk = required("zk")?;
+    for host in zk.split(',') {
+        check_host_port(host.trim()).map_err(|reason| invalid(key, url, format!("zk: {reason}")))?;
+    }
+    let zk_path = required("zkPath")?;
+    if !zk_path.starts_with('/') {
+        return Err(invalid(key, url, "zkPath must start with /"));
+    }
+    let millis = |name: &str, default: Option<u64>| -> Result<Option<Duration>, ConfigError> {
+        match params.get(name) {
+            None => Ok(default.map(Duration::from_millis)),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+                _ => Err(invalid(key, url, format!("{name} must be a positive number of milliseconds"))),
+            },
+        }
+    };
+    Ok(ZooKeeperEndpoint {
+        zk,
+        zk_path,
+        database,
+        user: params.get("user").cloned().unwrap_or_else(|| "root".into()),
+        password: params.get("password").cloned().unwrap_or_default(),
+        session_timeout: millis("sessionTimeout", Some(10_000))?.unwrap_or(Duration::from_secs(10)),
+        request_timeout: millis("requestTimeout", None)?,
+    })
 }
 
 fn check_host_port(address: &str) -> Result<(), String> {
@@ -189,7 +268,20 @@ fn boolean(config: &ConnectorConfig, key: &str, default: bool) -> Result<bool, C
 impl WriterConfig {
     pub fn from_connector(config: &ConnectorConfig) -> Result<WriterConfig, ConfigError> {
         let url = get(config, "connection.url").ok_or(ConfigError::Missing("connection.url"))?;
-        let endpoint = parse_endpoint(url, get(config, "openmldb.apiserver"))?;
+        let mut endpoint = parse_endpoint(url, get(config, "openmldb.apiserver"))?;
+        if let Endpoint::ZooKeeper(zk) = &mut endpoint {
+            // RocketMQ Connect's JDBC keys, when the URL does not say.
+            if !url.contains("user=")
+                && let Some(user) = get(config, "connection.user")
+            {
+                zk.user = user.to_string();
+            }
+            if !url.contains("password=")
+                && let Some(password) = config.get("connection.password")
+            {
+                zk.password = password.clone();
+            }
+        }
         let (insert_mode, upsert_requested) = match get(config, "insert.mode").map(str::to_ascii_uppercase).as_deref() {
             None | Some("INSERT") => (InsertMode::Insert, false),
             Some("INSERT_OR_IGNORE") => (InsertMode::InsertOrIgnore, false),
@@ -275,27 +367,51 @@ mod tests {
     fn openmldb_urls_name_the_apiserver_and_database() {
         assert_eq!(
             parse_endpoint("openmldb://127.0.0.1:9080/demo", None).unwrap(),
-            Endpoint { apiserver: "127.0.0.1:9080".into(), database: "demo".into() }
+            Endpoint::ApiServer { apiserver: "127.0.0.1:9080".into(), database: "demo".into() }
         );
         assert_eq!(
             parse_endpoint("jdbc:openmldb:///test_db?zk=127.0.0.1:2181&zkPath=/openmldb", Some("10.0.0.5:9080"))
                 .unwrap(),
-            Endpoint { apiserver: "10.0.0.5:9080".into(), database: "test_db".into() }
+            Endpoint::ApiServer { apiserver: "10.0.0.5:9080".into(), database: "test_db".into() }
         );
     }
 
     #[test]
-    fn a_zookeeper_url_without_an_apiserver_says_what_to_add() {
-        let err = parse_endpoint("jdbc:openmldb:///test_db?zk=127.0.0.1:2181&zkPath=/openmldb", None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "key \"connection.url\": invalid value \"jdbc:openmldb:///test_db?zk=127.0.0.1:2181&zkPath=/openmldb\""
-            ),
-            "{err}"
+    fn the_guides_zookeeper_url_is_written_natively_as_pasted() {
+        let guide = "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster";
+        let Endpoint::ZooKeeper(zk) = parse_endpoint(guide, None).unwrap() else { panic!("not native") };
+        assert_eq!(
+            zk,
+            ZooKeeperEndpoint {
+                zk: "127.0.0.1:2181".into(),
+                zk_path: "/openmldb_cluster".into(),
+                database: "rocketmq_test".into(),
+                user: "root".into(),
+                password: String::new(),
+                session_timeout: Duration::from_secs(10),
+                request_timeout: None,
+            }
         );
-        assert!(err.contains("add \"openmldb.apiserver\": \"HOST:PORT\""), "{err}");
+        let full = "jdbc:openmldb://ignored:1/d?zk=a:1,b:2&zkPath=/o&user=u&password=p&sessionTimeout=3000&requestTimeout=500";
+        let Endpoint::ZooKeeper(zk) = parse_endpoint(full, None).unwrap() else { panic!("not native") };
+        assert_eq!((zk.zk.as_str(), zk.user.as_str(), zk.password.as_str()), ("a:1,b:2", "u", "p"));
+        assert_eq!((zk.session_timeout, zk.request_timeout), (Duration::from_secs(3), Some(Duration::from_millis(500))));
+        let config = [("connection.url", guide), ("connection.user", "writer"), ("connection.password", "pw")];
+        let config: ConnectorConfig = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let Endpoint::ZooKeeper(zk) = WriterConfig::from_connector(&config).unwrap().endpoint else { panic!() };
+        assert_eq!((zk.user.as_str(), zk.password.as_str()), ("writer", "pw"));
+    }
+
+    #[test]
+    fn a_url_missing_what_it_needs_says_what_to_add() {
+        let err = parse_endpoint("jdbc:openmldb:///test_db?zkPath=/openmldb", None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "key \"connection.url\": invalid value \"jdbc:openmldb:///test_db?zkPath=/openmldb\": the JDBC URL needs \
+             zk=…: jdbc:openmldb:///test_db?zk=HOST:PORT&zkPath=/ROOT"
+        );
+        assert!(parse_endpoint("jdbc:openmldb:///d?zk=h:1", None).unwrap_err().to_string().contains("zkPath=…"));
+        assert!(parse_endpoint("jdbc:openmldb:///d?zk=h&zkPath=/o", None).unwrap_err().to_string().contains("zk: expected HOST:PORT"));
         assert!(parse_endpoint("mysql://x:1/db", None).is_err());
         assert!(parse_endpoint("openmldb://host/db", None).unwrap_err().to_string().contains("HOST:PORT"));
         assert!(parse_endpoint("openmldb://h:1/", None).unwrap_err().to_string().contains("names no database"));

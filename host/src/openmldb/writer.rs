@@ -1,4 +1,6 @@
-//! The OpenMLDB writer: typed rows in, rows stored through the APIServer.
+//! The OpenMLDB writer: typed rows in, rows stored. Natively (Puts to the
+//! tablets, for ZooKeeper URLs; see `write_native`) or through the
+//! APIServer, as follows.
 //!
 //! Rows are written as multi-row `INSERT [OR IGNORE] INTO t VALUES …`
 //! through `POST /dbs/{db}` in online mode, in statements bounded by rows
@@ -26,11 +28,13 @@
 //! [`WriteObserver`] as it happens, so a stall is visible while it lasts.
 
 use super::client::{ApiClient, Reply, TransportError};
-use super::config::{InsertMode, WriterConfig, check_name};
+use super::config::{Endpoint, InsertMode, WriterConfig, check_name};
+use super::native;
 use super::literal;
 use super::schema::{TableInfo, create_table_sql, parse_table_info};
 use crate::plugin::bindings::{Column, Row, TableSchema};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,14 +43,14 @@ use tokio_util::sync::CancellationToken;
 pub enum WriterError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("OpenMLDB {apiserver}: {message}")]
-    Setup { apiserver: String, message: String },
+    #[error("OpenMLDB {target}: {message}")]
+    Setup { target: String, message: String },
     /// `auto.create` is on but no record schema was given to create the table from.
     #[error(
-        "OpenMLDB {apiserver}: table {table} does not exist and auto.create has no record schema to build it from \
+        "OpenMLDB {target}: table {table} does not exist and auto.create has no record schema to build it from \
          (plain JSON carries none; send JsonConverter envelopes or create the table)"
     )]
-    NoSchemaToCreate { apiserver: String, table: String },
+    NoSchemaToCreate { target: String, table: String },
 }
 
 /// Told about every retry as it happens (the writer's caller shows stalls
@@ -231,9 +235,17 @@ struct Pending {
     values: String,
 }
 
+/// How rows reach the table.
+enum Backend {
+    /// SQL text through an APIServer.
+    Api(ApiClient),
+    /// Puts straight to the tablets (the table found in ZooKeeper).
+    Native { client: Arc<openmldb_client::Client>, database: String },
+}
+
 /// Writes rows into one OpenMLDB table.
 pub struct OpenMldbWriter {
-    client: ApiClient,
+    backend: Backend,
     config: WriterConfig,
     table: String,
     info: TableInfo,
@@ -249,11 +261,9 @@ impl OpenMldbWriter {
         table: &str,
         record_columns: Option<&[Column]>,
     ) -> Result<Self, WriterError> {
-        let apiserver = config.endpoint.apiserver.clone();
-        let setup = |message: String| WriterError::Setup { apiserver: apiserver.clone(), message };
+        let target = config.endpoint.describe();
+        let setup = |message: String| WriterError::Setup { target: target.clone(), message };
         check_name(table).map_err(|e| setup(format!("table name {e}")))?;
-        let client = ApiClient::new(&apiserver, config.request_timeout)?;
-        let db = config.endpoint.database.clone();
         if config.upsert_requested {
             tracing::warn!(
                 table,
@@ -261,7 +271,82 @@ impl OpenMldbWriter {
                  which keeps the first copy of an identical row and never replaces a row"
             );
         }
-        let mut info = Self::lookup(&client, &db, table).await?;
+        let (backend, info) = match &config.endpoint {
+            Endpoint::ApiServer { apiserver, .. } => {
+                let client = ApiClient::new(apiserver, config.request_timeout)?;
+                let info = Self::open_api(&client, &config, table, record_columns).await?;
+                (Backend::Api(client), info)
+            }
+            Endpoint::ZooKeeper(zk) => {
+                let client = native::shared_client(zk, config.request_timeout).await.map_err(setup)?;
+                let info = Self::open_native(&client, &config, table, record_columns).await?;
+                (Backend::Native { client, database: zk.database.clone() }, info)
+            }
+        };
+        tracing::debug!(table, target = %target, "writer connected");
+        Ok(OpenMldbWriter { backend, config, table: table.to_string(), info, retries: AtomicU64::new(0) })
+    }
+
+    /// Finds the table in ZooKeeper, creating the database and the table
+    /// through the nameserver when the config allows.
+    async fn open_native(
+        client: &openmldb_client::Client,
+        config: &WriterConfig,
+        table: &str,
+        record_columns: Option<&[Column]>,
+    ) -> Result<TableInfo, WriterError> {
+        let target = config.endpoint.describe();
+        let setup = |message: String| WriterError::Setup { target: target.clone(), message };
+        let db = config.endpoint.database().to_string();
+        let found = match client.table(&db, table) {
+            Some(found) => Some(found),
+            None => client.refresh().await.table(&db, table),
+        };
+        if let Some(found) = found {
+            return Ok(native::table_info(&found));
+        }
+        let databases = client.databases().await.map_err(|e| setup(e.to_string()))?;
+        if !databases.contains(&db) {
+            if !config.create_database {
+                return Err(setup(format!(
+                    "database {db} does not exist; create it, or set \"openmldb.create.database\": \"true\""
+                )));
+            }
+            client.create_database(&db).await.map_err(|e| setup(format!("CREATE DATABASE {db} failed: {e}")))?;
+            tracing::info!(database = %db, "created the database");
+        }
+        if !config.auto_create {
+            return Err(setup(format!("table {db}.{table} does not exist; create it, or set \"auto.create\": \"true\"")));
+        }
+        let Some(columns) = record_columns else {
+            return Err(WriterError::NoSchemaToCreate { target: target.clone(), table: format!("{db}.{table}") });
+        };
+        let (info, warning) =
+            native::create_table_info(&db, table, columns, &config.index).map_err(|e| setup(format!("auto.create: {e}")))?;
+        if let Some(warning) = warning {
+            tracing::warn!(table, "{warning}");
+        }
+        let created = client
+            .create_table(info, Duration::from_secs(30))
+            .await
+            .map_err(|e| setup(format!("auto.create failed: {e}")))?;
+        tracing::info!(table, "created the table through the nameserver");
+        Ok(native::table_info(&created))
+    }
+
+    /// Finds the table through the APIServer (refreshing its catalog once
+    /// if it is not there), creating the database and the table when the
+    /// config allows.
+    async fn open_api(
+        client: &ApiClient,
+        config: &WriterConfig,
+        table: &str,
+        record_columns: Option<&[Column]>,
+    ) -> Result<TableInfo, WriterError> {
+        let target = config.endpoint.describe();
+        let setup = |message: String| WriterError::Setup { target: target.clone(), message };
+        let db = config.endpoint.database().to_string();
+        let mut info = Self::lookup(client, &db, table).await?;
         if info.is_none() {
             let databases = client.list_databases().await?;
             let exists =
@@ -284,10 +369,7 @@ impl OpenMldbWriter {
                 )));
             }
             let Some(columns) = record_columns else {
-                return Err(WriterError::NoSchemaToCreate {
-                    apiserver: apiserver.clone(),
-                    table: format!("{db}.{table}"),
-                });
+                return Err(WriterError::NoSchemaToCreate { target: target.clone(), table: format!("{db}.{table}") });
             };
             let (ddl, warning) =
                 create_table_sql(table, columns, &config.index).map_err(|e| setup(format!("auto.create: {e}")))?;
@@ -302,10 +384,9 @@ impl OpenMldbWriter {
                 )));
             }
             tracing::info!(table, ddl, "created the table");
-            info = Self::lookup(&client, &db, table).await?;
+            info = Self::lookup(client, &db, table).await?;
         }
-        let info = info.ok_or_else(|| setup(format!("table {db}.{table} is not visible after it was created")))?;
-        Ok(OpenMldbWriter { client, config, table: table.to_string(), info, retries: AtomicU64::new(0) })
+        info.ok_or_else(|| setup(format!("table {db}.{table} is not visible after it was created")))
     }
 
     /// The table's schema, or `None` when it does not exist even after a
@@ -315,12 +396,12 @@ impl OpenMldbWriter {
             let reply = client.get_table(db, table).await?;
             if reply.is_ok() {
                 let info = parse_table_info(db, table, &reply.body["table"])
-                    .map_err(|e| WriterError::Setup { apiserver: client.address().into(), message: e.to_string() })?;
+                    .map_err(|e| WriterError::Setup { target: client.address().into(), message: e.to_string() })?;
                 return Ok(Some(info));
             }
             if !matches!(reply.msg.as_str(), "Table not found" | "DB not found") {
                 return Err(WriterError::Setup {
-                    apiserver: client.address().into(),
+                    target: client.address().into(),
                     message: format!("GET table {db}.{table}: {} (code {})", reply.msg, reply.code),
                 });
             }
@@ -362,6 +443,14 @@ impl OpenMldbWriter {
         cancel: &CancellationToken,
         observer: &dyn WriteObserver,
     ) -> WriteReport {
+        let client = match &self.backend {
+            Backend::Api(client) => client,
+            Backend::Native { client, database } => {
+                let report = self.write_native(client, database, rows, cancel, observer).await;
+                self.retries.fetch_add(report.retries, Ordering::Relaxed);
+                return report;
+            }
+        };
         let mut report = WriteReport::default();
         let mut put_rows = Vec::new();
         let mut chunks: Vec<Vec<Pending>> = Vec::new();
@@ -392,14 +481,14 @@ impl OpenMldbWriter {
             chunks.push(current);
         }
         let mut outcomes = futures::stream::iter(chunks)
-            .map(|chunk| self.write_chunk(rows, chunk, cancel, observer))
+            .map(|chunk| self.write_chunk(client, rows, chunk, cancel, observer))
             .buffer_unordered(self.config.max_inflight);
         while let Some(outcome) = outcomes.next().await {
             report.merge(outcome);
         }
         drop(outcomes);
         for index in put_rows {
-            let outcome = self.write_one(index, &rows[index], cancel, observer).await;
+            let outcome = self.write_one(client, index, &rows[index], cancel, observer).await;
             report.merge(outcome);
         }
         report.written.sort_unstable();
@@ -457,6 +546,7 @@ impl OpenMldbWriter {
 
     async fn write_chunk(
         &self,
+        client: &ApiClient,
         rows: &[Row],
         mut pending: Vec<Pending>,
         cancel: &CancellationToken,
@@ -468,7 +558,7 @@ impl OpenMldbWriter {
         let mut refusals = 0u32;
         while !pending.is_empty() {
             let sql = self.insert_sql(&pending);
-            let result = classify_insert(self.client.execute(&self.config.endpoint.database, &sql).await);
+            let result = classify_insert(client.execute(self.config.endpoint.database(), &sql).await);
             let error = match result {
                 InsertResult::Stored => {
                     report.written.extend(pending.iter().map(|p| p.index));
@@ -511,7 +601,7 @@ impl OpenMldbWriter {
                              avoids that)"
                         );
                     }
-                    return self.write_alone(rows, pending, report, cancel, observer).await;
+                    return self.write_alone(client, rows, pending, report, cancel, observer).await;
                 }
                 InsertResult::Unrecognised(message) | InsertResult::BadRow { message, .. } => {
                     refusals += 1;
@@ -519,7 +609,7 @@ impl OpenMldbWriter {
                 }
                 InsertResult::Transient(message) => message,
                 InsertResult::TableMissing(message) => {
-                    let _ = self.client.refresh().await;
+                    let _ = client.refresh().await;
                     refusals += 1;
                     message
                 }
@@ -531,7 +621,7 @@ impl OpenMldbWriter {
                     pending.len()
                 );
                 report.last_error = Some(error);
-                return self.write_alone(rows, pending, report, cancel, observer).await;
+                return self.write_alone(client, rows, pending, report, cancel, observer).await;
             }
             attempt += 1;
             if !self.backoff(attempt, &error, cancel, observer).await {
@@ -548,6 +638,7 @@ impl OpenMldbWriter {
     /// Every pending row written on its own, after `report`.
     async fn write_alone(
         &self,
+        client: &ApiClient,
         rows: &[Row],
         pending: Vec<Pending>,
         mut report: WriteReport,
@@ -556,7 +647,7 @@ impl OpenMldbWriter {
     ) -> WriteReport {
         report.retries += 1;
         for row in pending {
-            report.merge(self.write_one(row.index, &rows[row.index], cancel, observer).await);
+            report.merge(self.write_one(client, row.index, &rows[row.index], cancel, observer).await);
         }
         report
     }
@@ -566,12 +657,13 @@ impl OpenMldbWriter {
     /// always appends, and is the only way to send NaN and infinities).
     async fn write_one(
         &self,
+        client: &ApiClient,
         index: usize,
         row: &Row,
         cancel: &CancellationToken,
         observer: &dyn WriteObserver,
     ) -> WriteReport {
-        let database = &self.config.endpoint.database;
+        let database = self.config.endpoint.database();
         let sql = (self.config.insert_mode == InsertMode::InsertOrIgnore && !literal::needs_put(row)).then(|| {
             let mut values = String::new();
             literal::sql_values(row, &mut values);
@@ -583,7 +675,7 @@ impl OpenMldbWriter {
         let mut refusals = 0u32;
         loop {
             let result = match &sql {
-                Some(sql) => match classify_insert(self.client.execute(database, sql).await) {
+                Some(sql) => match classify_insert(client.execute(database, sql).await) {
                     InsertResult::Stored => RowResult::Stored,
                     InsertResult::BadRow { message, .. } | InsertResult::Rejected(message) => {
                         RowResult::Poison(message)
@@ -594,7 +686,7 @@ impl OpenMldbWriter {
                         RowResult::Unrecognised(message)
                     }
                 },
-                None => classify_put(self.client.put(database, &self.table, &json).await),
+                None => classify_put(client.put(database, &self.table, &json).await),
             };
             let error = match result {
                 RowResult::Stored => {
@@ -611,7 +703,7 @@ impl OpenMldbWriter {
                     message
                 }
                 RowResult::TableMissing(message) => {
-                    let _ = self.client.refresh().await;
+                    let _ = client.refresh().await;
                     refusals += 1;
                     message
                 }
@@ -632,6 +724,93 @@ impl OpenMldbWriter {
             report.last_error = Some(error);
             report.retries += 1;
         }
+    }
+
+    /// The native path: every row one Put per partition, many rows on the
+    /// wire at once (64 per `openmldb.max.inflight`). Per reply class (see
+    /// `openmldb_client::client`): content the SDK would refuse is poison at
+    /// once, with the column and value; a cluster that is down, moving or
+    /// full is waited for with the writer's backoff (`max.retries`); a
+    /// tablet that refuses a row, or a table that is gone, counts towards
+    /// `max.refused.retries`, after which the row is poison with the
+    /// tablet's message.
+    async fn write_native(
+        &self,
+        client: &openmldb_client::Client,
+        database: &str,
+        rows: &[Row],
+        cancel: &CancellationToken,
+        observer: &dyn WriteObserver,
+    ) -> WriteReport {
+        let mut report = WriteReport::default();
+        let mut pending: Vec<(usize, Vec<openmldb_client::Value>, u32)> = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            match self.validate(row) {
+                Ok(()) => pending.push((index, native::values(row), 0)),
+                Err(reason) => report.poison.push(Poison::rejected(index, reason)),
+            }
+        }
+        let options = openmldb_client::WriteOptions {
+            put_if_absent: self.config.insert_mode == InsertMode::InsertOrIgnore,
+            memory_limit: 0,
+        };
+        let in_flight = self.config.max_inflight.saturating_mul(64).max(1);
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let values: Vec<Vec<openmldb_client::Value>> = pending.iter().map(|(_, v, _)| v.clone()).collect();
+            let results = client.put_rows(database, &self.table, &values, options, in_flight).await;
+            let mut again = Vec::new();
+            let mut error = None;
+            let mut table_missing = false;
+            for ((index, values, refusals), result) in pending.into_iter().zip(results) {
+                let failure = match result {
+                    Ok(()) => {
+                        report.written.push(index);
+                        continue;
+                    }
+                    Err(failure) => failure,
+                };
+                use openmldb_client::PutError;
+                match &failure {
+                    PutError::Content(_) | PutError::Key(_) | PutError::IndexTs { .. } => {
+                        report.poison.push(Poison::rejected(index, failure.to_string()));
+                    }
+                    PutError::Unavailable(_) => {
+                        error = Some(failure.to_string());
+                        again.push((index, values, refusals));
+                    }
+                    PutError::Rejected { .. } | PutError::NoTable { .. } => {
+                        table_missing |= matches!(failure, PutError::NoTable { .. });
+                        if refusals + 1 > self.config.max_refused_retries {
+                            report.poison.push(Poison::rejected(
+                                index,
+                                format!("OpenMLDB refused the row {} times: {failure}", refusals + 1),
+                            ));
+                        } else {
+                            error = Some(failure.to_string());
+                            again.push((index, values, refusals + 1));
+                        }
+                    }
+                }
+            }
+            pending = again;
+            let Some(error) = error else { continue };
+            if table_missing {
+                client.refresh().await;
+            }
+            attempt += 1;
+            if !self.backoff(attempt, &error, cancel, observer).await {
+                report.unresolved.extend(pending.iter().map(|(index, _, _)| *index));
+                report.last_error = Some(error);
+                break;
+            }
+            report.last_error = Some(error);
+            report.retries += 1;
+        }
+        report.written.sort_unstable();
+        report.poison.sort_unstable_by_key(|p| p.index);
+        report.unresolved.sort_unstable();
+        report
     }
 }
 
