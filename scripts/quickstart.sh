@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: Apache RocketMQ and MariaDB on
-# loopback, an OpenMLDB APIServer (the project's stand-in unless
-# OPENMLDB_APISERVER=host:port names a real one), the rmq-openmldb worker,
+# loopback, OpenMLDB (the project's stand-in, found through a private
+# ZooKeeper on 127.0.0.1:2181 as the guide's connection.url says, unless
+# OPENMLDB_ZK=host:port and OPENMLDB_APISERVER=host:port name a real
+# cluster and its APIServer, used to read the table back), the rmq-openmldb worker,
 # the OpenMLDB guide's sink connector created over its REST API,
 # employee_test messages (plus three bad ones) produced into the topic, then
 # the guide's MySQL side: its SQL, its source connector, and a row inserted
@@ -29,14 +31,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
+ensure_zookeeper
+ZK="${OPENMLDB_ZK:-127.0.0.1:2181}"
 APISERVER="${OPENMLDB_APISERVER:-}"
-if [ -z "$APISERVER" ]; then
+if [ -z "${OPENMLDB_ZK:-}" ]; then
   APISERVER=127.0.0.1:9080
-  log "no OPENMLDB_APISERVER given: starting the OpenMLDB APIServer STAND-IN (in memory, for trying things out; it is not OpenMLDB) on $APISERVER"
-  "$CARGO_TARGET_DIR/release/openmldb-standin" --listen "$APISERVER" &
+  log "no OPENMLDB_ZK given: starting the OpenMLDB STAND-IN (in memory, for trying things out; it is not OpenMLDB): a private ZooKeeper on $ZK, its nameserver and tablets registered under /openmldb_cluster, and its APIServer side on $APISERVER"
+  "$CARGO_TARGET_DIR/release/openmldb-standin" --listen "$APISERVER" --start-zookeeper "${ZK##*:}" &
   STANDIN_PID=$!
+  # Ready when ZooKeeper holds the nameserver's registration.
+  for _ in $(seq 1 300); do
+    kill -0 "$STANDIN_PID" 2>/dev/null || die "the stand-in exited"
+    if (exec 3<>"/dev/tcp/${ZK%:*}/${ZK##*:}" && printf ruok >&3 && read -r -t 1 -n 4 answer <&3 && [ "$answer" = imok ]) 2>/dev/null; then
+      sleep 1
+      break
+    fi
+    sleep 0.2
+  done
 else
-  log "writing into the real OpenMLDB APIServer at $APISERVER"
+  [ -n "$APISERVER" ] || die "OPENMLDB_ZK names a real cluster: set OPENMLDB_APISERVER too, to read the table back"
+  log "writing into the real OpenMLDB cluster at zk=$ZK (reading back through its APIServer $APISERVER)"
 fi
 
 HTTP=127.0.0.1:8082
@@ -60,8 +74,8 @@ TOPIC=employee_test
 log "producing employee_test messages (JsonConverter envelopes, plain JSON, and three bad ones) into topic $TOPIC"
 "$RMQ_OPENMLDB_BIN" rocketmq produce --topic "$TOPIC" --lines examples/plugin-test/employee_test.jsonl
 
-CONNECTOR=$(sed "s/\"openmldb.apiserver\": \"[^\"]*\"/\"openmldb.apiserver\": \"$APISERVER\"/" examples/connectors/openmldb-sink.json)
-log "creating the OpenMLDB guide's sink connector (plus the APIServer address and a dead-letter topic):"
+CONNECTOR=$(sed "s/zk=127.0.0.1:2181/zk=$ZK/" examples/connectors/openmldb-sink.json)
+log "creating the OpenMLDB guide's sink connector (its connection.url as published, plus auto.create's index and a dead-letter topic):"
 echo "curl -X POST -H 'Content-Type: application/json' http://$HTTP/connectors/jdbc-openmldb-sink-test -d '$CONNECTOR'"
 curl -s -X POST -H 'Content-Type: application/json' "http://$HTTP/connectors/jdbc-openmldb-sink-test" -d "$CONNECTOR"
 echo

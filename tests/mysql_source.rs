@@ -9,7 +9,8 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{
-    NAMESRV, WorkerProcess, guide_rows_in_openmldb, guide_sink, root, standin, table_rows, unique, with_broker,
+    NAMESRV, WorkerProcess, guide_cluster, guide_rows_in_openmldb, guide_sink, guide_sink_as_published, root, standin,
+    table_rows, unique, with_broker,
 };
 use openmldb_standin::StandIn;
 use serde_json::{Value, json};
@@ -120,7 +121,9 @@ fn the_guides_mysql_to_openmldb_scenario_runs_as_written_and_new_rows_follow_wit
             .stdout(Stdio::null())
             .status();
         let dir = tempfile::tempdir().unwrap();
-        let standin = standin().await;
+        // OpenMLDB where the guide's URL finds it (ZooKeeper on 2181): written natively.
+        let cluster = guide_cluster().await;
+        let standin = &cluster.standin;
         let worker = WorkerProcess::start(dir.path()).await;
 
         let (status, reply) = worker.post("/connectors/jdbc-mysql-source-test", &guide_source_json()).await;
@@ -130,11 +133,11 @@ fn the_guides_mysql_to_openmldb_scenario_runs_as_written_and_new_rows_follow_wit
         let status = worker.compat_ok("/connectors/jdbc-mysql-source-test/status").await;
         assert_eq!((status["type"].as_str(), status["tasks"][0]["state"].as_str()), (Some("SOURCE"), Some("RUNNING")));
 
-        // The guide's sink JSON, pointed at the stand-in's APIServer.
-        let sink = guide_sink("employee_test", &standin.addr.to_string());
+        // The guide's sink JSON, exactly as published.
+        let sink = guide_sink_as_published("employee_test");
         let (status, _) = worker.post("/connectors/jdbc-openmldb-sink-test", &sink.to_string()).await;
         assert_eq!(status, 200);
-        let rows = settled_rows(&standin, "employee_test", 4, &worker).await;
+        let rows = settled_rows(standin, "employee_test", 4, &worker).await;
         assert_eq!(rows, guide_rows_in_openmldb(), "the four rows exactly, row 12 keeping its NULLs");
 
         // 10,000 more rows in one statement; they follow within 2 s.
@@ -144,17 +147,17 @@ fn the_guides_mysql_to_openmldb_scenario_runs_as_written_and_new_rows_follow_wit
         sql(Some("test_database"), &format!("INSERT INTO employee_test VALUES {};", values.join(",")));
         let inserted = Instant::now();
         let deadline = inserted + Duration::from_secs(30);
-        let mut rows = table_rows(&standin, "employee_test").await;
+        let mut rows = table_rows(standin, "employee_test").await;
         while rows.len() < 10_004 {
             assert!(Instant::now() < deadline, "{} of 10004 rows; log:\n{}", rows.len(), worker.log_text());
             tokio::time::sleep(Duration::from_millis(20)).await;
-            rows = table_rows(&standin, "employee_test").await;
+            rows = table_rows(standin, "employee_test").await;
         }
         let took = inserted.elapsed();
         println!("10,000 rows from MySQL into OpenMLDB in {took:?}");
         assert!(took <= Duration::from_secs(2), "10,000 rows took {took:?}, more than 2 s");
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let rows = table_rows(&standin, "employee_test").await;
+        let rows = table_rows(standin, "employee_test").await;
         let expected: Vec<i64> = [2, 4, 12, 14].into_iter().chain(15..10_015).collect();
         assert_eq!(ids(&rows), expected, "every id once, none twice");
         assert_eq!(rows[4], json!([15, "name-15", 15, 1, "company", 15.5, 1646128800000i64]));

@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    NAMESRV, WorkerProcess, envelope, guide_rows_in_openmldb, guide_sink, read_dead_letters, standin, table_rows,
-    unique, wait_for_rows, with_broker,
+    NAMESRV, WorkerProcess, envelope, guide_cluster, guide_rows_in_openmldb, guide_sink, guide_sink_as_published,
+    read_dead_letters, standin, table_rows, unique, wait_for_rows, with_broker,
 };
 use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
@@ -63,18 +63,21 @@ fn produce_command(dir: &Path, topic: &str, bodies: &[String]) -> Command {
 fn the_guides_sink_connector_json_posted_over_http_writes_every_row_exactly() {
     with_broker(|_| async {
         let dir = tempfile::tempdir().unwrap();
-        let standin = standin().await;
+        // The guide's URL names only ZooKeeper: rows go natively to the tablets.
+        let cluster = guide_cluster().await;
+        let standin = &cluster.standin;
         let topic = unique("employee_test");
         let table = topic.clone();
         produce(dir.path(), &topic, &guide_rows());
         let worker = WorkerProcess::start(dir.path()).await;
 
-        let connector = guide_sink(&topic, &standin.addr.to_string());
+        let connector = guide_sink_as_published(&topic);
+        assert!(connector.get("openmldb.apiserver").is_none());
         let (status, reply) = worker.post("/connectors/jdbc-openmldb-sink-test", &connector.to_string()).await;
         assert_eq!(status, 200);
         assert_eq!(reply, json!({"status": 200, "body": connector}), "RocketMQ Connect echoes the config");
 
-        let rows = wait_for_rows(&standin, &table, 4, &worker).await;
+        let rows = wait_for_rows(standin, &table, 4, &worker).await;
         assert_eq!(rows, guide_rows_in_openmldb());
         let status = worker.compat_ok("/connectors/jdbc-openmldb-sink-test/status").await;
         assert_eq!(status["connector"]["state"], "RUNNING");

@@ -170,6 +170,33 @@ pub fn guide_sink(topic: &str, apiserver: &str) -> Value {
     })
 }
 
+/// The OpenMLDB guide's sink connector JSON exactly as published: its
+/// ZooKeeper URL and nothing else to find OpenMLDB.
+pub fn guide_sink_as_published(topic: &str) -> Value {
+    let mut connector = guide_sink(topic, "");
+    connector.as_object_mut().unwrap().remove("openmldb.apiserver");
+    connector
+}
+
+/// OpenMLDB where the guide's URL looks for it: a private ZooKeeper on
+/// 127.0.0.1:2181 and the stand-in's nameserver and tablets under
+/// `/openmldb_cluster`, with the guide's `rocketmq_test` database. One test
+/// at a time can hold it (the port is the guide's).
+pub struct GuideCluster {
+    pub standin: StandIn,
+    _native: openmldb_standin::NativeSide,
+    _zookeeper: openmldb_standin::ZooKeeper,
+}
+
+pub async fn guide_cluster() -> GuideCluster {
+    let zookeeper = openmldb_standin::ZooKeeper::start_on(2181).unwrap();
+    let standin = standin().await;
+    let native = openmldb_standin::NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster")
+        .await
+        .unwrap();
+    GuideCluster { standin, _native: native, _zookeeper: zookeeper }
+}
+
 pub async fn standin() -> StandIn {
     let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
     // The guide's step 1: `create database rocketmq_test;`.

@@ -17,14 +17,27 @@ pub struct ZooKeeper {
 }
 
 impl ZooKeeper {
-    /// Starts a server and waits until it answers `ruok`.
+    /// Starts a server on a free port and waits until it answers `ruok`.
     pub fn start() -> anyhow::Result<ZooKeeper> {
+        Self::start_on(0)
+    }
+
+    /// Starts a server on `port` (0: a free one).
+    pub fn start_on(port: u16) -> anyhow::Result<ZooKeeper> {
         let jar = std::env::var("ZOOKEEPER_JAR").unwrap_or_else(|_| DEBIAN_JAR.to_string());
         anyhow::ensure!(
             std::path::Path::new(&jar).exists(),
             "ZooKeeper is not installed ({jar} is missing): run `scripts/zookeeper.sh install`"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = match port {
+            0 => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+            port => {
+                // Fail now, clearly, rather than after ZooKeeper's own timeout.
+                std::net::TcpListener::bind(("127.0.0.1", port))
+                    .map_err(|e| anyhow::anyhow!("127.0.0.1:{port} is taken ({e}); is another ZooKeeper running?"))?;
+                port
+            }
+        };
         let dir = std::env::temp_dir().join(format!("rmq-openmldb-zk-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data"))?;
         let config = dir.join("zoo.cfg");
