@@ -41,6 +41,7 @@ impl Fixture {
         let api = ApiClient::new(&self.standin.addr.to_string(), Duration::from_secs(5)).unwrap();
         let reply = api.execute("demo", sql).await.unwrap();
         assert!(reply.is_ok(), "{sql}: {} {}", reply.code, reply.msg);
+        self.native.settle().await;
     }
 
     fn stored(&self, table: &str) -> Vec<Vec<Stored>> {
@@ -129,16 +130,22 @@ async fn the_native_writer_creates_database_and_table_through_the_nameserver_and
     assert_eq!(stored.len(), 3);
     let find = |key: &str| stored.iter().find(|r| r[0] == Stored::Str(key.into())).unwrap().clone();
     let first = find("a|b");
-    assert_eq!(format!("{:?}", &first[1..]), format!("{:?}", [
-        Stored::Bool(true),
-        Stored::SmallInt(i16::MIN),
-        Stored::Int(i32::MAX),
-        Stored::BigInt(i64::MIN),
-        Stored::Float(f32::MIN_POSITIVE),
-        Stored::Double(12.100000000000001),
-        Stored::Date(1900, 1, 1),
-        Stored::Timestamp(0),
-    ]));
+    assert_eq!(
+        format!("{:?}", &first[1..]),
+        format!(
+            "{:?}",
+            [
+                Stored::Bool(true),
+                Stored::SmallInt(i16::MIN),
+                Stored::Int(i32::MAX),
+                Stored::BigInt(i64::MIN),
+                Stored::Float(f32::MIN_POSITIVE),
+                Stored::Double(12.100000000000001),
+                Stored::Date(1900, 1, 1),
+                Stored::Timestamp(0),
+            ]
+        )
+    );
     let second = find("");
     let (Stored::Float(nan), Stored::Double(zero)) = (&second[5], &second[6]) else { panic!("{second:?}") };
     assert_eq!((nan.to_bits(), zero.to_bits()), (f32::NAN.to_bits(), (-0.0f64).to_bits()), "NaN and -0.0 bit for bit");

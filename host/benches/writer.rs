@@ -4,6 +4,11 @@
 //! fast as it takes them), so a figure limited by the stand-in shows as
 //! such.
 //!
+//! Then the native path (ZooKeeper + Puts to the tablets) against the
+//! APIServer path, both into one stand-in run as its own process (with a
+//! private ZooKeeper), so this process's CPU is the writer's alone: rows/s
+//! and CPU microseconds per row for write() calls of 1, 100 and 1000 rows.
+//!
 //! Run: `cargo bench -p rmq-openmldb --bench writer` (`-- --quick` for a
 //! shorter run).
 
@@ -70,10 +75,121 @@ async fn standin_ceiling(addr: &str, clients: usize, budget: Duration) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
+/// This process's CPU time (user + system) so far, from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    let per_second = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
+        .unwrap_or(100);
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+}
+
+/// The stand-in binary next to this bench (built by `cargo build --release --workspace`).
+fn standin_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let binary = dir.join("openmldb-standin");
+    assert!(binary.exists(), "{} is missing: run cargo build --release -p openmldb-standin", binary.display());
+    binary
+}
+
+struct ExternalStandIn {
+    child: std::process::Child,
+    api: String,
+    zk: String,
+}
+
+impl Drop for ExternalStandIn {
+    fn drop(&mut self) {
+        // SIGTERM, so it stops its private ZooKeeper.
+        let _ = std::process::Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn external_standin() -> ExternalStandIn {
+    let (api_port, zk_port) = (free_port(), free_port());
+    let child = std::process::Command::new(standin_binary())
+        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--start-zookeeper", &zk_port.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("stand-in starts");
+    let standin = ExternalStandIn { child, api: format!("127.0.0.1:{api_port}"), zk: format!("127.0.0.1:{zk_port}") };
+    let client = ApiClient::new(&standin.api, Duration::from_secs(30)).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.execute("demo", "CREATE DATABASE demo").await.is_err() {
+        assert!(Instant::now() < deadline, "the stand-in did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ddl = "CREATE TABLE employee_test (id bigint, name string, howold int, male int, company string, \
+               money double, begin_time timestamp, INDEX(KEY=id, TS=begin_time))";
+    assert!(client.execute("demo", ddl).await.unwrap().is_ok());
+    standin
+}
+
+/// Native against APIServer, one run, one external stand-in.
+async fn native_against_apiserver(budget: Duration) {
+    let standin = external_standin().await;
+    let client = ApiClient::new(&standin.api, Duration::from_secs(30)).expect("client");
+    println!();
+    println!("native path against APIServer path, stand-in in its own process, this process's CPU only");
+    println!("{:>6} {:>10} {:>12} {:>12} {:>14}", "rows", "path", "rows/s", "CPU µs/row", "native/API");
+    for batch in [1usize, 100, 1000] {
+        let mut figures = Vec::new();
+        for (path, url) in [
+            ("APIServer", format!("openmldb://{}/demo", standin.api)),
+            ("native", format!("jdbc:openmldb:///demo?zk={}&zkPath=/openmldb_cluster", standin.zk)),
+        ] {
+            reset(&client).await;
+            let config: ConnectorConfig = [("connection.url", url), ("batch.size", batch.max(1).to_string())]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let writer = OpenMldbWriter::connect(WriterConfig::from_connector(&config).unwrap(), "employee_test", None)
+                .await
+                .expect("writer");
+            let cancel = CancellationToken::new();
+            let rows_per_call = batch;
+            let (started, cpu) = (Instant::now(), process_cpu());
+            let mut written = 0usize;
+            while started.elapsed() < budget {
+                let report = writer.write(&employee_rows(rows_per_call, written), &cancel).await;
+                assert_eq!(report.written.len(), rows_per_call, "{path}: {:?}", report.last_error);
+                written += rows_per_call;
+            }
+            let (elapsed, cpu) = (started.elapsed(), process_cpu().saturating_sub(cpu));
+            let rate = written as f64 / elapsed.as_secs_f64();
+            let cpu_per_row = cpu.as_secs_f64() * 1e6 / written as f64;
+            figures.push((rate, cpu_per_row));
+            let ratio = if path == "native" {
+                format!("{:.2}x rows/s, {:.2}x CPU", rate / figures[0].0, cpu_per_row / figures[0].1)
+            } else {
+                String::new()
+            };
+            println!("{:>6} {path:>10} {rate:>12.0} {cpu_per_row:>12.1} {ratio:>14}", rows_per_call);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let budget = Duration::from_millis(if quick { 400 } else { 1500 });
+    if std::env::args().any(|a| a == "--native-only") {
+        // For profiling the native path alone.
+        native_against_apiserver(budget).await;
+        return;
+    }
     let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.expect("stand-in");
     let addr = standin.addr.to_string();
     let client = ApiClient::new(&addr, Duration::from_secs(30)).expect("client");
@@ -123,4 +239,5 @@ async fn main() {
             println!("{batch:>6} {inflight:>9} {rate:>14.0} {:>15.0}%", rate / ceiling * 100.0);
         }
     }
+    native_against_apiserver(budget).await;
 }

@@ -30,7 +30,6 @@ use crate::proto::openmldb::nameserver::{
 use crate::proto::{Dimension, PutRequest, PutResponse, TableInfo};
 use crate::rpc::{Channel, RpcError, user_token};
 use crate::types::Value;
-use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
@@ -132,11 +131,12 @@ pub struct Client {
 
 /// One row's Puts, ready to send.
 struct Routed {
-    /// (pid, dimensions) in ascending pid.
-    partitions: BTreeMap<u32, Vec<Dimension>>,
-    value: Vec<u8>,
+    /// The Put of each partition, in ascending pid.
+    puts: BTreeMap<u32, PutRequest>,
     /// Per index number, the row's TS for RevertPut (`None`: use `time`).
     index_ts: HashMap<u32, Option<i64>>,
+    /// The Puts' `time`: the client's clock when the row was routed.
+    time: i64,
 }
 
 impl Client {
@@ -196,117 +196,156 @@ impl Client {
 
     /// Writes one row (values in table column order).
     pub async fn put(&self, db: &str, table: &str, values: &[Value], options: WriteOptions) -> Result<(), PutError> {
-        let Some(found) = self.table(db, table) else {
-            return Err(PutError::NoTable { db: db.into(), table: table.into() });
-        };
-        let routed = route(&found, values)?;
-        self.send_row(found, &routed, options).await
+        let mut results = self.put_rows(db, table, std::slice::from_ref(&values.to_vec()), options).await;
+        results.pop().unwrap_or(Ok(()))
     }
 
-    /// Writes rows with up to `in_flight` rows on the wire at once; one
-    /// result per row, in order.
+    /// Writes rows, all on the wire at once (one pipelined batch per
+    /// tablet); one result per row, in order. A row's Puts to different
+    /// partitions go out together; a Put whose partition moved is sent
+    /// once more after discovery is re-read, without re-sending the row's
+    /// other Puts, so a plain INSERT is not stored twice there.
     pub async fn put_rows(
         &self,
         db: &str,
         table: &str,
         rows: &[Vec<Value>],
         options: WriteOptions,
-        in_flight: usize,
     ) -> Vec<Result<(), PutError>> {
-        // A plain loop over FuturesOrdered rather than a stream combinator:
-        // the combinator's closure makes the future not `Send` for spawns.
-        let mut results = Vec::with_capacity(rows.len());
-        let mut on_the_wire = futures::stream::FuturesOrdered::new();
-        for row in rows {
-            if on_the_wire.len() >= in_flight.max(1)
-                && let Some(result) = on_the_wire.next().await
-            {
-                results.push(result);
+        let Some(mut found) = self.table(db, table) else {
+            return rows.iter().map(|_| Err(PutError::NoTable { db: db.into(), table: table.into() })).collect();
+        };
+        let mut results: Vec<Result<(), PutError>> = Vec::with_capacity(rows.len());
+        let mut routed: Vec<Option<Routed>> = Vec::with_capacity(rows.len());
+        // (row, pid) of every Put still to send.
+        let mut outstanding: Vec<(usize, u32)> = Vec::new();
+        for (row, values) in rows.iter().enumerate() {
+            match route(&found, values, options) {
+                Ok(r) => {
+                    outstanding.extend(r.puts.keys().map(|pid| (row, *pid)));
+                    routed.push(Some(r));
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    routed.push(None);
+                    results.push(Err(e));
+                }
             }
-            on_the_wire.push_back(self.put(db, table, row, options));
         }
-        while let Some(result) = on_the_wire.next().await {
-            results.push(result);
+        let mut stored: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+        let mut failed: Vec<Option<PartitionError>> = (0..rows.len()).map(|_| None).collect();
+        for attempt in 0..2 {
+            let mut by_leader: HashMap<Option<String>, Vec<(usize, u32)>> = HashMap::new();
+            for (row, pid) in outstanding.drain(..) {
+                let leader = found.leaders.get(pid as usize).cloned().flatten();
+                by_leader.entry(leader).or_default().push((row, pid));
+            }
+            let sends = by_leader.into_iter().map(|(leader, puts)| {
+                let found = &found;
+                let routed = &routed;
+                async move {
+                    // Routed Puts carry the table's tid as routed; a moved
+                    // table keeps its tid, so they are sent as they are.
+                    let requests: Vec<&PutRequest> =
+                        puts.iter().filter_map(|(row, pid)| routed[*row].as_ref()?.puts.get(pid)).collect();
+                    let answers = self.put_batch(found, leader.as_deref(), &requests).await;
+                    puts.into_iter().zip(answers).collect::<Vec<_>>()
+                }
+            });
+            let answered = futures::future::join_all(sends).await;
+            for ((row, pid), answer) in answered.into_iter().flatten() {
+                match answer {
+                    Ok(()) => stored[row].push(pid),
+                    Err(PartitionError::Moved(m)) if attempt == 0 => {
+                        outstanding.push((row, pid));
+                        failed[row] = Some(PartitionError::Moved(m));
+                    }
+                    Err(e) => {
+                        // The first failure that is not a move says why.
+                        if !matches!(failed[row], Some(PartitionError::Busy(_) | PartitionError::Refused { .. })) {
+                            failed[row] = Some(e);
+                        }
+                    }
+                }
+            }
+            if outstanding.is_empty() {
+                break;
+            }
+            let view = self.discovery.refresh(Duration::from_secs(2)).await;
+            if let Some(fresh) = view.table(db, table) {
+                found = fresh;
+            }
+        }
+        for (row, failure) in failed.into_iter().enumerate() {
+            let Some(failure) = failure else { continue };
+            let Some(routed) = &routed[row] else { continue };
+            let all_stored = routed.puts.keys().all(|pid| stored[row].contains(pid));
+            if all_stored {
+                // A moved partition that went in on the second try.
+                continue;
+            }
+            if !options.put_if_absent && !stored[row].is_empty() {
+                self.revert(&found, routed, &stored[row]).await;
+            }
+            let pid = routed.puts.keys().find(|pid| !stored[row].contains(pid)).copied().unwrap_or(0);
+            results[row] = Err(failure.into_put_error(&found, pid));
         }
         results
     }
 
-    async fn send_row(&self, mut table: Arc<Table>, routed: &Routed, options: WriteOptions) -> Result<(), PutError> {
-        let time = now_ms();
-        let mut stored: Vec<u32> = Vec::new();
-        for (pid, dimensions) in &routed.partitions {
-            let request = PutRequest {
-                time: Some(time),
-                value: Some(routed.value.clone()),
-                tid: Some(table.tid),
-                pid: Some(*pid),
-                dimensions: dimensions.clone(),
-                memory_limit: (options.memory_limit > 0).then_some(options.memory_limit),
-                put_if_absent: Some(options.put_if_absent),
-                check_exists: Some(false),
-                ..Default::default()
-            };
-            let mut attempt = 0;
-            let outcome = loop {
-                attempt += 1;
-                let outcome = self.put_partition(&table, *pid, &request).await;
-                match &outcome {
-                    Err(PartitionError::Moved(_)) if attempt == 1 => {
-                        let view = self.discovery.refresh(Duration::from_secs(2)).await;
-                        if let Some(fresh) = view.table(&table.db, &table.name) {
-                            table = fresh;
-                        }
-                    }
-                    _ => break outcome,
-                }
-            };
-            match outcome {
-                Ok(()) => stored.push(*pid),
-                Err(failure) => {
-                    if !options.put_if_absent && !stored.is_empty() {
-                        self.revert(&table, routed, &stored, time).await;
-                    }
-                    return Err(failure.into_put_error(&table, *pid));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn put_partition(&self, table: &Table, pid: u32, request: &PutRequest) -> Result<(), PartitionError> {
-        let Some(endpoint) = table.leaders.get(pid as usize).cloned().flatten() else {
-            return Err(PartitionError::Moved(format!(
-                "partition {pid} of {}.{} has no live leader",
-                table.db, table.name
-            )));
+    /// Sends Puts to one leader as one pipelined batch.
+    async fn put_batch(
+        &self,
+        table: &Table,
+        leader: Option<&str>,
+        requests: &[&PutRequest],
+    ) -> Vec<Result<(), PartitionError>> {
+        let Some(endpoint) = leader else {
+            let message = format!("a partition of {}.{} has no live leader", table.db, table.name);
+            return requests.iter().map(|_| Err(PartitionError::Moved(message.clone()))).collect();
         };
-        let channel = self.channel(&endpoint).await.map_err(|e| PartitionError::Moved(e.to_string()))?;
-        let response: PutResponse = match channel.call(TABLET, "Put", request).await {
-            Ok(response) => response,
-            Err(e) if e.is_transport() => return Err(PartitionError::Moved(e.to_string())),
-            Err(e) => return Err(PartitionError::Refused { endpoint, code: -1, message: e.to_string() }),
+        let channel = match self.channel(endpoint).await {
+            Ok(channel) => channel,
+            Err(e) => return requests.iter().map(|_| Err(PartitionError::Moved(e.to_string()))).collect(),
         };
-        match response.code.unwrap_or(0) {
-            0 => Ok(()),
-            TABLE_NOT_EXIST | TABLE_IS_FOLLOWER | TABLE_IS_LOADING => Err(PartitionError::Moved(format!(
-                "{endpoint}: code {}: {}",
-                response.code.unwrap_or(0),
-                response.msg.unwrap_or_default()
-            ))),
-            EXCEED_MAX_MEMORY => Err(PartitionError::Busy(format!(
-                "{endpoint}: code {EXCEED_MAX_MEMORY}: {}",
-                response.msg.unwrap_or_default()
-            ))),
-            code => Err(PartitionError::Refused { endpoint, code, message: response.msg.unwrap_or_default() }),
-        }
+        let answers: Vec<Result<PutResponse, RpcError>> = channel.call_batch(TABLET, "Put", requests).await;
+        answers
+            .into_iter()
+            .map(|answer| {
+                let response = match answer {
+                    Ok(response) => response,
+                    Err(e) if e.is_transport() => return Err(PartitionError::Moved(e.to_string())),
+                    Err(e) => {
+                        return Err(PartitionError::Refused {
+                            endpoint: endpoint.to_string(),
+                            code: -1,
+                            message: e.to_string(),
+                        });
+                    }
+                };
+                let code = response.code.unwrap_or(0);
+                let message = || format!("{endpoint}: code {code}: {}", response.msg.clone().unwrap_or_default());
+                match code {
+                    0 => Ok(()),
+                    TABLE_NOT_EXIST | TABLE_IS_FOLLOWER | TABLE_IS_LOADING => Err(PartitionError::Moved(message())),
+                    EXCEED_MAX_MEMORY => Err(PartitionError::Busy(message())),
+                    code => Err(PartitionError::Refused {
+                        endpoint: endpoint.to_string(),
+                        code,
+                        message: response.msg.clone().unwrap_or_default(),
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// RevertPut: deletes what the Puts to `stored` added (the SDK's rule).
-    async fn revert(&self, table: &Table, routed: &Routed, stored: &[u32], time: i64) {
+    async fn revert(&self, table: &Table, routed: &Routed, stored: &[u32]) {
+        let time = routed.time;
         for pid in stored {
             let Some(endpoint) = table.leaders.get(*pid as usize).cloned().flatten() else { continue };
             let Ok(channel) = self.channel(&endpoint).await else { continue };
-            for dimension in routed.partitions.get(pid).into_iter().flatten() {
+            for dimension in routed.puts.get(pid).map(|put| put.dimensions.as_slice()).unwrap_or_default() {
                 let index = dimension.idx.unwrap_or(0);
                 let ts = routed.index_ts.get(&index).copied().flatten().unwrap_or(time) as u64;
                 let delete = DeleteRequest {
@@ -416,7 +455,7 @@ fn now_ms() -> i64 {
 
 /// Encodes the row and works out its partitions and dimensions, refusing
 /// what the SDK refuses before sending.
-fn route(table: &Table, values: &[Value]) -> Result<Routed, PutError> {
+fn route(table: &Table, values: &[Value], options: WriteOptions) -> Result<Routed, PutError> {
     let value = encode_row(&table.columns, values)?;
     let partitions_count = table.leaders.len() as u32;
     let mut partitions: BTreeMap<u32, Vec<Dimension>> = BTreeMap::new();
@@ -446,7 +485,29 @@ fn route(table: &Table, values: &[Value]) -> Result<Routed, PutError> {
         let pid = crate::hash::partition_of(&key, partitions_count);
         partitions.entry(pid).or_default().push(Dimension { key: Some(key), idx: Some(index.position) });
     }
-    Ok(Routed { partitions, value, index_ts })
+    let time = now_ms();
+    let last = partitions.keys().next_back().copied();
+    let mut value = Some(value);
+    let puts = partitions
+        .into_iter()
+        .map(|(pid, dimensions)| {
+            // The row's bytes are moved into its last Put, copied for the others.
+            let row = if Some(pid) == last { value.take() } else { value.clone() };
+            let put = PutRequest {
+                time: Some(time),
+                value: row,
+                tid: Some(table.tid),
+                pid: Some(pid),
+                dimensions,
+                memory_limit: (options.memory_limit > 0).then_some(options.memory_limit),
+                put_if_absent: Some(options.put_if_absent),
+                check_exists: Some(false),
+                ..Default::default()
+            };
+            (pid, put)
+        })
+        .collect();
+    Ok(Routed { puts, index_ts, time })
 }
 
 #[cfg(test)]
@@ -495,18 +556,12 @@ mod tests {
     fn the_worked_put_of_the_reference_is_the_bytes_the_sdk_sends() {
         let t = table(8);
         let row = [Value::String("bb".into()), Value::Int(24), Value::Timestamp(1590738994000)];
-        let routed = route(&t, &row).unwrap();
-        assert_eq!(routed.partitions.keys().copied().collect::<Vec<_>>(), vec![5]);
-        let request = PutRequest {
-            time: Some(1),
-            value: Some(routed.value.clone()),
-            tid: Some(1),
-            pid: Some(1),
-            dimensions: routed.partitions[&5].clone(),
-            put_if_absent: Some(false),
-            check_exists: Some(false),
-            ..Default::default()
-        };
+        let routed = route(&t, &row, WriteOptions::default()).unwrap();
+        assert_eq!(routed.puts.keys().copied().collect::<Vec<_>>(), vec![5]);
+        let mut request = routed.puts[&5].clone();
+        // The reference's worked example: time 1, pid 1.
+        request.time = Some(1);
+        request.pid = Some(1);
         let hex: Vec<String> = request.encode_to_vec().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex.join(" "),
@@ -519,6 +574,6 @@ mod tests {
     fn a_negative_or_null_index_ts_is_refused_before_sending() {
         let t = table(1);
         let null_ts = [Value::String("a".into()), Value::Int(1), Value::Null];
-        assert!(matches!(route(&t, &null_ts), Err(PutError::IndexTs { .. })));
+        assert!(matches!(route(&t, &null_ts, WriteOptions::default()), Err(PutError::IndexTs { .. })));
     }
 }

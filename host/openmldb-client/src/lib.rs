@@ -23,6 +23,6 @@ pub mod rpc;
 mod types;
 
 pub use client::{AdminError, Client, ClientOptions, PutError, WriteOptions};
-pub use discovery::{DiscoveryError, Table};
 pub use codec::{CodecError, decode_row, encode_row};
+pub use discovery::{DiscoveryError, Table};
 pub use types::{Column, DataType, Date, Value};

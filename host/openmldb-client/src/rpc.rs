@@ -7,7 +7,7 @@
 //! carries `authentication_data` (`"u" user ":" "1" sha256_hex(password)`,
 //! §3.6a of the reference); later ones do not.
 
-use crate::proto::brpc::policy::{RpcMeta, RpcRequestMeta, RpcResponseMeta};
+use crate::proto::brpc::policy::{RpcMeta, RpcResponseMeta};
 use bytes::{Bytes, BytesMut};
 use prost::Message;
 use std::collections::HashMap;
@@ -64,6 +64,59 @@ pub fn encode_frame(meta: &RpcMeta, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// A request's `RpcMeta`, encoded by hand: the same bytes prost writes for
+/// `RpcMeta{request{service_name, method_name, log_id}, compress_type: 0,
+/// correlation_id, authentication_data}` (a unit test holds them equal),
+/// without building the message and its two strings for every call.
+struct RequestMeta<'a> {
+    service: &'a str,
+    method: &'a str,
+    log_id: i64,
+    correlation_id: i64,
+    auth: Option<Vec<u8>>,
+}
+
+impl RequestMeta<'_> {
+    fn encode_frame(&self, payload: &[u8], out: &mut Vec<u8>) {
+        use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+        let strings = |n: usize| 1 + encoded_len_varint(n as u64) + n;
+        let request_len =
+            strings(self.service.len()) + strings(self.method.len()) + 1 + encoded_len_varint(self.log_id as u64);
+        let auth_len = self.auth.as_ref().map_or(0, |a| strings(a.len()));
+        let meta_len = 1
+            + encoded_len_varint(request_len as u64)
+            + request_len
+            + 2
+            + 1
+            + encoded_len_varint(self.correlation_id as u64)
+            + auth_len;
+        out.reserve(12 + meta_len + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&((meta_len + payload.len()) as u32).to_be_bytes());
+        out.extend_from_slice(&(meta_len as u32).to_be_bytes());
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(request_len as u64, out);
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(self.service.len() as u64, out);
+        out.extend_from_slice(self.service.as_bytes());
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(self.method.len() as u64, out);
+        out.extend_from_slice(self.method.as_bytes());
+        encode_key(3, WireType::Varint, out);
+        encode_varint(self.log_id as u64, out);
+        encode_key(3, WireType::Varint, out);
+        encode_varint(0, out);
+        encode_key(4, WireType::Varint, out);
+        encode_varint(self.correlation_id as u64, out);
+        if let Some(auth) = &self.auth {
+            encode_key(7, WireType::LengthDelimited, out);
+            encode_varint(auth.len() as u64, out);
+            out.extend_from_slice(auth);
+        }
+        out.extend_from_slice(payload);
+    }
+}
+
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Frame>> {
     let mut header = [0u8; 12];
@@ -97,15 +150,42 @@ pub fn user_token(user: &str, password: &str) -> Vec<u8> {
     format!("u{user}:1{}", hex::encode(digest)).into_bytes()
 }
 
+/// Calls queued for the writer task: one message for a whole batch, so a
+/// batch costs one wake-up, one write and one flush.
 struct Outgoing {
-    correlation_id: i64,
     service: &'static str,
     method: &'static str,
-    log_id: i64,
-    payload: Vec<u8>,
+    /// (correlation id, log id, payload)
+    calls: Vec<(i64, i64, Vec<u8>)>,
 }
 
-type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Result<Frame, RpcError>>>>>;
+/// Who waits for an answer: one slot of a batch (the batch's caller is
+/// woken once, when its last answer is in; a single call is a batch of one).
+struct Waiter(Arc<Batch>, usize);
+
+struct Batch {
+    results: Mutex<Vec<Option<Result<Frame, RpcError>>>>,
+    remaining: std::sync::atomic::AtomicUsize,
+    done: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Waiter {
+    fn complete(self, result: Result<Frame, RpcError>) {
+        let Waiter(batch, slot) = self;
+        if let Ok(mut results) = batch.results.lock()
+            && let Some(place) = results.get_mut(slot)
+        {
+            *place = Some(result);
+        }
+        if batch.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(done) = batch.done.lock().ok().and_then(|mut d| d.take())
+        {
+            let _ = done.send(());
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<i64, Waiter>>>;
 
 /// A pipelined connection to one endpoint.
 pub struct Channel {
@@ -139,7 +219,7 @@ impl Channel {
         let (read, write) = stream.into_split();
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
-        let (outgoing, queue) = mpsc::channel(4096);
+        let (outgoing, queue) = mpsc::channel(1024);
         tokio::spawn(write_loop(endpoint.to_string(), write, queue, auth, pending.clone(), closed.clone()));
         tokio::spawn(read_loop(endpoint.to_string(), read, pending.clone(), closed.clone()));
         Ok(Channel {
@@ -169,67 +249,104 @@ impl Channel {
         method: &'static str,
         request: &impl Message,
     ) -> Result<R, RpcError> {
+        let mut answers = self.call_batch(service, method, &[request]).await;
+        answers.pop().unwrap_or_else(|| {
+            Err(RpcError::Lost { endpoint: self.endpoint.clone(), message: "no answer slot".into() })
+        })
+    }
+
+    /// Calls `service.method` once per request, all pipelined; one answer
+    /// per request, in order.
+    pub async fn call_batch<Q: Message, R: Message + Default>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        requests: &[&Q],
+    ) -> Vec<Result<R, RpcError>> {
+        let count = requests.len();
         let lost = |message: &str| RpcError::Lost { endpoint: self.endpoint.clone(), message: message.to_string() };
+        if count == 0 {
+            return Vec::new();
+        }
         if self.is_closed() {
-            return Err(lost("closed earlier"));
+            return (0..count).map(|_| Err(lost("closed earlier"))).collect();
         }
-        let correlation_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (answer, answered) = oneshot::channel();
-        self.pending.lock().map_err(|_| lost("poisoned"))?.insert(correlation_id, answer);
-        let sent = Outgoing {
-            correlation_id,
-            service,
-            method,
-            log_id: self.log_ids.fetch_add(1, Ordering::Relaxed),
-            payload: request.encode_to_vec(),
-        };
-        if self.outgoing.send(sent).await.is_err() {
-            self.forget(correlation_id);
-            return Err(lost("writer stopped"));
-        }
-        let frame = match tokio::time::timeout(self.timeout, answered).await {
-            Ok(Ok(frame)) => frame?,
-            Ok(Err(_)) => return Err(lost("reader stopped")),
-            Err(_) => {
-                self.forget(correlation_id);
-                return Err(RpcError::Timeout {
-                    endpoint: self.endpoint.clone(),
-                    method: format!("{service}.{method}"),
-                    timeout: self.timeout,
-                });
+        let first = self.next_id.fetch_add(count as i64, Ordering::Relaxed);
+        let first_log = self.log_ids.fetch_add(count as i64, Ordering::Relaxed);
+        let (done, finished) = oneshot::channel();
+        let batch = Arc::new(Batch {
+            results: Mutex::new((0..count).map(|_| None).collect()),
+            remaining: std::sync::atomic::AtomicUsize::new(count),
+            done: Mutex::new(Some(done)),
+        });
+        match self.pending.lock() {
+            Ok(mut pending) => {
+                for slot in 0..count {
+                    pending.insert(first + slot as i64, Waiter(batch.clone(), slot));
+                }
             }
-        };
+            Err(_) => return (0..count).map(|_| Err(lost("poisoned"))).collect(),
+        }
+        let calls = requests
+            .iter()
+            .enumerate()
+            .map(|(slot, request)| (first + slot as i64, first_log + slot as i64, request.encode_to_vec()))
+            .collect();
+        let sent = self.outgoing.send(Outgoing { service, method, calls }).await.is_ok();
+        let answered = sent && tokio::time::timeout(self.timeout, finished).await.is_ok_and(|r| r.is_ok());
+        if !answered {
+            // Whatever is still unanswered will not be.
+            if let Ok(mut pending) = self.pending.lock() {
+                for slot in 0..count {
+                    pending.remove(&(first + slot as i64));
+                }
+            }
+        }
+        let results = batch.results.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+        let method_name = || format!("{service}.{method}");
+        results
+            .into_iter()
+            .chain(std::iter::repeat_with(|| None))
+            .take(count)
+            .map(|result| match result {
+                Some(Ok(frame)) => self.decode(frame, &method_name()),
+                Some(Err(e)) => Err(e),
+                None if !sent => Err(lost("writer stopped")),
+                None => Err(RpcError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    method: method_name(),
+                    timeout: self.timeout,
+                }),
+            })
+            .collect()
+    }
+
+    fn decode<R: Message + Default>(&self, frame: Frame, method: &str) -> Result<R, RpcError> {
         let response = frame.meta.response.unwrap_or_default();
         if let Some(code) = response.error_code.filter(|code| *code != 0) {
             return Err(RpcError::Remote {
                 endpoint: self.endpoint.clone(),
-                method: format!("{service}.{method}"),
+                method: method.to_string(),
                 code,
                 text: response.error_text.unwrap_or_default(),
             });
         }
         R::decode(frame.payload).map_err(|e| RpcError::Decode {
             endpoint: self.endpoint.clone(),
-            method: format!("{service}.{method}"),
+            method: method.to_string(),
             message: e.to_string(),
         })
-    }
-
-    fn forget(&self, correlation_id: i64) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(&correlation_id);
-        }
     }
 }
 
 fn fail_all(endpoint: &str, pending: &Pending, closed: &AtomicBool, message: &str) {
     closed.store(true, Ordering::Release);
-    let waiting: Vec<_> = match pending.lock() {
-        Ok(mut pending) => pending.drain().map(|(_, tx)| tx).collect(),
+    let waiting: Vec<Waiter> = match pending.lock() {
+        Ok(mut pending) => pending.drain().map(|(_, waiter)| waiter).collect(),
         Err(_) => Vec::new(),
     };
-    for tx in waiting {
-        let _ = tx.send(Err(RpcError::Lost { endpoint: endpoint.to_string(), message: message.to_string() }));
+    for waiter in waiting {
+        waiter.complete(Err(RpcError::Lost { endpoint: endpoint.to_string(), message: message.to_string() }));
     }
 }
 
@@ -241,30 +358,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     pending: Pending,
     closed: Arc<AtomicBool>,
 ) {
-    let mut writer = BufWriter::with_capacity(64 << 10, write);
+    let mut writer = BufWriter::with_capacity(256 << 10, write);
     let mut auth = Some(auth);
     let mut frame = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         // Write everything queued, then flush once: pipelining.
-        while let Some(call) = next.take() {
-            let meta = RpcMeta {
-                request: Some(RpcRequestMeta {
-                    service_name: call.service.to_string(),
-                    method_name: call.method.to_string(),
-                    log_id: Some(call.log_id),
-                    ..Default::default()
-                }),
-                compress_type: Some(0),
-                correlation_id: Some(call.correlation_id),
-                authentication_data: auth.take(),
-                ..Default::default()
-            };
-            frame.clear();
-            encode_frame(&meta, &call.payload, &mut frame);
-            if let Err(e) = writer.write_all(&frame).await {
-                fail_all(&endpoint, &pending, &closed, &e.to_string());
-                return;
+        while let Some(batch) = next.take() {
+            for (correlation_id, log_id, payload) in batch.calls {
+                frame.clear();
+                let meta = RequestMeta {
+                    service: batch.service,
+                    method: batch.method,
+                    log_id,
+                    correlation_id,
+                    auth: auth.take(),
+                };
+                meta.encode_frame(&payload, &mut frame);
+                if let Err(e) = writer.write_all(&frame).await {
+                    fail_all(&endpoint, &pending, &closed, &e.to_string());
+                    return;
+                }
             }
             next = queue.try_recv().ok();
         }
@@ -276,16 +390,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(endpoint: String, mut read: R, pending: Pending, closed: Arc<AtomicBool>) {
-    let mut read = tokio::io::BufReader::with_capacity(64 << 10, &mut read);
+    let mut read = tokio::io::BufReader::with_capacity(256 << 10, &mut read);
     loop {
         match read_frame(&mut read).await {
             Ok(Some(frame)) => {
                 let id = frame.meta.correlation_id.unwrap_or(-1);
                 let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
                 match waiting {
-                    Some(tx) => {
-                        let _ = tx.send(Ok(frame));
-                    }
+                    Some(waiter) => waiter.complete(Ok(frame)),
                     None => tracing::debug!(%endpoint, correlation_id = id, "answer to a call no longer waited for"),
                 }
             }
@@ -310,6 +422,7 @@ pub fn response_meta(request: &RpcMeta, error: Option<(i32, String)>) -> RpcMeta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::brpc::policy::RpcRequestMeta;
 
     #[test]
     fn the_root_token_with_an_empty_password_is_the_one_the_sdk_sends() {
@@ -317,6 +430,36 @@ mod tests {
             String::from_utf8(user_token("root", "")).unwrap(),
             "uroot:1e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn the_hand_encoded_request_meta_is_the_bytes_prost_writes() {
+        for auth in [None, Some(user_token("root", ""))] {
+            let meta = RequestMeta {
+                service: "openmldb.api.TabletServer",
+                method: "Put",
+                log_id: 300,
+                correlation_id: 1 << 40,
+                auth: auth.clone(),
+            };
+            let mut ours = Vec::new();
+            meta.encode_frame(b"payload", &mut ours);
+            let reference = RpcMeta {
+                request: Some(RpcRequestMeta {
+                    service_name: "openmldb.api.TabletServer".into(),
+                    method_name: "Put".into(),
+                    log_id: Some(300),
+                    ..Default::default()
+                }),
+                compress_type: Some(0),
+                correlation_id: Some(1 << 40),
+                authentication_data: auth,
+                ..Default::default()
+            };
+            let mut theirs = Vec::new();
+            encode_frame(&reference, b"payload", &mut theirs);
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[tokio::test]

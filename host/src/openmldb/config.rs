@@ -392,10 +392,14 @@ mod tests {
                 request_timeout: None,
             }
         );
-        let full = "jdbc:openmldb://ignored:1/d?zk=a:1,b:2&zkPath=/o&user=u&password=p&sessionTimeout=3000&requestTimeout=500";
+        let full =
+            "jdbc:openmldb://ignored:1/d?zk=a:1,b:2&zkPath=/o&user=u&password=p&sessionTimeout=3000&requestTimeout=500";
         let Endpoint::ZooKeeper(zk) = parse_endpoint(full, None).unwrap() else { panic!("not native") };
         assert_eq!((zk.zk.as_str(), zk.user.as_str(), zk.password.as_str()), ("a:1,b:2", "u", "p"));
-        assert_eq!((zk.session_timeout, zk.request_timeout), (Duration::from_secs(3), Some(Duration::from_millis(500))));
+        assert_eq!(
+            (zk.session_timeout, zk.request_timeout),
+            (Duration::from_secs(3), Some(Duration::from_millis(500)))
+        );
         let config = [("connection.url", guide), ("connection.user", "writer"), ("connection.password", "pw")];
         let config: ConnectorConfig = config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let Endpoint::ZooKeeper(zk) = WriterConfig::from_connector(&config).unwrap().endpoint else { panic!() };
@@ -411,7 +415,12 @@ mod tests {
              zk=…: jdbc:openmldb:///test_db?zk=HOST:PORT&zkPath=/ROOT"
         );
         assert!(parse_endpoint("jdbc:openmldb:///d?zk=h:1", None).unwrap_err().to_string().contains("zkPath=…"));
-        assert!(parse_endpoint("jdbc:openmldb:///d?zk=h&zkPath=/o", None).unwrap_err().to_string().contains("zk: expected HOST:PORT"));
+        assert!(
+            parse_endpoint("jdbc:openmldb:///d?zk=h&zkPath=/o", None)
+                .unwrap_err()
+                .to_string()
+                .contains("zk: expected HOST:PORT")
+        );
         assert!(parse_endpoint("mysql://x:1/db", None).is_err());
         assert!(parse_endpoint("openmldb://host/db", None).unwrap_err().to_string().contains("HOST:PORT"));
         assert!(parse_endpoint("openmldb://h:1/", None).unwrap_err().to_string().contains("names no database"));

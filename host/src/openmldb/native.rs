@@ -170,7 +170,8 @@ pub fn ttl(index: &IndexConfig) -> Result<TtlSt, String> {
     let minutes = |part: &str| -> Result<u64, String> {
         let part = part.trim();
         let (number, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
-        let number: u64 = number.parse().map_err(|_| format!("openmldb.index.ttl: \"{part}\" is not e.g. 30d, 12h or 100m"))?;
+        let number: u64 =
+            number.parse().map_err(|_| format!("openmldb.index.ttl: \"{part}\" is not e.g. 30d, 12h or 100m"))?;
         match unit {
             "m" => Ok(number),
             "h" => Ok(number * 60),
@@ -188,7 +189,9 @@ pub fn ttl(index: &IndexConfig) -> Result<TtlSt, String> {
         let ttl_type = match kind {
             Some("absorlat") => TtlType::KAbsOrLat,
             None | Some("absandlat") => TtlType::KAbsAndLat,
-            Some(other) => return Err(format!("openmldb.index.ttl: a pair needs ttl.type absandlat or absorlat, not {other}")),
+            Some(other) => {
+                return Err(format!("openmldb.index.ttl: a pair needs ttl.type absandlat or absorlat, not {other}"));
+            }
         };
         (ttl_type, minutes(a)?, count(l)?)
     } else {
@@ -218,7 +221,9 @@ mod tests {
 
     #[test]
     fn ttls_read_as_sql_reads_them() {
-        let t = |text: Option<&str>, kind: Option<&str>| super::ttl(&index(text, kind)).map(|t| (t.ttl_type.unwrap(), t.abs_ttl.unwrap(), t.lat_ttl.unwrap()));
+        let t = |text: Option<&str>, kind: Option<&str>| {
+            super::ttl(&index(text, kind)).map(|t| (t.ttl_type.unwrap(), t.abs_ttl.unwrap(), t.lat_ttl.unwrap()))
+        };
         let abs = TtlType::KAbsoluteTime as i32;
         assert_eq!(t(Some("30d"), None).unwrap(), (abs, 30 * 1440, 0));
         assert_eq!(t(Some("12h"), Some("absolute")).unwrap(), (abs, 720, 0));

@@ -29,8 +29,8 @@
 
 use super::client::{ApiClient, Reply, TransportError};
 use super::config::{Endpoint, InsertMode, WriterConfig, check_name};
-use super::native;
 use super::literal;
+use super::native;
 use super::schema::{TableInfo, create_table_sql, parse_table_info};
 use crate::plugin::bindings::{Column, Row, TableSchema};
 use futures::StreamExt;
@@ -316,13 +316,15 @@ impl OpenMldbWriter {
             tracing::info!(database = %db, "created the database");
         }
         if !config.auto_create {
-            return Err(setup(format!("table {db}.{table} does not exist; create it, or set \"auto.create\": \"true\"")));
+            return Err(setup(format!(
+                "table {db}.{table} does not exist; create it, or set \"auto.create\": \"true\""
+            )));
         }
         let Some(columns) = record_columns else {
             return Err(WriterError::NoSchemaToCreate { target: target.clone(), table: format!("{db}.{table}") });
         };
-        let (info, warning) =
-            native::create_table_info(&db, table, columns, &config.index).map_err(|e| setup(format!("auto.create: {e}")))?;
+        let (info, warning) = native::create_table_info(&db, table, columns, &config.index)
+            .map_err(|e| setup(format!("auto.create: {e}")))?;
         if let Some(warning) = warning {
             tracing::warn!(table, "{warning}");
         }
@@ -726,8 +728,8 @@ impl OpenMldbWriter {
         }
     }
 
-    /// The native path: every row one Put per partition, many rows on the
-    /// wire at once (64 per `openmldb.max.inflight`). Per reply class (see
+    /// The native path: every row one Put per partition, all rows of the
+    /// call on the wire at once (one pipelined batch per tablet). Per reply class (see
     /// `openmldb_client::client`): content the SDK would refuse is poison at
     /// once, with the column and value; a cluster that is down, moving or
     /// full is waited for with the writer's backoff (`max.retries`); a
@@ -743,10 +745,15 @@ impl OpenMldbWriter {
         observer: &dyn WriteObserver,
     ) -> WriteReport {
         let mut report = WriteReport::default();
-        let mut pending: Vec<(usize, Vec<openmldb_client::Value>, u32)> = Vec::with_capacity(rows.len());
+        // Rows still to write: (index, refusals so far) and their values, side by side.
+        let mut pending: Vec<(usize, u32)> = Vec::with_capacity(rows.len());
+        let mut values: Vec<Vec<openmldb_client::Value>> = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             match self.validate(row) {
-                Ok(()) => pending.push((index, native::values(row), 0)),
+                Ok(()) => {
+                    pending.push((index, 0));
+                    values.push(native::values(row));
+                }
                 Err(reason) => report.poison.push(Poison::rejected(index, reason)),
             }
         }
@@ -754,15 +761,14 @@ impl OpenMldbWriter {
             put_if_absent: self.config.insert_mode == InsertMode::InsertOrIgnore,
             memory_limit: 0,
         };
-        let in_flight = self.config.max_inflight.saturating_mul(64).max(1);
         let mut attempt = 0u32;
         while !pending.is_empty() {
-            let values: Vec<Vec<openmldb_client::Value>> = pending.iter().map(|(_, v, _)| v.clone()).collect();
-            let results = client.put_rows(database, &self.table, &values, options, in_flight).await;
+            let results = client.put_rows(database, &self.table, &values, options).await;
             let mut again = Vec::new();
+            let mut again_values = Vec::new();
             let mut error = None;
             let mut table_missing = false;
-            for ((index, values, refusals), result) in pending.into_iter().zip(results) {
+            for (((index, refusals), row_values), result) in pending.into_iter().zip(values).zip(results) {
                 let failure = match result {
                     Ok(()) => {
                         report.written.push(index);
@@ -777,7 +783,8 @@ impl OpenMldbWriter {
                     }
                     PutError::Unavailable(_) => {
                         error = Some(failure.to_string());
-                        again.push((index, values, refusals));
+                        again.push((index, refusals));
+                        again_values.push(row_values);
                     }
                     PutError::Rejected { .. } | PutError::NoTable { .. } => {
                         table_missing |= matches!(failure, PutError::NoTable { .. });
@@ -788,11 +795,13 @@ impl OpenMldbWriter {
                             ));
                         } else {
                             error = Some(failure.to_string());
-                            again.push((index, values, refusals + 1));
+                            again.push((index, refusals + 1));
+                            again_values.push(row_values);
                         }
                     }
                 }
             }
+            values = again_values;
             pending = again;
             let Some(error) = error else { continue };
             if table_missing {
@@ -800,7 +809,7 @@ impl OpenMldbWriter {
             }
             attempt += 1;
             if !self.backoff(attempt, &error, cancel, observer).await {
-                report.unresolved.extend(pending.iter().map(|(index, _, _)| *index));
+                report.unresolved.extend(pending.iter().map(|(index, _)| *index));
                 report.last_error = Some(error);
                 break;
             }

@@ -44,7 +44,11 @@ pub struct NativeFaults {
     pub leaders: HashMap<(u32, u32), usize>,
     /// Tablets taken out (closed listener, gone from `nodes/`).
     pub dropped: HashSet<usize>,
-    /// Every `PutRequest` received, as its bytes, in arrival order.
+    /// Record every `PutRequest` received in `puts` (off by default: a
+    /// benchmark sends millions).
+    pub record: bool,
+    /// The `PutRequest`s received while `record` is on, as bytes, in
+    /// arrival order.
     pub puts: Vec<Vec<u8>>,
     /// Every `DeleteRequest` received (RevertPut).
     pub deletes: Vec<DeleteRequest>,
@@ -59,6 +63,8 @@ pub struct NativeSide {
     pub zk: String,
     pub root: String,
     pub faults: Arc<Mutex<NativeFaults>>,
+    /// Rounds the ZooKeeper publisher has completed.
+    published_rounds: Arc<std::sync::atomic::AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -122,8 +128,19 @@ impl NativeSide {
         for (index, listener) in tablet_listeners.into_iter().enumerate() {
             tasks.push(tokio::spawn(serve(listener, server.clone(), Role::Tablet(index))));
         }
-        tasks.push(tokio::spawn(publish_tables(client, root.clone(), server)));
-        Ok(NativeSide { nameserver, tablets, zk: zk_hosts.to_string(), root, faults, tasks })
+        let published_rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tasks.push(tokio::spawn(publish_tables(client, root.clone(), server, published_rounds.clone())));
+        Ok(NativeSide { nameserver, tablets, zk: zk_hosts.to_string(), root, faults, published_rounds, tasks })
+    }
+
+    /// Waits until ZooKeeper shows the catalog as it is now (tables made
+    /// through the APIServer side are published within a round, ~50 ms).
+    pub async fn settle(&self) {
+        use std::sync::atomic::Ordering;
+        let start = self.published_rounds.load(Ordering::Acquire);
+        while self.published_rounds.load(Ordering::Acquire) < start + 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The JDBC-style URL of this cluster, for `db`.
@@ -276,7 +293,12 @@ impl Server {
                 other => Err((1002, format!("Fail to find method={other}"))),
             },
             (Role::Tablet(me), "openmldb.api.TabletServer", "Put") => {
-                lock(&self.faults).puts.push(payload.to_vec());
+                {
+                    let mut faults = lock(&self.faults);
+                    if faults.record {
+                        faults.puts.push(payload.to_vec());
+                    }
+                }
                 let request = PutRequest::decode(payload).map_err(bad)?;
                 let (code, msg) = self.put(me, request);
                 if code != 0 {
@@ -518,7 +540,12 @@ fn create_statement(info: TableInfo, if_not_exists: bool) -> Result<Statement, S
 
 /// Keeps `table/db_table_data/<tid>` equal to the catalog (tables made
 /// through either side), bumping `table/notify` on every change.
-async fn publish_tables(client: zk::Client, root: String, server: Arc<Server>) {
+async fn publish_tables(
+    client: zk::Client,
+    root: String,
+    server: Arc<Server>,
+    rounds: Arc<std::sync::atomic::AtomicU64>,
+) {
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let mut published: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut notify = 0u64;
@@ -562,6 +589,7 @@ async fn publish_tables(client: zk::Client, root: String, server: Arc<Server>) {
             let _ = client.set_data(&format!("{root}/table/notify"), notify.to_string().as_bytes(), None).await;
         }
         published = current;
+        rounds.fetch_add(1, std::sync::atomic::Ordering::Release);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -581,8 +609,11 @@ async fn serve(listener: TcpListener, server: Arc<Server>, role: Role) {
 }
 
 async fn connection(stream: TcpStream, server: Arc<Server>, role: Role) {
-    let (read, mut write) = stream.into_split();
-    let mut read = tokio::io::BufReader::new(read);
+    let (read, write) = stream.into_split();
+    let mut read = tokio::io::BufReader::with_capacity(256 << 10, read);
+    // Answers are flushed when no further request is already buffered, so
+    // a pipelined batch is answered with few writes, as brpc does.
+    let mut write = tokio::io::BufWriter::with_capacity(256 << 10, write);
     let mut out = Vec::new();
     while let Ok(Some(frame)) = read_frame(&mut read).await {
         if let Role::Tablet(me) = role
@@ -597,6 +628,9 @@ async fn connection(stream: TcpStream, server: Arc<Server>, role: Role) {
         out.clear();
         encode_frame(&meta, &payload, &mut out);
         if write.write_all(&out).await.is_err() {
+            return;
+        }
+        if read.buffer().is_empty() && write.flush().await.is_err() {
             return;
         }
     }
