@@ -299,8 +299,9 @@ async fn the_puts_our_client_sends_are_byte_for_byte_the_official_sdks() {
     client.create_table(table_info("judge", "t"), Duration::from_secs(10)).await.unwrap();
 
     // Rows whose SQL text the SDK parses to exactly these values (floats
-    // exact in f32; the 70,000-byte string is left to our own tests, as
-    // the SDK reads the statement from the command line).
+    // exact in f32). Left out for now, and covered by our own tests only:
+    // the 70,000-byte string (3-byte offsets), the i64::MIN and i16::MIN
+    // literals, and a `|` inside a key.
     let rows: Vec<Vec<Value>> = rows()
         .into_iter()
         .filter(|row| !matches!(&row[9], Value::String(s) if s.len() > 1000))
