@@ -571,6 +571,17 @@ mod tests {
     }
 
     #[test]
+    fn memory_limit_and_put_if_absent_reach_every_put_and_no_limit_is_not_sent() {
+        let t = table(8);
+        let row = [Value::String("bb".into()), Value::Int(24), Value::Timestamp(1590738994000)];
+        let limited = route(&t, &row, WriteOptions { put_if_absent: true, memory_limit: 50 }).unwrap();
+        let put = &limited.puts[&5];
+        assert_eq!((put.memory_limit, put.put_if_absent), (Some(50), Some(true)));
+        let unlimited = route(&t, &row, WriteOptions::default()).unwrap();
+        assert_eq!(unlimited.puts[&5].memory_limit, None);
+    }
+
+    #[test]
     fn a_negative_or_null_index_ts_is_refused_before_sending() {
         let t = table(1);
         let null_ts = [Value::String("a".into()), Value::Int(1), Value::Null];

@@ -236,6 +236,11 @@ pub struct WriterConfig {
     pub max_refused_retries: u32,
     /// `openmldb.request.timeout.ms`
     pub request_timeout: Duration,
+    /// `openmldb.insert.memory.usage.limit`: the session variable
+    /// `insert_memory_usage_limit` of OpenMLDB's clients (1..=100, % of a
+    /// tablet's memory above which it refuses Puts); 0, the default, is no
+    /// limit. Native path only.
+    pub memory_limit: u32,
 }
 
 fn get<'a>(config: &'a ConnectorConfig, key: &str) -> Option<&'a str> {
@@ -346,6 +351,16 @@ impl WriterConfig {
             max_retries,
             max_refused_retries: number(config, "max.refused.retries", 5u32, 0)?,
             request_timeout: Duration::from_millis(number(config, "openmldb.request.timeout.ms", 30_000u64, 100)?),
+            memory_limit: match number(config, "openmldb.insert.memory.usage.limit", 0u32, 0)? {
+                limit if limit <= 100 => limit,
+                limit => {
+                    return Err(invalid(
+                        "openmldb.insert.memory.usage.limit",
+                        &limit.to_string(),
+                        "a share of memory in percent: 0 (no limit) to 100",
+                    ));
+                }
+            },
         })
     }
 }
@@ -457,6 +472,11 @@ mod tests {
             "key \"auto.create\": invalid value \"yes\": expected true or false"
         );
         assert!(with(&[("openmldb.index.ttl.type", "forever")]).is_err());
+        assert_eq!(with(&[("openmldb.insert.memory.usage.limit", "50")]).unwrap().memory_limit, 50);
+        assert_eq!(
+            with(&[("openmldb.insert.memory.usage.limit", "101")]).unwrap_err().to_string(),
+            "key \"openmldb.insert.memory.usage.limit\": invalid value \"101\": a share of memory in percent: 0 (no limit) to 100"
+        );
         assert_eq!(WriterConfig::from_connector(&config(&[])).unwrap_err(), ConfigError::Missing("connection.url"));
     }
 }

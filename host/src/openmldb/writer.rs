@@ -759,7 +759,7 @@ impl OpenMldbWriter {
         }
         let options = openmldb_client::WriteOptions {
             put_if_absent: self.config.insert_mode == InsertMode::InsertOrIgnore,
-            memory_limit: 0,
+            memory_limit: self.config.memory_limit,
         };
         let mut attempt = 0u32;
         while !pending.is_empty() {
