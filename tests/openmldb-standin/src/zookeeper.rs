@@ -2,6 +2,11 @@
 //! `ZooKeeperServerMain` on a free loopback port with its own data folder,
 //! stopped (and its folder removed) when dropped. `scripts/zookeeper.sh
 //! install` installs the package.
+//!
+//! Its data is thrown away, so it runs with `forceSync=no`: with fsync on, a
+//! busy disk can hold a session's creation (a logged transaction) past a
+//! client's connection timeout. Its log is kept in the folder and printed
+//! when a test panics while it runs, so a ZooKeeper-side stall is visible.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -45,15 +50,17 @@ impl ZooKeeper {
             &config,
             format!(
                 "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-                 admin.enableServer=false\n4lw.commands.whitelist=ruok\nmaxSessionTimeout=60000\n",
+                 admin.enableServer=false\n4lw.commands.whitelist=ruok\nmaxSessionTimeout=60000\n\
+                 forceSync=no\n",
                 dir.join("data").display()
             ),
         )?;
+        let log = std::fs::File::create(dir.join("zookeeper.log"))?;
         let child = Command::new("java")
             .args(["-Xmx256m", "-cp", &jar, "org.apache.zookeeper.server.ZooKeeperServerMain"])
             .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
             .spawn()?;
         let zookeeper = ZooKeeper { port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -63,7 +70,14 @@ impl ZooKeeper {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        anyhow::bail!("ZooKeeper did not answer on 127.0.0.1:{port} within 30 s")
+        anyhow::bail!("ZooKeeper did not answer on 127.0.0.1:{port} within 30 s; its log ends:\n{}", zookeeper.log_tail())
+    }
+
+    /// The last lines of the server's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     pub fn hosts(&self) -> String {
@@ -81,6 +95,9 @@ impl ZooKeeper {
 
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("ZooKeeper 127.0.0.1:{} log, last lines:\n{}", self.port, self.log_tail());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
