@@ -44,6 +44,10 @@ pub struct NativeFaults {
     pub leaders: HashMap<(u32, u32), usize>,
     /// Tablets taken out (closed listener, gone from `nodes/`).
     pub dropped: HashSet<usize>,
+    /// ZooKeeper is not updated while set, as when the nameserver is slow
+    /// to publish a failover: clients keep a stale view and meet the moved
+    /// leaders' 103 and the dropped tablets' closed ports.
+    pub hold_publication: bool,
     /// Record every `PutRequest` received in `puts` (off by default: a
     /// benchmark sends millions).
     pub record: bool,
@@ -551,6 +555,10 @@ async fn publish_tables(
     let mut notify = 0u64;
     let mut nodes_dropped: HashSet<usize> = HashSet::new();
     loop {
+        if lock(&server.faults).hold_publication {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         let (current, dropped) = {
             let faults = lock(&server.faults);
             let catalog = lock(&server.state.catalog);

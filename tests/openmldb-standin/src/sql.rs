@@ -83,6 +83,17 @@ pub struct Condition {
     pub value: Literal,
 }
 
+/// What a SELECT returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection {
+    /// `*`: every column in table order.
+    All,
+    /// `COUNT(*)`.
+    Count,
+    /// `c1, c2, …`: these columns in this order.
+    Columns(Vec<String>),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     CreateDatabase {
@@ -105,7 +116,7 @@ pub enum Statement {
     },
     Select {
         table: String,
-        count: bool,
+        projection: Projection,
         conditions: Vec<Condition>,
         limit: Option<usize>,
     },
@@ -470,14 +481,19 @@ pub fn parse(sql: &str) -> Result<Statement, SqlError> {
         }
         Statement::Insert { table, ignore, columns, rows }
     } else if p.keyword("select") {
-        let count = if p.keyword("count") {
+        let projection = if p.keyword("count") {
             p.expect_sym("(")?;
             p.expect_sym("*")?;
             p.expect_sym(")")?;
-            true
+            Projection::Count
+        } else if p.sym("*") {
+            Projection::All
         } else {
-            p.expect_sym("*")?;
-            false
+            let mut names = vec![p.ident()?];
+            while p.sym(",") {
+                names.push(p.ident()?);
+            }
+            Projection::Columns(names)
         };
         p.expect_keyword("from")?;
         let (_, table) = p.qualified()?;
@@ -490,7 +506,7 @@ pub fn parse(sql: &str) -> Result<Statement, SqlError> {
         } else {
             None
         };
-        Statement::Select { table, count, conditions, limit }
+        Statement::Select { table, projection, conditions, limit }
     } else if p.keyword("delete") {
         p.expect_keyword("from")?;
         let (_, table) = p.qualified()?;
@@ -741,7 +757,7 @@ mod tests {
             parse("select count(*) from t where c1 = 'a' and c3 >= 10 limit 5").unwrap(),
             Statement::Select {
                 table: "t".into(),
-                count: true,
+                projection: Projection::Count,
                 conditions: vec![
                     Condition { column: "c1".into(), op: CmpOp::Eq, value: Literal::Str("a".into()) },
                     Condition { column: "c3".into(), op: CmpOp::Ge, value: Literal::Int { value: 10, int32: true } },
@@ -752,5 +768,15 @@ mod tests {
         assert!(parse("delete from t").is_err());
         assert!(parse("insert into t values (1").is_err());
         assert!(parse("select * from t where").is_err());
+        assert_eq!(
+            parse("select c3, c1 from t").unwrap(),
+            Statement::Select {
+                table: "t".into(),
+                projection: Projection::Columns(vec!["c3".into(), "c1".into()]),
+                conditions: vec![],
+                limit: None,
+            }
+        );
+        assert!(parse("select c1, from t").is_err());
     }
 }

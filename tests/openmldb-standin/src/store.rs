@@ -3,7 +3,7 @@
 //! index, non-atomic multi-row inserts (openmldb.md §2).
 
 use crate::json::Json;
-use crate::sql::{CmpOp, ColumnSpec, Condition, IndexSpec, Literal, Statement, TableOptions};
+use crate::sql::{CmpOp, ColumnSpec, Condition, IndexSpec, Literal, Projection, Statement, TableOptions};
 use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,7 +355,7 @@ impl Catalog {
             Statement::Insert { table, ignore, columns, rows } => {
                 self.insert(db, &table, ignore, columns, rows, faults)
             }
-            Statement::Select { table, count, conditions, limit } => {
+            Statement::Select { table, projection, conditions, limit } => {
                 let Some(t) = self.table(db, &table) else {
                     return error(2000, format!("table {table} does not exist in {db}"));
                 };
@@ -363,14 +363,31 @@ impl Catalog {
                     Ok(rows) => rows,
                     Err(e) => return e,
                 };
-                if count {
-                    return Outcome::Rows {
-                        schema: vec!["Int64"],
-                        rows: vec![vec![Value::BigInt(matching.len() as i64)]],
-                    };
-                }
-                let rows = matching.into_iter().take(limit.unwrap_or(usize::MAX)).cloned().collect();
-                Outcome::Rows { schema: t.columns.iter().map(|c| c.ty.result_name()).collect(), rows }
+                let positions: Vec<usize> = match projection {
+                    Projection::Count => {
+                        return Outcome::Rows {
+                            schema: vec!["Int64"],
+                            rows: vec![vec![Value::BigInt(matching.len() as i64)]],
+                        };
+                    }
+                    Projection::All => (0..t.columns.len()).collect(),
+                    Projection::Columns(names) => {
+                        let mut positions = Vec::with_capacity(names.len());
+                        for name in &names {
+                            match t.column(name) {
+                                Some(position) => positions.push(position),
+                                None => return error(2000, format!("column {name} does not exist")),
+                            }
+                        }
+                        positions
+                    }
+                };
+                let rows = matching
+                    .into_iter()
+                    .take(limit.unwrap_or(usize::MAX))
+                    .map(|row| positions.iter().map(|&p| row[p].clone()).collect())
+                    .collect();
+                Outcome::Rows { schema: positions.iter().map(|&p| t.columns[p].ty.result_name()).collect(), rows }
             }
             Statement::Delete { table, conditions } => {
                 let Some(t) = self.table_mut(db, &table) else {
@@ -600,10 +617,12 @@ impl Catalog {
                 Err(expr) => return info_error(format!("fail to parse row[{i}]: {expr}")),
             }
         }
-        // Then each row is put on its own: not atomic.
+        // Then each row is put on its own: not atomic. A row the SDK refuses
+        // before any RPC (a negative timestamp, a NULL or negative index TS)
+        // fails alone and the statement goes on (§3.6a).
         let mut failed = Vec::new();
         for (i, row) in encoded.into_iter().enumerate() {
-            if faults.row_fault(i, &row, table).is_some() {
+            if refused_before_put(table, &row) || faults.row_fault(i, &row, table).is_some() {
                 failed.push(i);
                 continue;
             }
@@ -636,17 +655,23 @@ fn build_row(table: &Table, targets: &[usize], literals: &[Literal]) -> Result<V
             let column = &table.columns[position];
             let value = value.or_else(|| column.default.clone()).unwrap_or(Value::Null);
             match &value {
-                Value::Null if column.not_null || table.is_ts_column(position) => {
-                    Err(format!("NULL for column {}", column.name))
-                }
-                Value::Timestamp(ts) | Value::BigInt(ts) if *ts < 0 && table.is_ts_column(position) => {
-                    Err(format!("ts is negative {ts}"))
-                }
-                Value::Timestamp(ts) if *ts < 0 => Err(format!("ts is negative {ts}")),
+                Value::Null if column.not_null => Err(format!("NULL for column {}", column.name)),
                 _ => Ok(value),
             }
         })
         .collect()
+}
+
+/// Whether the SDK refuses a parsed row before sending it: a negative
+/// timestamp anywhere, or a NULL or negative value in an index's TS column
+/// (`SQLInsertRow::AppendTimestamp`, `AppendInt64`).
+fn refused_before_put(table: &Table, row: &[Value]) -> bool {
+    row.iter().enumerate().any(|(position, value)| match value {
+        Value::Timestamp(ts) if *ts < 0 => true,
+        Value::BigInt(ts) if *ts < 0 => table.is_ts_column(position),
+        Value::Null => table.is_ts_column(position),
+        _ => false,
+    })
 }
 
 /// SQL literal coercion (`NodeAdapter::TransformDataType`, §2.1).

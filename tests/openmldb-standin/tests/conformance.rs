@@ -235,6 +235,16 @@ async fn s1_5_2_response_encodings() {
 }
 
 #[tokio::test]
+async fn s2_6_select_with_a_column_list_returns_those_columns_in_that_order() {
+    let api = Api::start().await;
+    with_table(&api).await;
+    api.ok("demo", "INSERT INTO trans VALUES ('k', 1, 2, 1.1, 2.5, 1000, '2021-12-01', true, 3)").await;
+    let text = api.text("POST", "/dbs/demo", r#"{"mode":"online","sql":"select c6, c1, c9 from trans where c1 = 'k'"}"#).await;
+    assert_eq!(text, r#"{"code":0,"msg":"ok","data":{"schema":["Timestamp","String","Int16"],"data":[[1000,"k",3]]}}"#);
+    assert_eq!(api.sql("demo", "SELECT c1, nope FROM trans").await["code"], 2000);
+}
+
+#[tokio::test]
 async fn s1_4_2_mode_and_request_validation() {
     let api = Api::start().await;
     let q = |body: &'static str| api.text("POST", "/dbs/demo", body);
@@ -362,6 +372,21 @@ async fn s2_3_multi_row_insert_is_not_atomic_and_lists_failed_rows() {
     assert_eq!(bad["code"], 2000);
     assert!(bad["msg"].as_str().unwrap().starts_with("Fail to get insert info--fail to parse row[1]: "), "{bad}");
     assert_eq!(api.rows("demo", "SELECT COUNT(*) FROM trans").await, vec![json!([3])]);
+    // A negative timestamp is refused by the SDK row by row, before any put:
+    // that row fails, the statement goes on (§3.6a).
+    let reply = api
+        .sql(
+            "demo",
+            "INSERT INTO trans VALUES ('n0', 1, 2, 1.5, 2.5, 1000, '2021-1-1', true, 3), \
+             ('n1', 1, 2, 1.5, 2.5, -1, '2021-1-1', true, 3), ('n2', 1, 2, 1.5, 2.5, 1000, '2021-1-1', true, 3)",
+        )
+        .await;
+    assert_eq!(reply, json!({"code": 2000, "msg": "insert values 1 failed, failed rows peek: 1"}));
+    assert_eq!(api.rows("demo", "SELECT COUNT(*) FROM trans").await, vec![json!([5])], "n0 and n2 stored");
+    // So is a NULL index TS.
+    let reply = api.sql("demo", "INSERT INTO trans (c1, c6) VALUES ('n3', NULL), ('n4', 7)").await;
+    assert_eq!(reply, json!({"code": 2000, "msg": "insert values 1 failed, failed rows peek: 0"}));
+    assert_eq!(api.rows("demo", "SELECT COUNT(*) FROM trans").await, vec![json!([6])], "n4 stored");
     // More than ten failures: only ten are peeked.
     api.faults(json!({"fail_next_writes": 1})).await;
     let rows: Vec<String> = (0..12).map(|i| format!("('m{i}', {i}, 2, 1.5, 2.5, 1000, '2021-1-1', true, 3)")).collect();
