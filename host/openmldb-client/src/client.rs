@@ -20,17 +20,18 @@
 //! that a retry does not store the row twice in those partitions; with
 //! `put_if_absent` a retry is harmless and nothing is taken back.
 
-use crate::codec::{CodecError, encode_row};
-use crate::discovery::{Discovery, DiscoveryError, Table, View};
+use crate::codec::{CodecError, encode_row_into};
+use crate::discovery::{Discovery, DiscoveryError, Index, Table, View};
 use crate::key::{KeyError, push_key_part};
 use crate::proto::openmldb::api::{DeleteRequest, GeneralResponse as TabletGeneralResponse};
 use crate::proto::openmldb::nameserver::{
     CreateDatabaseRequest, CreateTableRequest, GeneralRequest, GeneralResponse, ShowDatabaseResponse,
 };
-use crate::proto::{Dimension, PutRequest, PutResponse, TableInfo};
+use crate::proto::{PutRequest, PutResponse, TableInfo};
 use crate::rpc::{Channel, RpcError, user_token};
 use crate::types::Value;
-use std::collections::{BTreeMap, HashMap};
+use prost::Message;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,14 +130,33 @@ pub struct Client {
     log_ids: Arc<AtomicI64>,
 }
 
-/// One row's Puts, ready to send.
+/// One row's Puts, encoded and ready to send.
 struct Routed {
-    /// The Put of each partition, in ascending pid.
-    puts: BTreeMap<u32, PutRequest>,
-    /// Per index number, the row's TS for RevertPut (`None`: use `time`).
-    index_ts: HashMap<u32, Option<i64>>,
+    /// (pid, the encoded `PutRequest`) in ascending pid.
+    puts: Vec<(u32, Vec<u8>)>,
     /// The Puts' `time`: the client's clock when the row was routed.
     time: i64,
+}
+
+impl Routed {
+    fn put(&self, pid: u32) -> Option<&[u8]> {
+        self.puts.iter().find(|(p, _)| *p == pid).map(|(_, put)| put.as_slice())
+    }
+
+    fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.puts.iter().map(|(pid, _)| *pid)
+    }
+}
+
+/// Buffers one write reuses for all its rows, so routing a row allocates
+/// only its Puts.
+#[derive(Default)]
+struct Scratch {
+    row: Vec<u8>,
+    key: String,
+    keys: String,
+    /// (pid, index number, the key's bytes in `keys`), one per index.
+    dimensions: Vec<(u32, u32, std::ops::Range<usize>)>,
 }
 
 impl Client {
@@ -218,11 +238,12 @@ impl Client {
         let mut results: Vec<Result<(), PutError>> = Vec::with_capacity(rows.len());
         let mut routed: Vec<Option<Routed>> = Vec::with_capacity(rows.len());
         // (row, pid) of every Put still to send.
-        let mut outstanding: Vec<(usize, u32)> = Vec::new();
+        let mut outstanding: Vec<(usize, u32)> = Vec::with_capacity(rows.len());
+        let mut scratch = Scratch::default();
         for (row, values) in rows.iter().enumerate() {
-            match route(&found, values, options) {
+            match route(&found, values, options, &mut scratch) {
                 Ok(r) => {
-                    outstanding.extend(r.puts.keys().map(|pid| (row, *pid)));
+                    outstanding.extend(r.pids().map(|pid| (row, pid)));
                     routed.push(Some(r));
                     results.push(Ok(()));
                 }
@@ -232,27 +253,30 @@ impl Client {
                 }
             }
         }
+        // The partitions each row is stored in so far (most rows have one).
         let mut stored: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
         let mut failed: Vec<Option<PartitionError>> = (0..rows.len()).map(|_| None).collect();
         for attempt in 0..2 {
-            let mut by_leader: HashMap<Option<String>, Vec<(usize, u32)>> = HashMap::new();
-            for (row, pid) in outstanding.drain(..) {
-                let leader = found.leaders.get(pid as usize).cloned().flatten();
-                by_leader.entry(leader).or_default().push((row, pid));
-            }
-            let sends = by_leader.into_iter().map(|(leader, puts)| {
-                let found = &found;
-                let routed = &routed;
-                async move {
-                    // Routed Puts carry the table's tid as routed; a moved
-                    // table keeps its tid, so they are sent as they are.
-                    let requests: Vec<&PutRequest> =
-                        puts.iter().filter_map(|(row, pid)| routed[*row].as_ref()?.puts.get(pid)).collect();
-                    let answers = self.put_batch(found, leader.as_deref(), &requests).await;
-                    puts.into_iter().zip(answers).collect::<Vec<_>>()
+            let answered = {
+                let mut by_leader: HashMap<Option<&str>, Vec<(usize, u32)>> = HashMap::new();
+                for (row, pid) in outstanding.drain(..) {
+                    let leader = found.leaders.get(pid as usize).and_then(|l| l.as_deref());
+                    by_leader.entry(leader).or_default().push((row, pid));
                 }
-            });
-            let answered = futures::future::join_all(sends).await;
+                let sends = by_leader.into_iter().map(|(leader, puts)| {
+                    let found = &found;
+                    let routed = &routed;
+                    async move {
+                        // Routed Puts carry the table's tid as routed; a moved
+                        // table keeps its tid, so they are sent as they are.
+                        let requests: Vec<&[u8]> =
+                            puts.iter().filter_map(|(row, pid)| routed[*row].as_ref()?.put(*pid)).collect();
+                        let answers = self.put_batch(found, leader, &requests).await;
+                        puts.into_iter().zip(answers).collect::<Vec<_>>()
+                    }
+                });
+                futures::future::join_all(sends).await
+            };
             for ((row, pid), answer) in answered.into_iter().flatten() {
                 match answer {
                     Ok(()) => stored[row].push(pid),
@@ -279,26 +303,26 @@ impl Client {
         for (row, failure) in failed.into_iter().enumerate() {
             let Some(failure) = failure else { continue };
             let Some(routed) = &routed[row] else { continue };
-            let all_stored = routed.puts.keys().all(|pid| stored[row].contains(pid));
+            let all_stored = routed.pids().all(|pid| stored[row].contains(&pid));
             if all_stored {
                 // A moved partition that went in on the second try.
                 continue;
             }
             if !options.put_if_absent && !stored[row].is_empty() {
-                self.revert(&found, routed, &stored[row]).await;
+                self.revert(&found, &rows[row], routed, &stored[row]).await;
             }
-            let pid = routed.puts.keys().find(|pid| !stored[row].contains(pid)).copied().unwrap_or(0);
+            let pid = routed.pids().find(|pid| !stored[row].contains(pid)).unwrap_or(0);
             results[row] = Err(failure.into_put_error(&found, pid));
         }
         results
     }
 
-    /// Sends Puts to one leader as one pipelined batch.
+    /// Sends encoded Puts to one leader as one pipelined batch.
     async fn put_batch(
         &self,
         table: &Table,
         leader: Option<&str>,
-        requests: &[&PutRequest],
+        requests: &[&[u8]],
     ) -> Vec<Result<(), PartitionError>> {
         let Some(endpoint) = leader else {
             let message = format!("a partition of {}.{} has no live leader", table.db, table.name);
@@ -308,7 +332,7 @@ impl Client {
             Ok(channel) => channel,
             Err(e) => return requests.iter().map(|_| Err(PartitionError::Moved(e.to_string()))).collect(),
         };
-        let answers: Vec<Result<PutResponse, RpcError>> = channel.call_batch(TABLET, "Put", requests).await;
+        let answers: Vec<Result<PutResponse, RpcError>> = channel.call_batch_encoded(TABLET, "Put", requests).await;
         answers
             .into_iter()
             .map(|answer| {
@@ -340,18 +364,25 @@ impl Client {
     }
 
     /// RevertPut: deletes what the Puts to `stored` added (the SDK's rule).
-    async fn revert(&self, table: &Table, routed: &Routed, stored: &[u32]) {
+    async fn revert(&self, table: &Table, values: &[Value], routed: &Routed, stored: &[u32]) {
         let time = routed.time;
         for pid in stored {
             let Some(endpoint) = table.leaders.get(*pid as usize).cloned().flatten() else { continue };
             let Ok(channel) = self.channel(&endpoint).await else { continue };
-            for dimension in routed.puts.get(pid).map(|put| put.dimensions.as_slice()).unwrap_or_default() {
-                let index = dimension.idx.unwrap_or(0);
-                let ts = routed.index_ts.get(&index).copied().flatten().unwrap_or(time) as u64;
+            // The Put's dimensions, read back from its bytes (a rare path).
+            let dimensions = routed.put(*pid).and_then(|put| PutRequest::decode(put).ok()).map(|p| p.dimensions);
+            for dimension in dimensions.unwrap_or_default() {
+                let number = dimension.idx.unwrap_or(0);
+                let ts = table
+                    .indexes
+                    .iter()
+                    .find(|index| index.position == number)
+                    .and_then(|index| index_ts(table, index, values).ok().flatten())
+                    .unwrap_or(time) as u64;
                 let delete = DeleteRequest {
                     tid: Some(table.tid),
                     pid: Some(*pid),
-                    dimensions: vec![dimension.clone()],
+                    dimensions: vec![dimension],
                     ts: Some(ts),
                     end_ts: Some(ts.wrapping_sub(1)),
                     enable_decode_value: Some(false),
@@ -453,61 +484,100 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Encodes the row and works out its partitions and dimensions, refusing
-/// what the SDK refuses before sending.
-fn route(table: &Table, values: &[Value], options: WriteOptions) -> Result<Routed, PutError> {
-    let value = encode_row(&table.columns, values)?;
-    let partitions_count = table.leaders.len() as u32;
-    let mut partitions: BTreeMap<u32, Vec<Dimension>> = BTreeMap::new();
-    let mut index_ts = HashMap::new();
-    for index in &table.indexes {
-        let mut key = String::new();
-        for &column in &index.key_columns {
-            push_key_part(&mut key, &table.columns[column].name, &values[column])?;
-        }
-        let ts = match index.ts_column {
-            None => None,
-            Some(column) => {
-                let problem = |problem: String| PutError::IndexTs {
-                    column: table.columns[column].name.clone(),
-                    index: index.name.clone(),
-                    problem,
-                };
-                match &values[column] {
-                    Value::Timestamp(ts) | Value::BigInt(ts) if *ts >= 0 => Some(*ts),
-                    Value::Timestamp(ts) | Value::BigInt(ts) => return Err(problem(format!("is negative ({ts})"))),
-                    Value::Null => return Err(problem("is NULL".into())),
-                    other => return Err(problem(format!("holds {other}, not a timestamp or bigint"))),
-                }
-            }
-        };
-        index_ts.insert(index.position, ts);
-        let pid = crate::hash::partition_of(&key, partitions_count);
-        partitions.entry(pid).or_default().push(Dimension { key: Some(key), idx: Some(index.position) });
+/// The row's value of `index`'s TS column (`None`: the index has none),
+/// refused as the SDK refuses it when negative or NULL.
+fn index_ts(table: &Table, index: &Index, values: &[Value]) -> Result<Option<i64>, PutError> {
+    let Some(column) = index.ts_column else { return Ok(None) };
+    let problem = |problem: String| PutError::IndexTs {
+        column: table.columns[column].name.clone(),
+        index: index.name.clone(),
+        problem,
+    };
+    match &values[column] {
+        Value::Timestamp(ts) | Value::BigInt(ts) if *ts >= 0 => Ok(Some(*ts)),
+        Value::Timestamp(ts) | Value::BigInt(ts) => Err(problem(format!("is negative ({ts})"))),
+        Value::Null => Err(problem("is NULL".into())),
+        other => Err(problem(format!("holds {other}, not a timestamp or bigint"))),
     }
+}
+
+/// Encodes the row and works out its partitions and dimensions, refusing
+/// what the SDK refuses before sending; then encodes one Put per partition.
+fn route(table: &Table, values: &[Value], options: WriteOptions, scratch: &mut Scratch) -> Result<Routed, PutError> {
+    scratch.row.clear();
+    encode_row_into(&table.columns, values, &mut scratch.row)?;
+    let partitions_count = table.leaders.len() as u32;
+    scratch.keys.clear();
+    scratch.dimensions.clear();
+    for index in &table.indexes {
+        scratch.key.clear();
+        for &column in &index.key_columns {
+            push_key_part(&mut scratch.key, &table.columns[column].name, &values[column])?;
+        }
+        index_ts(table, index, values)?;
+        let pid = crate::hash::partition_of(&scratch.key, partitions_count);
+        let start = scratch.keys.len();
+        scratch.keys.push_str(&scratch.key);
+        scratch.dimensions.push((pid, index.position, start..scratch.keys.len()));
+    }
+    // Ascending pid; within a partition, dimensions in index order (the
+    // sort is stable).
+    scratch.dimensions.sort_by_key(|(pid, _, _)| *pid);
     let time = now_ms();
-    let last = partitions.keys().next_back().copied();
-    let mut value = Some(value);
-    let puts = partitions
-        .into_iter()
-        .map(|(pid, dimensions)| {
-            // The row's bytes are moved into its last Put, copied for the others.
-            let row = if Some(pid) == last { value.take() } else { value.clone() };
-            let put = PutRequest {
-                time: Some(time),
-                value: row,
-                tid: Some(table.tid),
-                pid: Some(pid),
-                dimensions,
-                memory_limit: (options.memory_limit > 0).then_some(options.memory_limit),
-                put_if_absent: Some(options.put_if_absent),
-                check_exists: Some(false),
-                ..Default::default()
-            };
-            (pid, put)
-        })
-        .collect();
-    Ok(Routed { puts, index_ts, time })
+    let mut puts = Vec::with_capacity(1);
+    for group in scratch.dimensions.chunk_by(|a, b| a.0 == b.0) {
+        let pid = group[0].0;
+        let dimensions = group.iter().map(|(_, number, key)| (&scratch.keys[key.clone()], *number));
+        puts.push((pid, encode_put(time, &scratch.row, table.tid, pid, dimensions, options)));
+    }
+    Ok(Routed { puts, time })
+}
+
+/// A `PutRequest`'s bytes, as prost (and the SDK) write them: `time`,
+/// `value`, `tid`, `pid`, the dimensions (`key`, `idx`), `memory_limit`
+/// when set, `put_if_absent`, `check_exists` (a unit test holds them equal
+/// to prost's encoding of the message), without building the message and
+/// a copy of the row for it.
+fn encode_put<'k>(
+    time: i64,
+    row: &[u8],
+    tid: u32,
+    pid: u32,
+    dimensions: impl Iterator<Item = (&'k str, u32)> + Clone,
+    options: WriteOptions,
+) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let dimension_len =
+        |key: &str, number: u32| 2 + encoded_len_varint(key.len() as u64) + key.len() + encoded_len_varint(number.into());
+    let size = 32 + row.len() + dimensions.clone().map(|(key, number)| 6 + dimension_len(key, number)).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    encode_key(2, WireType::Varint, &mut out);
+    encode_varint(time as u64, &mut out);
+    encode_key(3, WireType::LengthDelimited, &mut out);
+    encode_varint(row.len() as u64, &mut out);
+    out.extend_from_slice(row);
+    encode_key(4, WireType::Varint, &mut out);
+    encode_varint(tid.into(), &mut out);
+    encode_key(5, WireType::Varint, &mut out);
+    encode_varint(pid.into(), &mut out);
+    for (key, number) in dimensions {
+        encode_key(6, WireType::LengthDelimited, &mut out);
+        encode_varint(dimension_len(key, number) as u64, &mut out);
+        encode_key(1, WireType::LengthDelimited, &mut out);
+        encode_varint(key.len() as u64, &mut out);
+        out.extend_from_slice(key.as_bytes());
+        encode_key(2, WireType::Varint, &mut out);
+        encode_varint(number.into(), &mut out);
+    }
+    if options.memory_limit > 0 {
+        encode_key(9, WireType::Varint, &mut out);
+        encode_varint(options.memory_limit.into(), &mut out);
+    }
+    encode_key(10, WireType::Varint, &mut out);
+    encode_varint(options.put_if_absent.into(), &mut out);
+    encode_key(11, WireType::Varint, &mut out);
+    encode_varint(0, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -515,7 +585,6 @@ mod tests {
     use super::*;
     use crate::proto::{ColumnDesc, ColumnKey, PartitionMeta, TablePartition};
     use crate::types::DataType;
-    use prost::Message;
     use std::collections::HashSet;
 
     fn table(partitions: u32) -> Table {
@@ -552,13 +621,17 @@ mod tests {
         Table::from_info(TableInfo::decode(bytes.as_slice()).unwrap(), &tablets, &HashMap::new()).unwrap()
     }
 
+    fn decoded(routed: &Routed, pid: u32) -> PutRequest {
+        PutRequest::decode(routed.put(pid).unwrap()).unwrap()
+    }
+
     #[test]
     fn the_worked_put_of_the_reference_is_the_bytes_the_sdk_sends() {
         let t = table(8);
         let row = [Value::String("bb".into()), Value::Int(24), Value::Timestamp(1590738994000)];
-        let routed = route(&t, &row, WriteOptions::default()).unwrap();
-        assert_eq!(routed.puts.keys().copied().collect::<Vec<_>>(), vec![5]);
-        let mut request = routed.puts[&5].clone();
+        let routed = route(&t, &row, WriteOptions::default(), &mut Scratch::default()).unwrap();
+        assert_eq!(routed.pids().collect::<Vec<_>>(), vec![5]);
+        let mut request = decoded(&routed, 5);
         // The reference's worked example: time 1, pid 1.
         request.time = Some(1);
         request.pid = Some(1);
@@ -571,20 +644,55 @@ mod tests {
     }
 
     #[test]
+    fn hand_encoded_puts_are_the_bytes_prost_writes_for_the_message() {
+        let dimensions = [("bb", 0u32), ("", 3), ("x|y", 200)];
+        for options in [
+            WriteOptions::default(),
+            WriteOptions { put_if_absent: true, memory_limit: 0 },
+            WriteOptions { put_if_absent: false, memory_limit: 50 },
+        ] {
+            for count in 0..=dimensions.len() {
+                for (time, tid, pid) in [(0i64, 1u32, 0u32), (1_590_738_994_000, 300, 7), (i64::MAX, u32::MAX, 1 << 20)] {
+                    let row: Vec<u8> = (0..(time % 300) as u8).collect();
+                    let ours =
+                        encode_put(time, &row, tid, pid, dimensions[..count].iter().copied(), options);
+                    let theirs = PutRequest {
+                        time: Some(time),
+                        value: Some(row.clone()),
+                        tid: Some(tid),
+                        pid: Some(pid),
+                        dimensions: dimensions[..count]
+                            .iter()
+                            .map(|(key, idx)| crate::proto::Dimension { key: Some(key.to_string()), idx: Some(*idx) })
+                            .collect(),
+                        memory_limit: (options.memory_limit > 0).then_some(options.memory_limit),
+                        put_if_absent: Some(options.put_if_absent),
+                        check_exists: Some(false),
+                        ..Default::default()
+                    }
+                    .encode_to_vec();
+                    assert_eq!(ours, theirs, "{options:?}, {count} dimensions, time {time}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn memory_limit_and_put_if_absent_reach_every_put_and_no_limit_is_not_sent() {
         let t = table(8);
         let row = [Value::String("bb".into()), Value::Int(24), Value::Timestamp(1590738994000)];
-        let limited = route(&t, &row, WriteOptions { put_if_absent: true, memory_limit: 50 }).unwrap();
-        let put = &limited.puts[&5];
-        assert_eq!((put.memory_limit, put.put_if_absent), (Some(50), Some(true)));
-        let unlimited = route(&t, &row, WriteOptions::default()).unwrap();
-        assert_eq!(unlimited.puts[&5].memory_limit, None);
+        let options = WriteOptions { put_if_absent: true, memory_limit: 50 };
+        let limited = decoded(&route(&t, &row, options, &mut Scratch::default()).unwrap(), 5);
+        assert_eq!((limited.memory_limit, limited.put_if_absent), (Some(50), Some(true)));
+        let unlimited = decoded(&route(&t, &row, WriteOptions::default(), &mut Scratch::default()).unwrap(), 5);
+        assert_eq!(unlimited.memory_limit, None);
     }
 
     #[test]
     fn a_negative_or_null_index_ts_is_refused_before_sending() {
         let t = table(1);
         let null_ts = [Value::String("a".into()), Value::Int(1), Value::Null];
-        assert!(matches!(route(&t, &null_ts, WriteOptions::default()), Err(PutError::IndexTs { .. })));
+        let routed = route(&t, &null_ts, WriteOptions::default(), &mut Scratch::default());
+        assert!(matches!(routed, Err(PutError::IndexTs { .. })));
     }
 }

@@ -55,6 +55,14 @@ fn bitmap_size(columns: usize) -> usize {
 /// Checks the row against the schema (types, NOT NULL, dates, non-negative
 /// timestamps) and encodes it.
 pub fn encode_row(columns: &[Column], values: &[Value]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    encode_row_into(columns, values, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode_row`], appending to `out` (a writer reuses one buffer for
+/// every row of a batch). On an error `out` is left as it was.
+pub fn encode_row_into(columns: &[Column], values: &[Value], out: &mut Vec<u8>) -> Result<(), CodecError> {
     if values.len() != columns.len() {
         return Err(CodecError::Arity { values: values.len(), columns: columns.len() });
     }
@@ -84,7 +92,9 @@ pub fn encode_row(columns: &[Column], values: &[Value]) -> Result<Vec<u8>, Codec
         .ok_or(CodecError::TooLarge { size: base + count * 4 })? as usize;
     let addr = addr_length(total);
 
-    let mut buf = vec![0u8; total];
+    let start = out.len();
+    out.resize(start + total, 0);
+    let buf = &mut out[start..];
     buf[0] = 1;
     buf[1] = 1;
     buf[2..6].copy_from_slice(&(total as u32).to_le_bytes());
@@ -101,13 +111,13 @@ pub fn encode_row(columns: &[Column], values: &[Value]) -> Result<Vec<u8>, Codec
         if column.data_type == DataType::String {
             if let Value::String(s) = value {
                 if string_index == 0 {
-                    set_offset(&mut buf, string_table_start, addr, 0, data_at);
+                    set_offset(buf, string_table_start, addr, 0, data_at);
                 }
                 buf[data_at..data_at + s.len()].copy_from_slice(s.as_bytes());
                 data_at += s.len();
             }
             if string_index + 1 < string_count {
-                set_offset(&mut buf, string_table_start, addr, string_index + 1, data_at);
+                set_offset(buf, string_table_start, addr, string_index + 1, data_at);
             }
             string_index += 1;
             continue;
@@ -126,7 +136,7 @@ pub fn encode_row(columns: &[Column], values: &[Value]) -> Result<Vec<u8>, Codec
         }
         fixed_at += width;
     }
-    Ok(buf)
+    Ok(())
 }
 
 fn check(column: &Column, value: &Value) -> Result<(), CodecError> {

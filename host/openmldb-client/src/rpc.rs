@@ -117,15 +117,12 @@ impl RequestMeta<'_> {
     }
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Frame>> {
-    let mut header = [0u8; 12];
-    match reader.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// A frame header's body and meta sizes, checked.
+fn frame_sizes(header: &[u8]) -> std::io::Result<(usize, usize)> {
     if &header[..4] != MAGIC {
         return Err(invalid(format!("not a baidu_std frame (starts {:02x?})", &header[..4])));
     }
@@ -134,13 +131,29 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result
     if body > MAX_BODY || meta_len > body {
         return Err(invalid(format!("frame of {body} bytes with {meta_len} bytes of meta")));
     }
+    Ok((body, meta_len))
+}
+
+/// A frame from its body (meta, message, attachment).
+fn frame_of(mut body: Bytes, meta_len: usize) -> std::io::Result<Frame> {
+    let meta = RpcMeta::decode(body.split_to(meta_len)).map_err(|e| invalid(format!("RpcMeta: {e}")))?;
+    let attachment = meta.attachment_size.unwrap_or(0).max(0) as usize;
+    let payload = body.slice(..body.len().saturating_sub(attachment));
+    Ok(Frame { meta, payload })
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Frame>> {
+    let mut header = [0u8; 12];
+    match reader.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (body, meta_len) = frame_sizes(&header)?;
     let mut buf = BytesMut::zeroed(body);
     reader.read_exact(&mut buf).await?;
-    let mut buf = buf.freeze();
-    let meta = RpcMeta::decode(buf.split_to(meta_len)).map_err(|e| invalid(format!("RpcMeta: {e}")))?;
-    let attachment = meta.attachment_size.unwrap_or(0).max(0) as usize;
-    let payload = buf.slice(..buf.len().saturating_sub(attachment));
-    Ok(Some(Frame { meta, payload }))
+    frame_of(buf.freeze(), meta_len).map(Some)
 }
 
 /// The `authentication_data` of a user and password (§3.6a).
@@ -151,12 +164,18 @@ pub fn user_token(user: &str, password: &str) -> Vec<u8> {
 }
 
 /// Calls queued for the writer task: one message for a whole batch, so a
-/// batch costs one wake-up, one write and one flush.
+/// batch costs one wake-up, one write and one flush, and its payloads one
+/// buffer.
 struct Outgoing {
     service: &'static str,
     method: &'static str,
-    /// (correlation id, log id, payload)
-    calls: Vec<(i64, i64, Vec<u8>)>,
+    /// The first call's correlation id and log id; the others follow on.
+    first_id: i64,
+    first_log: i64,
+    /// Every call's payload, one after another.
+    payloads: Vec<u8>,
+    /// Where each call's payload ends in `payloads`.
+    ends: Vec<usize>,
 }
 
 /// Who waits for an answer: one slot of a batch (the batch's caller is
@@ -256,14 +275,48 @@ impl Channel {
     }
 
     /// Calls `service.method` once per request, all pipelined; one answer
-    /// per request, in order.
+    /// per request, in order. The caller is woken once, when every answer
+    /// is in (or the timeout passes).
     pub async fn call_batch<Q: Message, R: Message + Default>(
         &self,
         service: &'static str,
         method: &'static str,
         requests: &[&Q],
     ) -> Vec<Result<R, RpcError>> {
-        let count = requests.len();
+        let mut payloads = Vec::with_capacity(requests.iter().map(|r| r.encoded_len()).sum());
+        let mut ends = Vec::with_capacity(requests.len());
+        for request in requests {
+            // Encoding into a Vec cannot run out of room.
+            let _ = request.encode(&mut payloads);
+            ends.push(payloads.len());
+        }
+        self.send_batch(service, method, payloads, ends).await
+    }
+
+    /// [`Channel::call_batch`] for requests already encoded.
+    pub async fn call_batch_encoded<R: Message + Default>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        requests: &[&[u8]],
+    ) -> Vec<Result<R, RpcError>> {
+        let mut payloads = Vec::with_capacity(requests.iter().map(|r| r.len()).sum());
+        let mut ends = Vec::with_capacity(requests.len());
+        for request in requests {
+            payloads.extend_from_slice(request);
+            ends.push(payloads.len());
+        }
+        self.send_batch(service, method, payloads, ends).await
+    }
+
+    async fn send_batch<R: Message + Default>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        payloads: Vec<u8>,
+        ends: Vec<usize>,
+    ) -> Vec<Result<R, RpcError>> {
+        let count = ends.len();
         let lost = |message: &str| RpcError::Lost { endpoint: self.endpoint.clone(), message: message.to_string() };
         if count == 0 {
             return Vec::new();
@@ -281,18 +334,15 @@ impl Channel {
         });
         match self.pending.lock() {
             Ok(mut pending) => {
+                pending.reserve(count);
                 for slot in 0..count {
                     pending.insert(first + slot as i64, Waiter(batch.clone(), slot));
                 }
             }
             Err(_) => return (0..count).map(|_| Err(lost("poisoned"))).collect(),
         }
-        let calls = requests
-            .iter()
-            .enumerate()
-            .map(|(slot, request)| (first + slot as i64, first_log + slot as i64, request.encode_to_vec()))
-            .collect();
-        let sent = self.outgoing.send(Outgoing { service, method, calls }).await.is_ok();
+        let outgoing = Outgoing { service, method, first_id: first, first_log, payloads, ends };
+        let sent = self.outgoing.send(outgoing).await.is_ok();
         let answered = sent && tokio::time::timeout(self.timeout, finished).await.is_ok_and(|r| r.is_ok());
         if !answered {
             // Whatever is still unanswered will not be.
@@ -365,16 +415,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         // Write everything queued, then flush once: pipelining.
         while let Some(batch) = next.take() {
-            for (correlation_id, log_id, payload) in batch.calls {
+            let mut start = 0;
+            for (slot, &end) in batch.ends.iter().enumerate() {
                 frame.clear();
                 let meta = RequestMeta {
                     service: batch.service,
                     method: batch.method,
-                    log_id,
-                    correlation_id,
+                    log_id: batch.first_log + slot as i64,
+                    correlation_id: batch.first_id + slot as i64,
                     auth: auth.take(),
                 };
-                meta.encode_frame(&payload, &mut frame);
+                meta.encode_frame(&batch.payloads[start..end], &mut frame);
+                start = end;
                 if let Err(e) = writer.write_all(&frame).await {
                     fail_all(&endpoint, &pending, &closed, &e.to_string());
                     return;
@@ -390,21 +442,50 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(endpoint: String, mut read: R, pending: Pending, closed: Arc<AtomicBool>) {
-    let mut read = tokio::io::BufReader::with_capacity(256 << 10, &mut read);
+    // Frames are cut out of one growing buffer: many answers per read, and
+    // no allocation per answer.
+    let mut buffer = BytesMut::with_capacity(256 << 10);
     loop {
-        match read_frame(&mut read).await {
-            Ok(Some(frame)) => {
-                let id = frame.meta.correlation_id.unwrap_or(-1);
-                let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
-                match waiting {
-                    Some(waiter) => waiter.complete(Ok(frame)),
-                    None => tracing::debug!(%endpoint, correlation_id = id, "answer to a call no longer waited for"),
+        loop {
+            match split_frame(&mut buffer) {
+                Ok(Some(frame)) => {
+                    let id = frame.meta.correlation_id.unwrap_or(-1);
+                    let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                    match waiting {
+                        Some(waiter) => waiter.complete(Ok(frame)),
+                        None => {
+                            tracing::debug!(%endpoint, correlation_id = id, "answer to a call no longer waited for")
+                        }
+                    }
                 }
+                Ok(None) => break,
+                Err(e) => return fail_all(&endpoint, &pending, &closed, &e.to_string()),
             }
-            Ok(None) => return fail_all(&endpoint, &pending, &closed, "closed by the server"),
+        }
+        if buffer.capacity() - buffer.len() < 4096 {
+            buffer.reserve(256 << 10);
+        }
+        match read.read_buf(&mut buffer).await {
+            Ok(0) => return fail_all(&endpoint, &pending, &closed, "closed by the server"),
+            Ok(_) => {}
             Err(e) => return fail_all(&endpoint, &pending, &closed, &e.to_string()),
         }
     }
+}
+
+/// Cuts the first whole frame off `buffer`; `Ok(None)` until one is in.
+fn split_frame(buffer: &mut BytesMut) -> std::io::Result<Option<Frame>> {
+    if buffer.len() < 12 {
+        return Ok(None);
+    }
+    let (body, meta_len) = frame_sizes(&buffer[..12])?;
+    if buffer.len() < 12 + body {
+        buffer.reserve(12 + body - buffer.len());
+        return Ok(None);
+    }
+    let mut frame = buffer.split_to(12 + body).freeze();
+    let _header = frame.split_to(12);
+    frame_of(frame, meta_len).map(Some)
 }
 
 /// A response meta for a server (the stand-in) to answer a request with.
