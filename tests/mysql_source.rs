@@ -9,7 +9,7 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{
-    NAMESRV, WorkerProcess, guide_cluster, guide_rows_in_openmldb, guide_sink, guide_sink_as_published, root, standin,
+    NAMESRV, WorkerProcess, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published, OpenMldb, root, standin,
     table_rows, unique, with_broker,
 };
 use openmldb_standin::StandIn;
@@ -93,7 +93,7 @@ fn ids(rows: &[Value]) -> Vec<i64> {
 /// the sink subscribes), then start the sink for the same topic.
 async fn source_then_sink(
     worker: &WorkerProcess,
-    standin: &StandIn,
+    standin: &OpenMldb,
     name: &str,
     source: &Value,
     topic: &str,
@@ -102,7 +102,7 @@ async fn source_then_sink(
     let (status, reply) = worker.post(&format!("/connectors/{name}-source"), &source.to_string()).await;
     assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
     wait_until_sent(worker, &format!("{name}-source"), first).await;
-    let sink = guide_sink(topic, &standin.addr.to_string());
+    let sink = standin.sink(topic);
     let (status, reply) = worker.post(&format!("/connectors/{name}-sink"), &sink.to_string()).await;
     assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
 }

@@ -241,17 +241,16 @@ fn the_orders_example_in_four_languages_writes_identical_rows_through_real_pipel
                  unit_price double, total double, ts timestamp)"
             );
             assert!(api.execute("rocketmq_test", &create).await.unwrap().is_ok(), "{create}");
-            let connector = json!({
+            let mut connector = json!({
                 "connector.class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
                 "connect.topicnames": topic,
-                "connection.url": "jdbc:openmldb:///rocketmq_test",
-                "openmldb.apiserver": standin.addr.to_string(),
                 "table.name.format": table,
                 "value.converter": "json-converter",
                 "transforms": "orders",
                 "transforms.orders.type": format!("orders-{lang}"),
                 "transforms.orders.keep": "4",
             });
+            standin.point(&mut connector);
             let (status, reply) = worker.post(&format!("/connectors/orders-{lang}"), &connector.to_string()).await;
             assert_eq!((status, &reply["status"]), (200, &json!(200)), "{lang}: {reply}");
         }

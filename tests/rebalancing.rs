@@ -9,7 +9,7 @@
 mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
-use common::{WorkerProcess, guide_sink, produce_to, standin, unique, with_broker};
+use common::{WorkerProcess, produce_to, standin, unique, with_broker};
 use openmldb_standin::store::Value;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ fn eight_tasks_in_one_worker_write_every_id_exactly_once_with_plain_insert() {
         assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
         produce_to(dir.path(), &topic, &(0..messages).map(body).collect::<Vec<_>>(), 8);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["max-task"] = json!("8");
         connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         let (_, reply) = worker.post("/connectors/eight", &connector.to_string()).await;

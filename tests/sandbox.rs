@@ -79,7 +79,7 @@ fn hostile_plugins_are_contained_and_every_message_is_written_or_dead_lettered()
             &format!("worker_id = \"test-worker\"\nplugins_dir = \"{}\"\n", plugins.display()),
         )
         .await;
-        let mut connector = guide_sink(&hostile, &standin.addr.to_string());
+        let mut connector = standin.sink(&hostile);
         for (key, value) in [
             ("transforms", "hostile"),
             ("plugin.call.timeout.ms", "500"),
@@ -92,7 +92,7 @@ fn hostile_plugins_are_contained_and_every_message_is_written_or_dead_lettered()
         let (_, reply) = worker.post("/connectors/hostile", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
         let (_, reply) =
-            worker.post("/connectors/calm", &guide_sink(&calm, &standin.addr.to_string()).to_string()).await;
+            worker.post("/connectors/calm", &standin.sink(&calm).to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
 
         let calm_rows = wait_for_rows(&standin, &calm, 500, &worker).await;
@@ -199,7 +199,7 @@ fn a_hostile_plugin_in_c_meets_the_same_policy_and_an_oversized_result_is_refuse
             &format!("worker_id = \"test-worker\"\nplugins_dir = \"{}\"\n", plugins.display()),
         )
         .await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         for (key, value) in [
             ("transforms", "hostile"),
             ("transforms.hostile.type", "hostile-c"),

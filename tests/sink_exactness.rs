@@ -12,7 +12,7 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb};
 use common::{
-    NAMESRV, WorkerProcess, guide_sink, produce_to, property, read_dead_letters, standin, table_rows, unique,
+    NAMESRV, WorkerProcess, produce_to, property, read_dead_letters, standin, table_rows, unique,
     wait_for_rows, with_broker,
 };
 use rmq_openmldb::plugin::bindings::sql::SqlValue;
@@ -141,7 +141,7 @@ fn every_value_arrives_bit_for_bit_in_openmldb_and_in_mysql() {
         produce_to(dir.path(), &topic, &(0..ROWS).map(exact_row).collect::<Vec<_>>(), 8);
         let worker = WorkerProcess::start(dir.path()).await;
 
-        let mut openmldb = with_transforms(guide_sink(&topic, &standin.addr.to_string()));
+        let mut openmldb = with_transforms(standin.sink(&topic));
         openmldb["openmldb.index.key"] = json!("id");
         openmldb["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         let (_, reply) = worker.post("/connectors/exact-openmldb", &openmldb.to_string()).await;
@@ -256,7 +256,7 @@ fn numbers_that_cannot_be_stored_exactly_are_refused_naming_the_field_and_value(
         ];
         produce_to(dir.path(), &topic, &bodies, 1);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["errors.tolerance"] = json!("all");
         connector["errors.deadletterqueue.topic.name"] = json!(dead_letters);
         let (_, reply) = worker.post("/connectors/inexact", &connector.to_string()).await;
@@ -301,7 +301,7 @@ fn each_topic_is_written_into_its_own_table() {
         produce_to(dir.path(), &people, &(1..=50).map(person).collect::<Vec<_>>(), 4);
         produce_to(dir.path(), &orders, &(1..=70).map(order).collect::<Vec<_>>(), 4);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&people, &standin.addr.to_string());
+        let mut connector = standin.sink(&people);
         connector["connect-topicname"] = json!(format!("{people},{orders}"));
         let (_, reply) = worker.post("/connectors/two-topics", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
@@ -343,7 +343,7 @@ fn a_message_that_makes_a_plugin_trap_is_set_aside_and_every_other_row_is_writte
             &format!("worker_id = \"test-worker\"\nplugins_dir = \"{}\"\n", plugins.display()),
         )
         .await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         for (key, value) in [
             ("transforms", "hostile"),
             ("errors.tolerance", "all"),
@@ -396,7 +396,7 @@ fn without_error_tolerance_nothing_after_the_first_refused_message_of_a_queue_is
             .collect();
         produce_to(dir.path(), &topic, &bodies, 1);
         let worker = WorkerProcess::start(dir.path()).await;
-        let connector = guide_sink(&topic, &standin.addr.to_string());
+        let connector = standin.sink(&topic);
         let (_, reply) = worker.post("/connectors/strict", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
         worker.wait_for_tasks("strict", "FAILED").await;
@@ -433,7 +433,9 @@ fn a_row_the_server_keeps_refusing_is_dead_lettered_saying_which_rows_of_its_mes
         ];
         produce_to(dir.path(), &topic, &bodies, 1);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        // The refusal is the APIServer side's fault injection; the native
+        // side's is in tests/openmldb_native.rs.
+        let mut connector = standin.api_sink(&topic);
         for (key, value) in [
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", dead_letters.as_str()),
@@ -471,7 +473,8 @@ fn a_stall_shows_at_once_as_degraded_with_its_reason_and_clears_when_the_server_
                 .is_ok()
         );
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        // The stall is the APIServer side's fault injection.
+        let mut connector = standin.api_sink(&topic);
         connector["retry.backoff.max.ms"] = json!("300");
         let (_, reply) = worker.post("/connectors/stalled", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");

@@ -9,7 +9,7 @@ mod common;
 
 use common::{envelope, guide_rows_in_openmldb, unique};
 
-use openmldb_standin::{StandIn, StandInOptions};
+use openmldb_standin::{NativeSide, StandIn, StandInOptions, ZooKeeper};
 use rmq_openmldb::connector::{SinkSettings, TaskControl, run_sink_task};
 use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
 use rmq_openmldb::plugin::{PluginCatalog, PluginEngine, RuntimeConfig};
@@ -35,6 +35,22 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
     let runtime = client.client();
     let (rows, letters) = client.run(async move {
         let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
+        // The guide's ZooKeeper URL, or the APIServer side (RMQ_OPENMLDB_TEST_WRITER).
+        let native = match common::native_writer() {
+            true => {
+                let zookeeper = ZooKeeper::start().unwrap();
+                let native = NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster").await.unwrap();
+                Some((native, zookeeper))
+            }
+            false => None,
+        };
+        let endpoint: Vec<(String, String)> = match &native {
+            Some((native, _)) => vec![("connection.url".into(), native.jdbc_url("rocketmq_test"))],
+            None => vec![
+                ("connection.url".into(), "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster".into()),
+                ("openmldb.apiserver".into(), standin.addr.to_string()),
+            ],
+        };
         let mut producer = Producer::start(runtime.clone(), NAMESRV, &unique("p")).await.unwrap();
         producer.create_topic(&topic, 8).await.unwrap();
         let bodies = [
@@ -54,7 +70,6 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
         // The OpenMLDB guide's sink connector JSON, pointed at the stand-in.
         let connector: ConnectorConfig = [
             ("connect-topicname", topic.as_str()),
-            ("connection.url", "jdbc:openmldb:///rocketmq_test?zk=127.0.0.1:2181&zkPath=/openmldb_cluster"),
             ("insert.mode", "INSERT_OR_IGNORE"),
             ("db.timezone", "UTC"),
             ("auto.create", "true"),
@@ -63,7 +78,7 @@ fn the_guides_rows_arrive_exactly_and_bad_messages_are_dead_lettered() {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain([("openmldb.apiserver".to_string(), standin.addr.to_string())])
+        .chain(endpoint)
         .collect();
         let name = unique("jdbc-openmldb-sink-test");
         let mut connector = connector;

@@ -190,19 +190,105 @@ pub struct GuideCluster {
 
 pub async fn guide_cluster() -> GuideCluster {
     let zookeeper = openmldb_standin::ZooKeeper::start_on(2181).unwrap();
-    let standin = standin().await;
+    let standin = standin_with(false).await.standin;
     let native = openmldb_standin::NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster")
         .await
         .unwrap();
     GuideCluster { standin, _native: native, _zookeeper: zookeeper }
 }
 
-pub async fn standin() -> StandIn {
+/// The OpenMLDB stand-in a test writes to, with the guide's `rocketmq_test`
+/// database. The sink connectors of [`OpenMldb::sink`] write through its
+/// APIServer side, or natively through its nameserver and tablets behind a
+/// private ZooKeeper when `RMQ_OPENMLDB_TEST_WRITER=native`: every test
+/// that writes through `sink` runs either way.
+pub struct OpenMldb {
+    pub standin: StandIn,
+    pub native: Option<(openmldb_standin::NativeSide, openmldb_standin::ZooKeeper)>,
+}
+
+impl std::ops::Deref for OpenMldb {
+    type Target = StandIn;
+    fn deref(&self) -> &StandIn {
+        &self.standin
+    }
+}
+
+/// Whether this run's sinks write natively (`RMQ_OPENMLDB_TEST_WRITER`).
+pub fn native_writer() -> bool {
+    match std::env::var("RMQ_OPENMLDB_TEST_WRITER").as_deref() {
+        Ok("native") => true,
+        Ok("api") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("RMQ_OPENMLDB_TEST_WRITER={other}: expected native or api"),
+    }
+}
+
+impl OpenMldb {
+    /// The guide's sink connector JSON for `topic`, pointed at this stand-in
+    /// along this run's writer path.
+    pub fn sink(&self, topic: &str) -> Value {
+        let mut connector = guide_sink_as_published(topic);
+        self.point(&mut connector);
+        connector
+    }
+
+    /// Points a sink connector's JSON at this stand-in's `rocketmq_test`
+    /// along this run's writer path.
+    pub fn point(&self, connector: &mut Value) {
+        let connector = connector.as_object_mut().expect("a connector is a JSON object");
+        match &self.native {
+            Some((native, _)) => {
+                connector.insert("connection.url".into(), json!(native.jdbc_url("rocketmq_test")));
+                connector.remove("openmldb.apiserver");
+            }
+            None => {
+                connector.insert("connection.url".into(), json!("jdbc:openmldb:///rocketmq_test"));
+                connector.insert("openmldb.apiserver".into(), json!(self.addr.to_string()));
+            }
+        }
+    }
+
+    /// The guide's sink connector JSON through the APIServer side whatever
+    /// the run's path, for tests of APIServer-side faults.
+    pub fn api_sink(&self, topic: &str) -> Value {
+        guide_sink(topic, &self.addr.to_string())
+    }
+
+    /// Waits until tables made through the APIServer side are visible to
+    /// native writers (a no-op on the APIServer path).
+    pub async fn settle(&self) {
+        if let Some((native, _)) = &self.native {
+            native.settle().await;
+        }
+    }
+}
+
+pub async fn standin() -> OpenMldb {
+    standin_with(native_writer()).await
+}
+
+/// A stand-in with its native side, whatever the run's path.
+pub async fn native_standin() -> OpenMldb {
+    standin_with(true).await
+}
+
+async fn standin_with(native: bool) -> OpenMldb {
     let standin = StandIn::start("127.0.0.1:0".parse().unwrap(), StandInOptions::default()).await.unwrap();
     // The guide's step 1: `create database rocketmq_test;`.
     let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
     assert!(api.execute("rocketmq_test", "CREATE DATABASE rocketmq_test").await.unwrap().is_ok());
-    standin
+    let native = match native {
+        false => None,
+        true => {
+            let zookeeper = openmldb_standin::ZooKeeper::start().unwrap();
+            let native =
+                openmldb_standin::NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster")
+                    .await
+                    .unwrap();
+            Some((native, zookeeper))
+        }
+    };
+    OpenMldb { standin, native }
 }
 
 pub async fn table_rows(standin: &StandIn, table: &str) -> Vec<Value> {
