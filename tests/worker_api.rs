@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    NAMESRV, WorkerProcess, envelope, guide_cluster, guide_rows_in_openmldb, guide_sink, guide_sink_as_published,
-    read_dead_letters, standin, table_rows, unique, wait_for_rows, with_broker,
+    NAMESRV, WorkerProcess, envelope, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published,
+    native_standin, read_dead_letters, standin, table_rows, unique, wait_for_rows, with_broker,
 };
 use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
@@ -105,6 +105,74 @@ fn the_guides_sink_connector_json_posted_over_http_writes_every_row_exactly() {
     });
 }
 
+/// The native path through the worker while OpenMLDB fails over: every
+/// leader moves, then a tablet dies, each time with ZooKeeper held stale
+/// for a while (the nameserver slow to publish), so the worker meets the old
+/// leaders' 103 and the dead tablet's closed port mid-stream.
+#[test]
+fn leaders_that_move_and_a_tablet_that_dies_mid_stream_lose_no_row_and_duplicate_none() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = native_standin().await;
+        let native = &standin.native.as_ref().unwrap().0;
+        let topic = unique("failover");
+        let worker = WorkerProcess::start(dir.path()).await;
+        let mut connector = standin.sink(&topic);
+        connector["insert.mode"] = json!("INSERT_OR_IGNORE");
+        connector["openmldb.partition.num"] = json!("8");
+        connector["retry.backoff.ms"] = json!("20");
+        connector["retry.backoff.max.ms"] = json!("200");
+        let (status, reply) = worker.post("/connectors/failover", &connector.to_string()).await;
+        assert_eq!(status, 200, "{reply}");
+        let phase = |from: i64| (from..from + 3000).map(numbered_row).collect::<Vec<_>>();
+
+        produce(dir.path(), &topic, &phase(0));
+        wait_for_rows(&standin, &topic, 3000, &worker).await;
+        let tid = standin.state.catalog.lock().unwrap().table("rocketmq_test", &topic).unwrap().tid;
+
+        // Every leader moves; ZooKeeper still names the old ones.
+        {
+            let mut faults = native.faults.lock().unwrap();
+            faults.hold_publication = true;
+            for pid in 0..8 {
+                faults.leaders.insert((tid, pid), (pid as usize + 1) % 3);
+            }
+        }
+        produce(dir.path(), &topic, &phase(3000));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let refused = native.faults.lock().unwrap().refused_puts.get(&103).copied().unwrap_or(0);
+        assert!(refused > 0, "the old leaders answered 103");
+        assert_eq!(table_rows(&standin, &topic).await.len(), 3000, "nothing stored while every leader is stale");
+        native.faults.lock().unwrap().hold_publication = false;
+        wait_for_rows(&standin, &topic, 6000, &worker).await;
+
+        // A tablet dies; ZooKeeper still lists it.
+        {
+            let mut faults = native.faults.lock().unwrap();
+            faults.hold_publication = true;
+            faults.dropped.insert(1);
+        }
+        produce(dir.path(), &topic, &phase(6000));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        native.faults.lock().unwrap().hold_publication = false;
+        let rows = wait_for_rows(&standin, &topic, 9000, &worker).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let rows_after = table_rows(&standin, &topic).await;
+        assert_eq!(rows_after.len(), 9000, "every row once");
+        assert_eq!(rows, rows_after);
+        let expected: Vec<Value> = (0..9000i64)
+            .map(|id| {
+                json!([id, format!("name-{id}"), id % 90, id % 2, "c", id as f64 / 4.0, 1640764800000i64 + id])
+            })
+            .collect();
+        assert_eq!(rows, expected, "every value exact");
+        let view = worker.connector_state("failover").await;
+        assert_eq!(view["tasks"][0]["state"], "RUNNING", "{view}");
+        assert_eq!(view["tasks"][0]["dead_lettered"], json!(0), "{view}");
+    });
+}
+
 #[test]
 fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documented() {
     with_broker(|_| async {
@@ -112,7 +180,7 @@ fn pause_stops_writes_resume_continues_and_stop_restart_delete_behave_as_documen
         let standin = standin().await;
         let topic = unique("lifecycle");
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         connector["connection.password"] = json!("hunter2");
         produce(dir.path(), &topic, &(1..=10).map(numbered_row).collect::<Vec<_>>());
@@ -185,7 +253,7 @@ fn malformed_messages_go_to_the_dead_letter_topic_and_the_rows_around_them_are_w
         bodies.insert(30, envelope(json!({"id": 1000, "name": "too-old", "howold": 3000000000i64, "male": 1, "company": "c", "money": 1.0, "begin_time": 1})));
         produce(dir.path(), &topic, &bodies);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["errors.tolerance"] = json!("all");
         connector["errors.deadletterqueue.topic.name"] = json!(dead_letters);
         let (_, reply) = worker.post("/connectors/tolerant", &connector.to_string()).await;
@@ -212,7 +280,7 @@ fn malformed_messages_go_to_the_dead_letter_topic_and_the_rows_around_them_are_w
         // and nothing after it.
         let strict_topic = unique("strict");
         produce_in_order(dir.path(), &strict_topic, &bodies[..12]);
-        let strict = guide_sink(&strict_topic, &standin.addr.to_string());
+        let strict = standin.sink(&strict_topic);
         let (_, reply) = worker.post("/connectors/strict", &strict.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
         worker.wait_for_tasks("strict", "FAILED").await;
@@ -236,7 +304,7 @@ fn a_killed_worker_restarts_with_its_connectors_and_loses_or_duplicates_nothing(
         const TOTAL: i64 = 30_000;
         produce(dir.path(), &topic, &(1..=FIRST).map(numbered_row).collect::<Vec<_>>());
         let mut worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["insert.mode"] = json!("INSERT_OR_IGNORE");
         connector["max-task"] = json!("2");
         connector["batch.size"] = json!("200");
@@ -275,7 +343,7 @@ fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let standin = standin().await;
         let worker = WorkerProcess::start(dir.path()).await;
-        let good = guide_sink("bad_input_topic", &standin.addr.to_string());
+        let good = standin.sink("bad_input_topic");
         let with = |key: &str, value: Value| {
             let mut c = good.clone();
             if value.is_null() {
@@ -349,7 +417,7 @@ fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_d
         produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
         let mut a = WorkerProcess::start_in_cluster(&dir.path().join("a"), &cluster, "worker-a").await;
         let b = WorkerProcess::start_in_cluster(&dir.path().join("b"), &cluster, "worker-b").await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["insert.mode"] = json!("INSERT_OR_IGNORE");
         connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         let (_, reply) = a.post("/connectors/shared", &connector.to_string()).await;
@@ -415,7 +483,7 @@ fn a_cluster_refuses_a_second_create_and_a_worker_that_was_away_converges_before
         let id_of = |view: Value| view["worker_id"].as_str().unwrap().to_string();
         let (b_id, c_id) = (id_of(b.get("/v1/worker").await.1), id_of(c.get("/v1/worker").await.1));
         assert!(b_id.starts_with("worker-") && c_id.starts_with("worker-") && b_id != c_id, "{b_id} {c_id}");
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["insert.mode"] = json!("INSERT_OR_IGNORE");
         connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         let mut other = connector.clone();
@@ -481,7 +549,7 @@ fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it
         };
         let (a, _) = start("worker-a").await;
         let (b, b_plugins) = start("worker-b").await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         for (key, value) in [
             ("insert.mode", "INSERT_OR_IGNORE"),
             ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
@@ -566,14 +634,24 @@ fn metrics_and_the_live_status_page_show_each_connector() {
         bodies.insert(150, r#"{"id": "not a number"}"#.into());
         produce(dir.path(), &topic, &bodies);
         let worker = WorkerProcess::start(dir.path()).await;
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         connector["errors.tolerance"] = json!("all");
         connector["errors.deadletterqueue.topic.name"] = json!(unique("watched_dlq"));
         worker.post("/connectors/watched", &connector.to_string()).await;
         wait_for_rows(&standin, &topic, 200, &worker).await;
 
-        let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+        // A message is counted once acknowledged, a moment after its row is
+        // visible: read the figures once every message is counted.
         let task = "connector=\"watched\",task=\"0\"";
+        let counted = format!("rmq_openmldb_messages_total{{{task}}} 202");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let metrics = loop {
+            let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+            if metrics.contains(&counted) || Instant::now() > deadline {
+                break metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         for expected in [
             "rmq_openmldb_connector_state{connector=\"watched\",state=\"RUNNING\"} 1".to_string(),
             format!("rmq_openmldb_rows_written_total{{{task}}} 200"),
@@ -665,7 +743,7 @@ fn plugins_dropped_into_the_folder_are_swapped_in_under_load_and_bad_ones_refuse
             "{listed}"
         );
 
-        let mut connector = guide_sink(&topic, &standin.addr.to_string());
+        let mut connector = standin.sink(&topic);
         for (key, value) in [
             ("transforms", "style"),
             ("transforms.style.type", "house-style"),
