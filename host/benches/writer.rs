@@ -105,6 +105,12 @@ struct ExternalStandIn {
     zk: String,
 }
 
+impl ExternalStandIn {
+    fn native_url(&self) -> String {
+        format!("jdbc:openmldb:///demo?zk={}&zkPath=/openmldb_cluster", self.zk)
+    }
+}
+
 impl Drop for ExternalStandIn {
     fn drop(&mut self) {
         // SIGTERM, so it stops its private ZooKeeper.
@@ -134,6 +140,14 @@ async fn external_standin() -> ExternalStandIn {
     let ddl = "CREATE TABLE employee_test (id bigint, name string, howold int, male int, company string, \
                money double, begin_time timestamp, INDEX(KEY=id, TS=begin_time))";
     assert!(client.execute("demo", ddl).await.unwrap().is_ok());
+    // The native side publishes the nameserver, tablets and tables to
+    // ZooKeeper on its own schedule: wait until a native writer can find them.
+    let config: ConnectorConfig = [("connection.url".to_string(), standin.native_url())].into_iter().collect();
+    let writer_config = WriterConfig::from_connector(&config).expect("native config");
+    while let Err(error) = OpenMldbWriter::connect(writer_config.clone(), "employee_test", None).await {
+        assert!(Instant::now() < deadline, "the stand-in's native side did not publish: {error:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     standin
 }
 
@@ -148,7 +162,7 @@ async fn native_against_apiserver(budget: Duration) {
         let mut figures = Vec::new();
         for (path, url) in [
             ("APIServer", format!("openmldb://{}/demo", standin.api)),
-            ("native", format!("jdbc:openmldb:///demo?zk={}&zkPath=/openmldb_cluster", standin.zk)),
+            ("native", standin.native_url()),
         ] {
             reset(&client).await;
             let config: ConnectorConfig = [("connection.url", url), ("batch.size", batch.max(1).to_string())]
