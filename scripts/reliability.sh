@@ -2,7 +2,8 @@
 # The reliability suite in one command: starts Apache RocketMQ on loopback,
 # installs schemathesis (PyPI, a private venv) for the REST fuzzing, and
 # runs `cargo bench --bench reliability`: the worker binary SIGKILLed under
-# load, OpenMLDB (the stand-in) down, slow and failing rows, the broker
+# load (through the APIServer and natively to the tablets), OpenMLDB (the
+# stand-in) down, slow and failing rows, the broker
 # restarted, malformed and trapping messages, REST fuzzing. It prints one
 # table and fails on any lost message.
 #   scripts/reliability.sh           the quick form (as in CI): 3 kills, a 10 s outage
@@ -13,6 +14,7 @@ source scripts/env.sh
 
 ensure_rust_targets
 ensure_schemathesis
+ensure_zookeeper
 scripts/rocketmq.sh start
 trap 'scripts/rocketmq.sh stop' EXIT
 mode="--quick"

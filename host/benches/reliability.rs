@@ -22,7 +22,7 @@
 //! outages, in CI; long: 20 kills, a 60 s outage, more fuzzing).
 
 use openmldb_standin::store::Value;
-use openmldb_standin::{StandIn, StandInOptions};
+use openmldb_standin::{NativeSide, StandIn, StandInOptions, ZooKeeper};
 use rmq_openmldb::openmldb::ApiClient;
 use rmq_openmldb::rocketmq::{OutgoingMessage, Producer, RocketMqClient};
 use rocketmq_client_rust::ClientRuntime;
@@ -98,10 +98,12 @@ fn main() {
         let api = ApiClient::new(&standin.addr.to_string(), Duration::from_secs(10)).unwrap();
         assert!(api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await.unwrap().is_ok());
         let mut producer = Producer::start(runtime.clone(), NAMESRV, &unique("reliability")).await.unwrap();
-        let harness = Harness { standin, api, runtime, plan };
+        let zookeeper = ZooKeeper::start().expect("ZooKeeper starts (scripts/zookeeper.sh install)");
+        let native = NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster").await.unwrap();
+        let harness = Harness { standin, native, _zookeeper: zookeeper, api, runtime, plan };
         let mut outcomes = Vec::new();
-        for mode in ["INSERT_OR_IGNORE", "INSERT"] {
-            outcomes.push(harness.killed_under_load(&mut producer, mode).await);
+        for (mode, path) in [("INSERT_OR_IGNORE", WritePath::Api), ("INSERT", WritePath::Api), ("INSERT_OR_IGNORE", WritePath::Native)] {
+            outcomes.push(harness.killed_under_load(&mut producer, mode, path).await);
         }
         outcomes.push(harness.openmldb_outage(&mut producer).await);
         outcomes.push(harness.broker_restart(&mut producer).await);
@@ -241,8 +243,30 @@ fn spawn(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// How the sink reaches OpenMLDB.
+#[derive(Clone, Copy, PartialEq)]
+enum WritePath {
+    /// Through the APIServer side (`openmldb.apiserver`).
+    Api,
+    /// Straight to the tablets (the guide's ZooKeeper URL).
+    Native,
+}
+
+impl WritePath {
+    fn name(self) -> &'static str {
+        match self {
+            WritePath::Api => "APIServer",
+            WritePath::Native => "native",
+        }
+    }
+}
+
 struct Harness {
     standin: StandIn,
+    /// The stand-in's nameserver and tablets behind a private ZooKeeper,
+    /// for the scenarios that write natively.
+    native: NativeSide,
+    _zookeeper: ZooKeeper,
     api: ApiClient,
     runtime: Arc<ClientRuntime>,
     plan: Plan,
@@ -328,7 +352,11 @@ impl Harness {
     }
 
     fn connector(&self, topic: &str, mode: &str) -> Json {
-        json!({
+        self.connector_on(topic, mode, WritePath::Api)
+    }
+
+    fn connector_on(&self, topic: &str, mode: &str, path: WritePath) -> Json {
+        let mut config = json!({
             "connector-class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
             "max-task": "2",
             "connect-topicname": topic,
@@ -338,20 +366,30 @@ impl Harness {
             "consume.from.where": "CONSUME_FROM_FIRST_OFFSET",
             "retry.backoff.max.ms": "1000",
             "source-record-converter": "org.apache.rocketmq.connect.runtime.converter.JsonConverter"
-        })
+        });
+        if path == WritePath::Native {
+            config["connection.url"] = json!(self.native.jdbc_url(DATABASE));
+            config.as_object_mut().unwrap().remove("openmldb.apiserver");
+        }
+        config
     }
 
     /// SIGKILL the worker `kills` times while messages flow.
-    async fn killed_under_load(&self, producer: &mut Producer, mode: &str) -> Outcome {
+    async fn killed_under_load(&self, producer: &mut Producer, mode: &str, path: WritePath) -> Outcome {
         let plan = self.plan;
-        let mut outcome =
-            Outcome { scenario: format!("SIGKILL x{} under load, {mode}", plan.kills), ..Default::default() };
+        let mut outcome = Outcome {
+            scenario: format!("SIGKILL x{} under load, {mode}, {}", plan.kills, path.name()),
+            ..Default::default()
+        };
         let dir = tempfile::tempdir().unwrap();
         let topic = self.topic(producer, "killed").await;
         let table = self.table("killed").await;
         let mut worker = Worker::start(dir.path(), "worker_id = \"killed\"\n").await;
-        let mut config = self.connector(&topic, mode);
+        let mut config = self.connector_on(&topic, mode, path);
         config["table.name.format"] = json!(table);
+        if path == WritePath::Native {
+            self.native.settle().await;
+        }
         worker.post("killed", &config).await;
         let load = produce(producer, &topic, plan.kill_messages, plan.rate, plain);
         let kills = async {
