@@ -9,7 +9,7 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{
-    NAMESRV, WorkerProcess, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published, OpenMldb, root, standin,
+    NAMESRV, OpenMldb, WorkerProcess, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published, root, standin,
     table_rows, unique, with_broker,
 };
 use openmldb_standin::StandIn;

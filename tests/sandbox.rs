@@ -91,8 +91,7 @@ fn hostile_plugins_are_contained_and_every_message_is_written_or_dead_lettered()
         }
         let (_, reply) = worker.post("/connectors/hostile", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
-        let (_, reply) =
-            worker.post("/connectors/calm", &standin.sink(&calm).to_string()).await;
+        let (_, reply) = worker.post("/connectors/calm", &standin.sink(&calm).to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
 
         let calm_rows = wait_for_rows(&standin, &calm, 500, &worker).await;

@@ -12,8 +12,8 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb};
 use common::{
-    NAMESRV, WorkerProcess, produce_to, property, read_dead_letters, standin, table_rows, unique,
-    wait_for_rows, with_broker,
+    NAMESRV, WorkerProcess, produce_to, property, read_dead_letters, standin, table_rows, unique, wait_for_rows,
+    with_broker,
 };
 use rmq_openmldb::plugin::bindings::sql::SqlValue;
 use rmq_openmldb::sql::{SqlConnection, SqlGrantConfig};

@@ -102,7 +102,9 @@ fn main() {
         let native = NativeSide::start(standin.state.clone(), &zookeeper.hosts(), "/openmldb_cluster").await.unwrap();
         let harness = Harness { standin, native, _zookeeper: zookeeper, api, runtime, plan };
         let mut outcomes = Vec::new();
-        for (mode, path) in [("INSERT_OR_IGNORE", WritePath::Api), ("INSERT", WritePath::Api), ("INSERT_OR_IGNORE", WritePath::Native)] {
+        for (mode, path) in
+            [("INSERT_OR_IGNORE", WritePath::Api), ("INSERT", WritePath::Api), ("INSERT_OR_IGNORE", WritePath::Native)]
+        {
             outcomes.push(harness.killed_under_load(&mut producer, mode, path).await);
         }
         outcomes.push(harness.openmldb_outage(&mut producer).await);

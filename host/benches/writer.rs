@@ -160,10 +160,8 @@ async fn native_against_apiserver(budget: Duration) {
     println!("{:>6} {:>10} {:>12} {:>12} {:>14}", "rows", "path", "rows/s", "CPU µs/row", "native/API");
     for batch in [1usize, 100, 1000] {
         let mut figures = Vec::new();
-        for (path, url) in [
-            ("APIServer", format!("openmldb://{}/demo", standin.api)),
-            ("native", standin.native_url()),
-        ] {
+        for (path, url) in [("APIServer", format!("openmldb://{}/demo", standin.api)), ("native", standin.native_url())]
+        {
             reset(&client).await;
             let config: ConnectorConfig = [("connection.url", url), ("batch.size", batch.max(1).to_string())]
                 .into_iter()

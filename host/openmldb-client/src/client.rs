@@ -547,8 +547,9 @@ fn encode_put<'k>(
     options: WriteOptions,
 ) -> Vec<u8> {
     use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-    let dimension_len =
-        |key: &str, number: u32| 2 + encoded_len_varint(key.len() as u64) + key.len() + encoded_len_varint(number.into());
+    let dimension_len = |key: &str, number: u32| {
+        2 + encoded_len_varint(key.len() as u64) + key.len() + encoded_len_varint(number.into())
+    };
     let size = 32 + row.len() + dimensions.clone().map(|(key, number)| 6 + dimension_len(key, number)).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     encode_key(2, WireType::Varint, &mut out);
@@ -652,10 +653,10 @@ mod tests {
             WriteOptions { put_if_absent: false, memory_limit: 50 },
         ] {
             for count in 0..=dimensions.len() {
-                for (time, tid, pid) in [(0i64, 1u32, 0u32), (1_590_738_994_000, 300, 7), (i64::MAX, u32::MAX, 1 << 20)] {
+                for (time, tid, pid) in [(0i64, 1u32, 0u32), (1_590_738_994_000, 300, 7), (i64::MAX, u32::MAX, 1 << 20)]
+                {
                     let row: Vec<u8> = (0..(time % 300) as u8).collect();
-                    let ours =
-                        encode_put(time, &row, tid, pid, dimensions[..count].iter().copied(), options);
+                    let ours = encode_put(time, &row, tid, pid, dimensions[..count].iter().copied(), options);
                     let theirs = PutRequest {
                         time: Some(time),
                         value: Some(row.clone()),

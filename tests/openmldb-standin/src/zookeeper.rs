@@ -70,7 +70,10 @@ impl ZooKeeper {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        anyhow::bail!("ZooKeeper did not answer on 127.0.0.1:{port} within 30 s; its log ends:\n{}", zookeeper.log_tail())
+        anyhow::bail!(
+            "ZooKeeper did not answer on 127.0.0.1:{port} within 30 s; its log ends:\n{}",
+            zookeeper.log_tail()
+        )
     }
 
     /// The last lines of the server's log.

@@ -239,7 +239,8 @@ async fn s2_6_select_with_a_column_list_returns_those_columns_in_that_order() {
     let api = Api::start().await;
     with_table(&api).await;
     api.ok("demo", "INSERT INTO trans VALUES ('k', 1, 2, 1.1, 2.5, 1000, '2021-12-01', true, 3)").await;
-    let text = api.text("POST", "/dbs/demo", r#"{"mode":"online","sql":"select c6, c1, c9 from trans where c1 = 'k'"}"#).await;
+    let text =
+        api.text("POST", "/dbs/demo", r#"{"mode":"online","sql":"select c6, c1, c9 from trans where c1 = 'k'"}"#).await;
     assert_eq!(text, r#"{"code":0,"msg":"ok","data":{"schema":["Timestamp","String","Int16"],"data":[[1000,"k",3]]}}"#);
     assert_eq!(api.sql("demo", "SELECT c1, nope FROM trans").await["code"], 2000);
 }

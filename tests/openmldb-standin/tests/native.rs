@@ -363,7 +363,9 @@ async fn the_puts_our_client_sends_are_byte_for_byte_the_official_sdks() {
         .iter()
         .map(|row| match through_builder(row) {
             true => with_holes(row),
-            false => sql(format!("INSERT INTO t VALUES ({})", row.iter().map(sql_literal).collect::<Vec<_>>().join(", "))),
+            false => {
+                sql(format!("INSERT INTO t VALUES ({})", row.iter().map(sql_literal).collect::<Vec<_>>().join(", ")))
+            }
         })
         .collect();
     // And INSERT OR IGNORE of a row already there: put_if_absent on the
