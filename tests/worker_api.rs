@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    NAMESRV, WorkerProcess, envelope, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published,
-    native_standin, read_dead_letters, standin, table_rows, unique, wait_for_rows, with_broker,
+    NAMESRV, WorkerProcess, envelope, guide_cluster, guide_rows_in_openmldb, guide_sink_as_published, native_standin,
+    read_dead_letters, standin, table_rows, unique, wait_for_rows, with_broker,
 };
 use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
@@ -162,9 +162,7 @@ fn leaders_that_move_and_a_tablet_that_dies_mid_stream_lose_no_row_and_duplicate
         assert_eq!(rows_after.len(), 9000, "every row once");
         assert_eq!(rows, rows_after);
         let expected: Vec<Value> = (0..9000i64)
-            .map(|id| {
-                json!([id, format!("name-{id}"), id % 90, id % 2, "c", id as f64 / 4.0, 1640764800000i64 + id])
-            })
+            .map(|id| json!([id, format!("name-{id}"), id % 90, id % 2, "c", id as f64 / 4.0, 1640764800000i64 + id]))
             .collect();
         assert_eq!(rows, expected, "every value exact");
         let view = worker.connector_state("failover").await;
@@ -447,6 +445,35 @@ fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_d
             assert!(Instant::now() < deadline);
         }
 
+        // Either worker shows the whole cluster: both workers, each queue
+        // read by exactly one task, and the status of every task.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, cluster_view) = b.get("/v1/cluster").await;
+            assert_eq!(status, 200);
+            let workers = cluster_view["workers"].as_array().cloned().unwrap_or_default();
+            let ids: Vec<&str> = workers.iter().filter_map(|w| w["worker_id"].as_str()).collect();
+            let mut queues: Vec<String> = workers
+                .iter()
+                .flat_map(|w| w["connectors"]["shared"]["tasks"].as_array().cloned().unwrap_or_default())
+                .flat_map(|t| t["queues"].as_array().cloned().unwrap_or_default())
+                .filter_map(|q| q.as_str().map(str::to_string))
+                .collect();
+            queues.sort();
+            let distinct = queues.iter().collect::<std::collections::BTreeSet<_>>().len();
+            if ids == ["worker-b", "worker-a"] && queues.len() == 8 && distinct == 8 {
+                assert_eq!(cluster_view["cluster"], json!(cluster));
+                assert_eq!(workers[0]["this_worker"], json!(true), "{cluster_view}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no cluster view with both workers and 8 queues once: {cluster_view}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let status = a.compat_ok("/connectors/shared/status").await;
+        let task_workers: Vec<&str> =
+            status["tasks"].as_array().unwrap().iter().filter_map(|t| t["workerId"].as_str()).collect();
+        assert_eq!(task_workers, ["worker-a", "worker-b"], "the status lists every live worker's tasks: {status}");
+
         // Worker a dies while messages flow; b takes all the queues over.
         let mut producer =
             produce_command(dir.path(), &topic, &(produced + 1..=TOTAL).map(numbered_row).collect::<Vec<_>>())
@@ -458,6 +485,19 @@ fn workers_of_a_cluster_share_connectors_split_the_queues_and_take_over_from_a_d
         let rows = wait_for_rows(&standin, &topic, TOTAL as usize, &b).await;
         let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
         assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>(), "every row once");
+        // Its heartbeats stopped: a is no longer shown.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, cluster_view) = b.get("/v1/cluster").await;
+            if cluster_view["workers"].as_array().is_some_and(|w| w.len() == 1) {
+                let view = b.connector_state("shared").await;
+                let tasks = view["tasks"].as_array().unwrap();
+                assert!(tasks.iter().all(|t| t["worker_id"] == "worker-b"), "{view}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the dead worker is still shown: {cluster_view}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
 
         // Changes made on the survivor apply there.
         assert_eq!(b.compat_ok("/connectors/shared/pause").await, "Connector [shared] paused successfully");
@@ -571,7 +611,9 @@ fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it
         loop {
             let view = b.connector_state("held").await;
             if view["trace"].as_str().is_some_and(|t| t.contains("left the consumer group")) {
-                assert_eq!(view["tasks"], json!([]), "{view}");
+                let own: Vec<&Value> =
+                    view["tasks"].as_array().unwrap().iter().filter(|t| t["worker_id"] == "worker-b").collect();
+                assert!(own.is_empty(), "{view}");
                 break;
             }
             assert!(Instant::now() < deadline, "b never held the connector: {view}");
@@ -585,12 +627,21 @@ fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it
         // Put back, B runs its share again.
         std::fs::copy(&mask, b_plugins.join("house-style.wasm")).unwrap();
         b.wait_for_tasks("held", "RUNNING").await;
+        let view = b.connector_state("held").await;
+        assert!(view["tasks"].as_array().unwrap().iter().any(|t| t["worker_id"] == "worker-b"), "{view}");
         assert!(b.connector_state("held").await["trace"].is_null());
 
         // Failover: B is killed with nothing in flight; new messages on every
         // queue are then written by A. From the kill to the last of them is
         // the failover time (the broker tells A's consumer group at once).
-        let written = |view: Value| view["tasks"][0]["rows_written"].as_u64().unwrap_or(0);
+        let written = |view: Value| {
+            let tasks = view["tasks"].as_array().cloned().unwrap_or_default();
+            tasks
+                .iter()
+                .filter(|t| t["worker_id"] == "worker-b")
+                .filter_map(|t| t["rows_written"].as_u64())
+                .sum::<u64>()
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while written(b.connector_state("held").await) == 0 {
             produce(dir.path(), &topic, &(1..=16).map(numbered_row).collect::<Vec<_>>());

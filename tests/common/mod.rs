@@ -138,8 +138,11 @@ impl WorkerProcess {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let view = self.connector_state(name).await;
+            // In a cluster the view lists every live worker's tasks: this
+            // worker's own must be among them.
             let tasks = view["tasks"].as_array().cloned().unwrap_or_default();
-            if !tasks.is_empty() && tasks.iter().all(|t| t["state"] == state) {
+            let own = tasks.iter().any(|t| t["worker_id"] == view["worker_id"]);
+            if own && tasks.iter().all(|t| t["state"] == state) {
                 return;
             }
             assert!(Instant::now() < deadline, "tasks of {name} never all {state}: {view}\n{}", self.log_text());

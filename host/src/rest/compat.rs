@@ -210,13 +210,18 @@ async fn stop_all(State(worker): Shared) -> Response {
     ok(format!("[{}] connectors are deleted", deleted.join(", ")))
 }
 
+/// The live workers: this one, then the peers heard from lately.
 async fn cluster_info(State(worker): Shared) -> Response {
-    ok([worker.config().worker_id.clone()])
+    ok(worker.live_worker_ids())
 }
 
 async fn allocated_connectors(State(worker): Shared) -> Response {
-    let all: BTreeMap<String, ConnectorConfig> =
-        worker.connectors().into_iter().filter(|v| v.state != TaskState::Stopped).map(|v| (v.name, v.config)).collect();
+    let all: BTreeMap<String, ConnectorConfig> = worker
+        .local_connectors()
+        .into_iter()
+        .filter(|v| v.state != TaskState::Stopped)
+        .map(|v| (v.name, v.config))
+        .collect();
     ok(all)
 }
 
@@ -227,7 +232,7 @@ async fn allocated_tasks(State(worker): Shared) -> Response {
             .into_iter()
             .map(|g| (g, Vec::new()))
             .collect();
-    for view in worker.connectors() {
+    for view in worker.local_connectors() {
         for task in &view.tasks {
             let (group, internal) = match task.state {
                 TaskState::Unassigned | TaskState::Restarting => ("pendingTasks", "PENDING"),

@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<Worker>> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/worker", get(worker_info))
+        .route("/cluster", get(cluster))
         .route("/connectors", get(list).post(create))
         .route("/connectors/{name}", get(show).delete(delete))
         .route("/connectors/{name}/config", get(show_config).put(put_config))
@@ -50,6 +51,12 @@ async fn worker_info(State(worker): Shared) -> axum::Json<Value> {
         "uptime_seconds": worker.uptime().as_secs(),
         "connectors": worker.connector_names().len(),
     }))
+}
+
+/// Every live worker of the cluster and what it runs (this worker alone
+/// when standalone).
+async fn cluster(State(worker): Shared) -> axum::Json<Value> {
+    axum::Json(worker.cluster_view())
 }
 
 async fn list(State(worker): Shared) -> axum::Json<Vec<ConnectorView>> {

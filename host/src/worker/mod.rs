@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod membership;
 pub mod plugin_folder;
 pub mod store;
 
@@ -21,8 +22,9 @@ use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, PluginEngine, Role};
 use crate::rocketmq::{QueueConsumer, SharedConsumer};
 use cluster::{Change, ClusterLog};
+use membership::{ConnectorReport, Heartbeat, Membership};
 use rocketmq_client_rust::ClientRuntime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -37,7 +39,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A task's state, as RocketMQ Connect names them (plus STOPPED for a
 /// connector the user stopped but kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TaskState {
     Unassigned,
@@ -73,7 +75,7 @@ struct TaskStatus {
 }
 
 /// One task's status and counters, for the REST API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
     pub id: u32,
     pub state: TaskState,
@@ -85,6 +87,9 @@ pub struct TaskView {
     pub dead_lettered: u64,
     /// Messages behind the broker, summed over this task's queues.
     pub lag: i64,
+    /// The queues it reads (`topic/broker/queue id`).
+    #[serde(default)]
+    pub queues: Vec<String>,
 }
 
 /// One task's live figures, for `/metrics`.
@@ -209,8 +214,11 @@ pub struct Worker {
     started: Instant,
     /// Cluster mode: where changes are published.
     cluster: OnceLock<ClusterLog>,
-    /// Cluster mode: the task reading changes back, and how to stop it.
-    cluster_reader: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// Cluster mode: the tasks reading changes and heartbeats, and how to
+    /// stop them.
+    cluster_readers: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
+    /// Cluster mode: the live peers and this worker's heartbeats.
+    membership: OnceLock<Arc<Membership>>,
     plugin_folder: plugin_folder::FolderState,
     shutting_down: std::sync::atomic::AtomicBool,
     /// Whether tasks may start: in cluster mode, only once caught up.
@@ -271,7 +279,8 @@ impl Worker {
             connectors: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
             cluster: OnceLock::new(),
-            cluster_reader: Mutex::new(None),
+            cluster_readers: Mutex::new(Vec::new()),
+            membership: OnceLock::new(),
             plugin_folder: Default::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             tasks_enabled: std::sync::atomic::AtomicBool::new(!clustered),
@@ -512,7 +521,8 @@ impl Worker {
         let _ = self.cluster.set(log);
         let cancel = CancellationToken::new();
         let reader = tokio::spawn(read_cluster_changes(self.clone(), consumer, cancel.clone()));
-        *lock(&self.cluster_reader) = Some((cancel, reader));
+        lock(&self.cluster_readers).push((cancel, reader));
+        self.start_heartbeats(cluster).await.map_err(failed)?;
         if let Some(log) = self.cluster.get() {
             log.publish(Change::Sync).await.map_err(failed)?;
         }
@@ -686,7 +696,9 @@ impl Worker {
     pub fn connector(&self, name: &str) -> Result<ConnectorView, WorkerError> {
         let connectors = lock(&self.connectors);
         let connector = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-        Ok(self.view(name, connector))
+        let view = self.view(name, connector);
+        drop(connectors);
+        Ok(self.with_peers(view, &self.live_peers()))
     }
 
     pub fn task_metrics(&self) -> Vec<TaskMetrics> {
@@ -707,8 +719,95 @@ impl Worker {
         all
     }
 
+    /// Every connector with the tasks of every live worker.
     pub fn connectors(&self) -> Vec<ConnectorView> {
+        let views = self.local_connectors();
+        let peers = self.live_peers();
+        views.into_iter().map(|view| self.with_peers(view, &peers)).collect()
+    }
+
+    /// The connectors as this worker alone runs them (RocketMQ Connect's
+    /// `/allocated/…`).
+    pub fn local_connectors(&self) -> Vec<ConnectorView> {
         lock(&self.connectors).iter().map(|(name, c)| self.view(name, c)).collect()
+    }
+
+    /// This worker's id, then the live peers'.
+    pub fn live_worker_ids(&self) -> Vec<String> {
+        let peers = self.live_peers().into_iter().map(|p| p.heartbeat.worker_id);
+        std::iter::once(self.config.worker_id.clone()).chain(peers).collect()
+    }
+
+    /// Cluster mode: the peers heard from lately (none when standalone).
+    fn live_peers(&self) -> Vec<membership::PeerView> {
+        self.membership.get().map(|m| m.peers().live_peers()).unwrap_or_default()
+    }
+
+    /// A connector as the whole cluster runs it: this worker's tasks, then
+    /// each live peer's; a connector failing or stalled on a peer shows so.
+    fn with_peers(&self, mut view: ConnectorView, peers: &[membership::PeerView]) -> ConnectorView {
+        for peer in peers {
+            let Some(report) = peer.heartbeat.connectors.get(&view.name) else { continue };
+            view.tasks.extend(report.tasks.iter().cloned());
+            let worse = matches!(report.state, TaskState::Failed | TaskState::Degraded)
+                && matches!(view.state, TaskState::Running | TaskState::Unassigned);
+            if worse {
+                view.state = report.state;
+                view.trace = Some(format!(
+                    "on worker {}: {}",
+                    peer.heartbeat.worker_id,
+                    report.trace.as_deref().unwrap_or("no reason given")
+                ));
+            }
+        }
+        view
+    }
+
+    /// What this worker's heartbeat says: each connector as it runs here.
+    fn heartbeat(&self) -> Heartbeat {
+        let connectors = lock(&self.connectors)
+            .iter()
+            .map(|(name, c)| {
+                let view = self.view(name, c);
+                (name.clone(), ConnectorReport { state: view.state, trace: view.trace, tasks: view.tasks })
+            })
+            .collect();
+        Heartbeat::new(&self.config.worker_id, &self.config.http_addr.to_string(), connectors)
+    }
+
+    /// Every live worker and what it runs, this one first; `/v1/cluster`.
+    pub fn cluster_view(&self) -> serde_json::Value {
+        let own = self.heartbeat();
+        let mut workers = vec![serde_json::json!({
+            "worker_id": own.worker_id,
+            "http_addr": own.http_addr,
+            "this_worker": true,
+            "seconds_since_heartbeat": 0.0,
+            "connectors": own.connectors,
+        })];
+        for peer in self.live_peers() {
+            workers.push(serde_json::json!({
+                "worker_id": peer.heartbeat.worker_id,
+                "http_addr": peer.heartbeat.http_addr,
+                "this_worker": false,
+                "seconds_since_heartbeat": peer.seconds_since_heartbeat,
+                "connectors": peer.heartbeat.connectors,
+            }));
+        }
+        serde_json::json!({"cluster": self.config.cluster, "workers": workers})
+    }
+
+    /// Cluster mode: publish heartbeats and read the peers'.
+    async fn start_heartbeats(self: &Arc<Self>, cluster: &str) -> Result<(), crate::rocketmq::RocketMqError> {
+        let client = self.environment.client.clone();
+        let namesrv = self.config.namesrv_addr.as_str();
+        let membership = Arc::new(Membership::start(client.clone(), namesrv, cluster, &self.config.worker_id).await?);
+        let consumer = QueueConsumer::start(client, membership.consumer_config(namesrv, cluster)).await?;
+        let _ = self.membership.set(membership.clone());
+        let cancel = CancellationToken::new();
+        let exchange = tokio::spawn(exchange_heartbeats(self.clone(), membership, consumer, cancel.clone()));
+        lock(&self.cluster_readers).push((cancel, exchange));
+        Ok(())
     }
 
     /// The connector's definition (secrets unmasked; for task configs).
@@ -725,8 +824,8 @@ impl Worker {
 
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, std::sync::atomic::Ordering::Release);
-        let reader = lock(&self.cluster_reader).take();
-        if let Some((cancel, reader)) = reader {
+        let readers = std::mem::take(&mut *lock(&self.cluster_readers));
+        for (cancel, reader) in readers {
             cancel.cancel();
             let _ = reader.await;
         }
@@ -762,6 +861,7 @@ impl Worker {
                     rows_written: task.progress.rows_written(),
                     dead_lettered: task.progress.dead_lettered(),
                     lag: task.progress.lag().values().sum(),
+                    queues: task.progress.lag().into_keys().collect(),
                 }
             })
             .collect();
@@ -952,6 +1052,39 @@ async fn read_cluster_changes(worker: Arc<Worker>, consumer: Arc<QueueConsumer>,
             (0, Some(_)) => {}
             _ => lost_since = None,
         }
+    }
+    consumer.shutdown().await;
+}
+
+/// Cluster mode: say this worker is alive every heartbeat interval, and
+/// record the peers' heartbeats; on stop, say it leaves.
+async fn exchange_heartbeats(
+    worker: Arc<Worker>,
+    membership: Arc<Membership>,
+    consumer: Arc<QueueConsumer>,
+    cancel: CancellationToken,
+) {
+    let mut last_sent: Option<Instant> = None;
+    loop {
+        if last_sent.is_none_or(|sent| sent.elapsed() >= membership::HEARTBEAT_INTERVAL) {
+            if let Err(e) = membership.publish(&worker.heartbeat()).await {
+                tracing::warn!("publishing this worker's heartbeat: {e}");
+            }
+            last_sent = Some(Instant::now());
+        }
+        let batch = tokio::select! {
+            batch = consumer.poll(Duration::from_millis(500)) => batch,
+            _ = cancel.cancelled() => break,
+        };
+        for message in batch {
+            membership.peers().record(&message.body);
+            consumer.ack([(message.queue.clone(), message.queue_offset)]).await;
+        }
+    }
+    let mut last = worker.heartbeat();
+    last.leaving = true;
+    if let Err(e) = membership.publish(&last).await {
+        tracing::warn!("publishing this worker's last heartbeat: {e}");
     }
     consumer.shutdown().await;
 }
