@@ -13,8 +13,12 @@ use common::{
     table_rows, unique, with_broker,
 };
 use openmldb_standin::StandIn;
+use rmq_openmldb::rocketmq::{ConsumerConfig, QueueConsumer};
+use rocketmq_client_rust::ClientRuntime;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Rows `from..to` into an `orders` table (id, item, qty).
@@ -408,6 +412,123 @@ fn a_source_with_bad_settings_is_refused_or_fails_with_the_reason() {
             }
             assert!(Instant::now() < deadline, "no failure reported: {view}");
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// Where each task of source `name` runs, as `worker`'s `/v1/cluster`
+/// shows the cluster: task id → worker id, once every task is RUNNING on
+/// exactly one live worker (none of `gone`).
+async fn placement(worker: &WorkerProcess, name: &str, tasks: u32, gone: &[&str]) -> BTreeMap<u32, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = worker.get("/v1/cluster").await;
+        let mut placed: Vec<(u32, String, String)> = Vec::new();
+        for w in view["workers"].as_array().cloned().unwrap_or_default() {
+            for task in w["connectors"][name]["tasks"].as_array().cloned().unwrap_or_default() {
+                let id = task["id"].as_u64().unwrap() as u32;
+                placed.push((id, w["worker_id"].as_str().unwrap().into(), task["state"].as_str().unwrap().into()));
+            }
+        }
+        placed.sort();
+        let ids: Vec<u32> = placed.iter().map(|(id, _, _)| *id).collect();
+        let settled = ids == (0..tasks).collect::<Vec<_>>()
+            && placed.iter().all(|(_, w, state)| state == "RUNNING" && !gone.contains(&w.as_str()));
+        if settled {
+            return placed.into_iter().map(|(id, w, _)| (id, w)).collect();
+        }
+        assert!(Instant::now() < deadline, "tasks not placed once each: {placed:?}\n{view}\n{}", worker.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every id the source sent to each topic, read back from the broker:
+/// until `count` messages arrived, then for three seconds more (so a
+/// duplicate would show).
+async fn sent_ids(runtime: Arc<ClientRuntime>, topics: &[String], count: usize) -> BTreeMap<String, Vec<i64>> {
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let consumer = QueueConsumer::start(runtime, ConsumerConfig::new(common::NAMESRV, &unique("reader"), &topic_refs))
+        .await
+        .unwrap();
+    let mut ids: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut complete: Option<Instant> = None;
+    while complete.is_none_or(|at| at.elapsed() < Duration::from_secs(3)) && Instant::now() < deadline {
+        let got = consumer.poll(Duration::from_millis(300)).await;
+        consumer.ack(got.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
+        for message in got {
+            let body: Value = serde_json::from_slice(&message.body).unwrap();
+            ids.entry(message.queue.topic.clone()).or_default().push(body["payload"]["id"].as_i64().unwrap());
+        }
+        if complete.is_none() && ids.values().map(Vec::len).sum::<usize>() >= count {
+            complete = Some(Instant::now());
+        }
+    }
+    consumer.shutdown().await;
+    ids.values_mut().for_each(|v| v.sort_unstable());
+    ids
+}
+
+#[test]
+fn a_source_in_a_three_worker_cluster_runs_once_and_a_survivor_resumes_it_where_its_killed_owner_left_off() {
+    mariadb();
+    with_broker(|runtime| async move {
+        let database = fresh_database("clustered");
+        let tables = [unique("orders"), unique("orders")];
+        for table in &tables {
+            sql(
+                Some(&database),
+                &format!("CREATE TABLE `{table}` (id BIGINT NOT NULL PRIMARY KEY, item VARCHAR(64), qty INT);"),
+            );
+            insert_orders(&database, table, 1, 5_001);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unique("sources");
+        let mut workers = Vec::new();
+        for id in ["worker-a", "worker-b", "worker-c"] {
+            workers.push(WorkerProcess::start_in_cluster(&dir.path().join(id), &cluster, id).await);
+        }
+        let whitelist = tables.iter().map(|t| format!("{database}.{t}")).collect::<Vec<_>>().join(",");
+        let config = source(
+            &database,
+            &tables[0],
+            "incrementing",
+            json!({"incrementing.column.name": "id", "max.tasks": "2", "table.whitelist": whitelist}),
+        );
+        // In a cluster, secrets travel by reference only.
+        let secret = dir.path().join("db-password");
+        std::fs::write(&secret, db_password()).unwrap();
+        let mut config = config;
+        config["connection.password"] = json!(format!("${{file:{}}}", secret.display()));
+        let (status, reply) = workers[0].post("/connectors/clustered", &config.to_string()).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
+
+        // Each task runs on exactly one of the three, and every row is sent once.
+        let before = placement(&workers[1], "clustered", 2, &[]).await;
+        let first = sent_ids(runtime.clone(), &tables, 10_000).await;
+        for table in &tables {
+            assert_eq!(first[table], (1..5_001).collect::<Vec<_>>(), "{table}: every id once, none twice");
+        }
+
+        // The owner of task 0 is killed; new rows arrive meanwhile; a
+        // survivor takes the task over from its last published position.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let victim = before[&0].clone();
+        let index = ["worker-a", "worker-b", "worker-c"].iter().position(|w| *w == victim).unwrap();
+        let killed = Instant::now();
+        workers[index].kill();
+        for table in &tables {
+            insert_orders(&database, table, 5_001, 8_001);
+        }
+        let survivor = &workers[(index + 1) % 3];
+        let after = placement(survivor, "clustered", 2, &[&victim]).await;
+        println!("source task 0 moved from {victim} to {} in {:?}", after[&0], killed.elapsed());
+        if before[&1] != victim {
+            assert_eq!(after[&1], before[&1], "a task of a live worker stays where it is");
+        }
+        let all = sent_ids(runtime.clone(), &tables, 16_000).await;
+        for table in &tables {
+            assert_eq!(all[table], (1..8_001).collect::<Vec<_>>(), "{table}: every id once across the failover");
         }
     });
 }

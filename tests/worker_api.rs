@@ -660,6 +660,105 @@ fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it
     });
 }
 
+/// `component` with a custom section appended: the same plugin, other bytes.
+fn another_build_of(component: &[u8]) -> Vec<u8> {
+    let (name, payload) = (b"build-note", b"a second build of the same source");
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(payload);
+    let mut bytes = component.to_vec();
+    bytes.push(0);
+    bytes.push(section.len() as u8);
+    bytes.extend(section);
+    bytes
+}
+
+#[test]
+fn a_cluster_connector_runs_only_the_exact_plugin_it_was_put_with() {
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let cluster = unique("pinned");
+        let topic = unique("pinned");
+        produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
+        let first = std::fs::read(Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("mask.wasm")).unwrap();
+        let second = another_build_of(&first);
+        let start = |name: &'static str, plugin: Vec<u8>| {
+            let (data, cluster) = (dir.path().join(name), cluster.clone());
+            async move {
+                let plugins = data.join("plugins");
+                std::fs::create_dir_all(&plugins).unwrap();
+                std::fs::write(plugins.join("house-style.wasm"), plugin).unwrap();
+                let extra = format!(
+                    "worker_id = \"{name}\"\ncluster = \"{cluster}\"\nplugins_dir = \"{}\"\n",
+                    plugins.display()
+                );
+                (WorkerProcess::start_with(&data, &extra).await, plugins)
+            }
+        };
+        let (a, a_plugins) = start("worker-a", first.clone()).await;
+        let (b, b_plugins) = start("worker-b", second.clone()).await;
+        let mut connector = standin.sink(&topic);
+        for (key, value) in [
+            ("insert.mode", "INSERT_OR_IGNORE"),
+            ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+            ("transforms", "style"),
+            ("transforms.style.type", "house-style"),
+            ("transforms.style.fields", "name"),
+        ] {
+            connector[key] = json!(value);
+        }
+        let (_, reply) = a.post("/connectors/pinned", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        let pin = a.get("/v1/connectors/pinned").await.1["pins"]["house-style"].as_str().unwrap().to_string();
+        assert!(pin.starts_with("sha256:"), "{pin}");
+
+        // B has another build of the plugin: it holds the connector, saying
+        // which version it has and which one runs, and A writes everything.
+        let held_on_b = |reason: &str| {
+            reason.contains("held: plugin \"house-style\" on this worker is sha256:") && reason.contains(&pin[..19])
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let view = b.get("/v1/connectors/pinned").await.1;
+            if view["trace"].as_str().is_some_and(held_on_b) {
+                assert!(view["tasks"].as_array().unwrap().iter().all(|t| t["worker_id"] != "worker-b"), "{view}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "b never held the connector: {view}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        a.wait_for_tasks("pinned", "RUNNING").await;
+        let rows = wait_for_rows(&standin, &topic, 1000, &a).await;
+        assert_eq!(rows.len(), 1000);
+
+        // The exact file on B: it runs its share.
+        std::fs::write(b_plugins.join("house-style.wasm"), &first).unwrap();
+        b.wait_for_tasks("pinned", "RUNNING").await;
+        assert!(b.get("/v1/connectors/pinned").await.1["trace"].is_null());
+
+        // A new build on both: held everywhere until the config is put
+        // again, which pins the new build.
+        std::fs::write(a_plugins.join("house-style.wasm"), &second).unwrap();
+        std::fs::write(b_plugins.join("house-style.wasm"), &second).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !a.get("/v1/connectors/pinned").await.1["trace"].as_str().is_some_and(|t| t.contains("held: plugin")) {
+            assert!(Instant::now() < deadline, "a never held the connector after its file changed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (status, _) = a.send(reqwest::Method::PUT, "/v1/connectors/pinned/config", &connector.to_string()).await;
+        assert_eq!(status, 200);
+        a.wait_for_tasks("pinned", "RUNNING").await;
+        b.wait_for_tasks("pinned", "RUNNING").await;
+        let repinned = b.get("/v1/connectors/pinned").await.1["pins"]["house-style"].as_str().unwrap().to_string();
+        assert_ne!(repinned, pin, "putting the config again pins the build now in the folders");
+        produce(dir.path(), &topic, &(1001..=2000).map(numbered_row).collect::<Vec<_>>());
+        let rows = wait_for_rows(&standin, &topic, 2000, &a).await;
+        let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(ids, (1..=2000).collect::<Vec<_>>());
+    });
+}
+
 /// Run headless Chromium on `url`, letting the page's timers run for a few
 /// seconds, with extra arguments (`--dump-dom`, `--screenshot=…`).
 fn chromium(url: &str, args: &[&str]) -> String {

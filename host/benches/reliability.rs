@@ -13,6 +13,10 @@
 //!   10% of rows with a passing code: nothing lost, no duplicate, recovery
 //!   without intervention;
 //! - the broker stopped and restarted under load;
+//! - three workers of one cluster (8 queues, 8 tasks, plain INSERT): one
+//!   SIGKILLed under load (duplicates at most one batch per queue, the time
+//!   until its queues are written again), and a rolling restart of all
+//!   three (nothing lost, nothing duplicated);
 //! - 1% malformed messages and one that makes the converter trap: exactly
 //!   those dead-lettered, every good row written, the connector RUNNING;
 //! - REST fuzzing of `/v1/openapi.json` with schemathesis: no 5xx, the
@@ -33,6 +37,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const NAMESRV: &str = "127.0.0.1:9876";
 const DATABASE: &str = "rocketmq_test";
@@ -109,6 +114,8 @@ fn main() {
         }
         outcomes.push(harness.openmldb_outage(&mut producer).await);
         outcomes.push(harness.broker_restart(&mut producer).await);
+        outcomes.push(harness.cluster_worker_killed(&mut producer).await);
+        outcomes.push(harness.cluster_rolling_restart(&mut producer).await);
         outcomes.push(harness.poison(&mut producer).await);
         outcomes.push(harness.rest_fuzzing().await);
         producer.shutdown().await;
@@ -192,6 +199,21 @@ impl Worker {
         self.kill();
         self.child = spawn(&self.config, &self.log);
         self.wait_ready().await;
+    }
+
+    /// SIGTERM, wait for the graceful exit, start again.
+    async fn restart_gracefully(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        self.child = spawn(&self.config, &self.log);
+        self.wait_ready().await;
+    }
+
+    async fn get(&self, path: &str) -> Json {
+        match reqwest::get(format!("{}{path}", self.base)).await {
+            Ok(response) => response.json().await.unwrap_or(Json::Null),
+            Err(_) => Json::Null,
+        }
     }
 
     /// Resident memory now, from /proc.
@@ -557,6 +579,119 @@ impl Harness {
         outcome
     }
 
+    /// Three workers of one cluster with a plain-INSERT connector of 8
+    /// tasks over 8 queues, running: every queue read by exactly one task.
+    async fn cluster_of_three(&self, producer: &mut Producer, name: &str) -> (Vec<Worker>, String, String, TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = self.topic(producer, name).await;
+        let table = self.table(name).await;
+        let cluster = unique(name);
+        let mut workers = Vec::new();
+        for i in 0..3 {
+            let extra = format!("worker_id = \"{name}-{i}\"\ncluster = \"{cluster}\"\n");
+            workers.push(Worker::start(&dir.path().join(format!("w{i}")), &extra).await);
+        }
+        let mut config = self.connector(&topic, "INSERT");
+        config["table.name.format"] = json!(table);
+        config["max-task"] = json!("8");
+        workers[0].post(name, &config).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while queue_owners(&workers[0].get("/v1/cluster").await, name).len() < QUEUES as usize
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (workers, topic, table, dir)
+    }
+
+    /// One of three cluster workers SIGKILLed under load.
+    async fn cluster_worker_killed(&self, producer: &mut Producer) -> Outcome {
+        let plan = self.plan;
+        let mut outcome = Outcome {
+            scenario: "3 workers, 1 SIGKILLed under load, INSERT, 8 tasks (recovery = its queues written again)".into(),
+            ..Default::default()
+        };
+        let (mut workers, topic, table, _dir) = self.cluster_of_three(producer, "clkill").await;
+        let load = produce(producer, &topic, plan.kill_messages, plan.rate, plain);
+        let kill = async {
+            let span = Duration::from_secs_f64(plan.kill_messages as f64 / plan.rate as f64);
+            tokio::time::sleep(span / 2).await;
+            let owners = queue_owners(&workers[0].get("/v1/cluster").await, "clkill");
+            let victim: Vec<i32> = owners.iter().filter(|(_, w)| w.as_str() == "clkill-2").map(|(q, _)| *q).collect();
+            let written_before = self.max_id_of_queues(&table, &victim);
+            outcome.peak_rss_mb = workers.iter().map(Worker::rss_mb).fold(0.0, f64::max);
+            let killed = Instant::now();
+            workers[2].kill();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while self.max_id_of_queues(&table, &victim) == written_before && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (killed.elapsed().as_secs_f64(), victim.len())
+        };
+        let (sent, (recovery, victim_queues)) = tokio::join!(load, kill);
+        outcome.sent = sent;
+        outcome.recovery_seconds = Some(recovery);
+        self.settle(&table, sent, Duration::from_secs(120), &mut outcome).await;
+        outcome.peak_rss_mb = workers[..2].iter().map(Worker::rss_mb).fold(outcome.peak_rss_mb, f64::max);
+        // What the dead worker wrote and had not committed is read again:
+        // at most one batch (2,048 messages) per queue it held.
+        let window = victim_queues.max(1) as u64 * 2048;
+        outcome.failure = if outcome.lost > 0 {
+            Some(format!("{} ids lost; logs under {}", outcome.lost, workers[0].log.display()))
+        } else if victim_queues == 0 {
+            Some("the killed worker held no queue".into())
+        } else if outcome.duplicates > window {
+            Some(format!("{} duplicates, more than one batch per queue it held ({window})", outcome.duplicates))
+        } else {
+            None
+        };
+        outcome
+    }
+
+    /// Each of three cluster workers stopped and started again in turn
+    /// while messages flow.
+    async fn cluster_rolling_restart(&self, producer: &mut Producer) -> Outcome {
+        let plan = self.plan;
+        let mut outcome = Outcome {
+            scenario: "3 workers restarted one by one under load, INSERT, 8 tasks".into(),
+            ..Default::default()
+        };
+        let (mut workers, topic, table, _dir) = self.cluster_of_three(producer, "clroll").await;
+        let rate = (plan.rate / 2).max(500);
+        let load = produce(producer, &topic, rate * 30, rate, plain);
+        let restarts = async {
+            let mut longest: f64 = 0.0;
+            for worker in workers.iter_mut() {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                outcome.peak_rss_mb = outcome.peak_rss_mb.max(worker.rss_mb());
+                let started = Instant::now();
+                worker.restart_gracefully().await;
+                longest = longest.max(started.elapsed().as_secs_f64());
+            }
+            longest
+        };
+        let (sent, longest) = tokio::join!(load, restarts);
+        outcome.sent = sent;
+        outcome.recovery_seconds = Some(longest);
+        self.settle(&table, sent, Duration::from_secs(120), &mut outcome).await;
+        outcome.peak_rss_mb = workers.iter().map(Worker::rss_mb).fold(outcome.peak_rss_mb, f64::max);
+        outcome.failure = if outcome.lost > 0 {
+            Some(format!("{} ids lost; logs under {}", outcome.lost, workers[0].log.display()))
+        } else if outcome.duplicates > 0 {
+            Some(format!("{} duplicates in a rolling restart", outcome.duplicates))
+        } else {
+            None
+        };
+        outcome
+    }
+
+    /// The highest id stored from `queues` (see `produce`: ids go to the
+    /// queues in runs of 100).
+    fn max_id_of_queues(&self, table: &str, queues: &[i32]) -> i64 {
+        let counts = self.counts(table);
+        counts.keys().rev().find(|id| queues.contains(&(((**id / 100) % QUEUES as i64) as i32))).copied().unwrap_or(-1)
+    }
+
     /// 1% malformed messages and one that makes the converter trap.
     async fn poison(&self, producer: &mut Producer) -> Outcome {
         let mut outcome =
@@ -696,6 +831,22 @@ impl Harness {
 }
 
 /// The `connect.errors.kind` of up to `count` dead letters (two minutes at most).
+/// Queue id → worker id for connector `name`, from a `/v1/cluster` view.
+fn queue_owners(view: &Json, name: &str) -> BTreeMap<i32, String> {
+    let mut owners = BTreeMap::new();
+    for worker in view["workers"].as_array().cloned().unwrap_or_default() {
+        for task in worker["connectors"][name]["tasks"].as_array().cloned().unwrap_or_default() {
+            for queue in task["queues"].as_array().cloned().unwrap_or_default() {
+                let id = queue.as_str().and_then(|q| q.rsplit('/').next()).and_then(|q| q.parse().ok());
+                if let (Some(id), Some(w)) = (id, worker["worker_id"].as_str()) {
+                    owners.insert(id, w.to_string());
+                }
+            }
+        }
+    }
+    owners
+}
+
 async fn rmq_openmldb_read_dead_letters(runtime: Arc<ClientRuntime>, topic: &str, count: u64) -> Vec<String> {
     use rmq_openmldb::rocketmq::{ConsumerConfig, QueueConsumer};
     let consumer =

@@ -13,7 +13,7 @@ pub mod task;
 pub use config::{
     ConnectorDefinition, ConnectorKind, DefinitionError, PluginSinkConfig, SinkSettings, SinkTarget, SourceSettings,
 };
-pub use positions::{PositionError, PositionStore};
+pub use positions::{PositionError, PositionLog, PositionStore};
 pub use sink::{SinkError, SinkStats, run_sink_lane, run_sink_task};
 pub use source::{SourceError, SourceStats, run_source_task};
 pub use task::{Degraded, TableCounts, TaskControl, TaskProgress};

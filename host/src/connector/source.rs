@@ -12,7 +12,7 @@
 //! restarts it from the stored positions, so nothing is skipped.
 
 use super::config::SourceSettings;
-use super::positions::{PositionError, PositionStore};
+use super::positions::{PositionError, PositionStore, Positions};
 use super::task::TaskControl;
 use crate::plugin::bindings::{ErrorKind, SourcePosition, SourceRecord};
 use crate::plugin::{CallError, LoadError, PluginCatalog, PluginEngine, PluginServices, Role, SourceInstance};
@@ -111,7 +111,7 @@ pub async fn run_source_task(
         }
         None => PluginServices::sandboxed(plugin.name.clone(), connector.clone(), settings.sandbox.clone(), None),
     };
-    let stored = positions.load()?;
+    let stored = positions.load().await?;
     let mut instance = {
         let (engine, config) = (engine.clone(), settings.plugin_config.clone());
         let initial = as_wit(&stored);
@@ -123,7 +123,7 @@ pub async fn run_source_task(
     tracing::info!(positions = stored.len(), "source task started");
     let producer =
         Producer::start(client, &settings.namesrv, &format!("rmq-openmldb-source-{}", settings.connector)).await?;
-    let result = pump(&settings, &mut instance, &producer, &positions, &control).await;
+    let result = pump(&settings, &mut instance, &producer, &positions, stored, &control).await;
     producer.shutdown().await;
     result
 }
@@ -134,6 +134,7 @@ async fn pump(
     instance: &mut SourceInstance,
     producer: &Producer,
     positions: &PositionStore,
+    mut stored: Positions,
     control: &TaskControl,
 ) -> Result<SourceStats, SourceError> {
     let connector = settings.connector.as_str();
@@ -169,12 +170,13 @@ async fn pump(
             Err(error) => return Err(plugin_error(connector, error)),
         };
         if records.is_empty() {
+            positions.keep_fresh(&stored).await?;
             sleep_or_cancel(IDLE_WAIT, control).await;
             continue;
         }
         let count = records.len() as u64;
         let (reached, failed) = send_all(producer, &records).await;
-        let stored = positions.save(&reached)?;
+        stored = positions.save(&reached).await?;
         if let Some(error) = failed {
             return Err(error.into());
         }
@@ -192,7 +194,7 @@ async fn pump(
 /// Send the records in order (consecutive records of one topic go in one
 /// batch) and return the position each partition reached with the
 /// acknowledged batches, and the error that stopped the sending, if any.
-async fn send_all(producer: &Producer, records: &[SourceRecord]) -> (BTreeMap<String, String>, Option<RocketMqError>) {
+async fn send_all(producer: &Producer, records: &[SourceRecord]) -> (Positions, Option<RocketMqError>) {
     let mut reached = BTreeMap::new();
     let mut in_batch = BTreeMap::new();
     let mut batch: Vec<OutgoingMessage> = Vec::new();
@@ -220,7 +222,7 @@ async fn send_all(producer: &Producer, records: &[SourceRecord]) -> (BTreeMap<St
     (reached, None)
 }
 
-fn as_wit(positions: &BTreeMap<String, String>) -> Vec<SourcePosition> {
+fn as_wit(positions: &Positions) -> Vec<SourcePosition> {
     positions
         .iter()
         .map(|(partition, position)| SourcePosition { partition: partition.clone(), position: position.clone() })

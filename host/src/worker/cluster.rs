@@ -19,9 +19,11 @@
 //! are applied on top. So a worker that was away, or is new, or whose
 //! changes fell out of the topic's retention, converges.
 //!
-//! Nothing else is coordinated here: every worker runs every connector's
-//! tasks in the connector's consumer group, and RocketMQ's rebalancing
-//! spreads the queues over the live workers and moves them off a dead one.
+//! Nothing else is coordinated here: every worker runs every sink
+//! connector's tasks in the connector's consumer group, and RocketMQ's
+//! rebalancing spreads the queues over the live workers and moves them off
+//! a dead one. Source tasks are placed from the heartbeats (`membership`),
+//! their positions shared through the broker (`connector::positions`).
 
 use super::WorkerError;
 use super::store::{StoredConnector, TargetState};
@@ -45,6 +47,9 @@ pub enum Change {
         /// A create: refused where the name exists with another config.
         #[serde(default)]
         create: bool,
+        /// The exact plugins it runs (see `plugin_folder::PluginPins`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pins: BTreeMap<String, String>,
     },
     Delete {
         name: String,

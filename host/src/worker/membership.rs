@@ -7,7 +7,9 @@
 //! own, so each sees the whole cluster. A peer is live while its heartbeats
 //! keep coming (the last one within [`LIVENESS`]); one that stops cleanly
 //! says so in a last heartbeat and drops out at once. This is what status
-//! is made of; queue ownership itself stays with RocketMQ's rebalancing.
+//! is made of, and what places source tasks (sinks' queue ownership stays
+//! with RocketMQ's rebalancing): each source task has one owner among the
+//! live workers that can run its connector, by rendezvous hashing.
 
 use super::{TaskState, TaskView};
 use crate::rocketmq::{ConsumeFrom, ConsumerConfig, OutgoingMessage, Producer, RocketMqError};
@@ -195,6 +197,49 @@ impl PeerTable {
     }
 }
 
+/// The workers that can run source connector `name`: this one, and each
+/// live peer that reports the connector without a reason it cannot run it
+/// (a plugin it lacks, a config it refuses: reported with no tasks).
+pub fn source_candidates(this_worker: &str, name: &str, peers: &[PeerView]) -> Vec<String> {
+    let able = peers.iter().filter(|peer| {
+        peer.heartbeat.connectors.get(name).is_some_and(|report| report.trace.is_none() || !report.tasks.is_empty())
+    });
+    let mut candidates: Vec<String> =
+        std::iter::once(this_worker.to_string()).chain(able.map(|p| p.heartbeat.worker_id.clone())).collect();
+    candidates.sort();
+    candidates.dedup();
+    candidates
+}
+
+/// The owner of task `task` of source connector `name` among `candidates`:
+/// the highest score of a stable hash of (worker, connector, task), so a
+/// worker that joins takes only its share and one that leaves hands on
+/// only its own tasks.
+pub fn source_owner<'a>(candidates: &'a [String], name: &str, task: u32) -> Option<&'a str> {
+    candidates.iter().max_by_key(|worker| (placement_score(worker, name, task), worker.as_str())).map(String::as_str)
+}
+
+/// FNV-1a over the parts, NUL-separated: the same on every worker and build.
+fn placement_score(worker: &str, name: &str, task: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in worker.bytes().chain([0]).chain(name.bytes()).chain([0]).chain(task.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly for short inputs: finish with a mixer.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^ (hash >> 33)
+}
+
+/// Whether a live peer reports task `task` of connector `name` (running,
+/// or still stopping after a hand-over).
+pub fn peer_runs(peers: &[PeerView], name: &str, task: u32) -> bool {
+    peers
+        .iter()
+        .any(|peer| peer.heartbeat.connectors.get(name).is_some_and(|report| report.tasks.iter().any(|t| t.id == task)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +294,42 @@ mod tests {
         leaving.leaving = true;
         table.record(&body(&leaving));
         assert!(table.live_peers().is_empty(), "a worker that says it leaves is gone at once");
+    }
+
+    fn peer(worker: &str, report: Option<ConnectorReport>) -> PeerView {
+        let connectors = report.map(|r| [("src".to_string(), r)].into()).unwrap_or_default();
+        PeerView { heartbeat: Heartbeat::new(worker, "127.0.0.1:1", connectors), seconds_since_heartbeat: 0.0 }
+    }
+
+    #[test]
+    fn each_source_task_has_one_owner_and_a_leaving_worker_moves_only_its_own() {
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).into();
+        let owners: Vec<&str> = (0..30).map(|t| source_owner(&three, "src", t).unwrap()).collect();
+        for worker in ["a", "b", "c"] {
+            let share = owners.iter().filter(|o| **o == worker).count();
+            assert!((4..=18).contains(&share), "{worker} owns {share} of 30: {owners:?}");
+        }
+        let two: Vec<String> = ["a", "c"].map(String::from).into();
+        for (task, owner) in owners.iter().enumerate() {
+            let now = source_owner(&two, "src", task as u32).unwrap();
+            if *owner != "b" {
+                assert_eq!(now, *owner, "task {task} did not belong to the leaver and stays");
+            }
+        }
+        assert_eq!(source_owner(&[], "src", 0), None);
+    }
+
+    #[test]
+    fn a_peer_that_cannot_run_the_connector_is_no_candidate_and_a_reported_task_is_taken() {
+        let running = ConnectorReport { state: TaskState::Running, trace: None, tasks: Vec::new() };
+        let faulted =
+            ConnectorReport { state: TaskState::Failed, trace: Some("plugin missing".into()), tasks: Vec::new() };
+        let mut with_task = heartbeat("d", 1).connectors.remove("c").unwrap();
+        with_task.tasks[0].id = 2;
+        let peers =
+            vec![peer("b", Some(running)), peer("c", Some(faulted)), peer("d", Some(with_task)), peer("e", None)];
+        assert_eq!(source_candidates("a", "src", &peers), ["a", "b", "d"]);
+        assert!(peer_runs(&peers, "src", 2));
+        assert!(!peer_runs(&peers, "src", 0));
     }
 }

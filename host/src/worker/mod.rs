@@ -15,8 +15,8 @@ pub use store::{ConnectorStore, StoreError, StoredConnector, TargetState};
 
 use crate::connector::config::mask_secrets;
 use crate::connector::{
-    ConnectorDefinition, ConnectorKind, DefinitionError, PositionStore, SinkError, SinkSettings, SourceSettings,
-    TaskControl, TaskProgress, run_sink_lane, run_source_task,
+    ConnectorDefinition, ConnectorKind, DefinitionError, PositionLog, PositionStore, SinkError, SinkSettings,
+    SourceSettings, TaskControl, TaskProgress, run_sink_lane, run_source_task,
 };
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::{PluginCatalog, PluginEngine, Role};
@@ -116,6 +116,10 @@ pub struct ConnectorView {
     /// Each plugin with its limits and grants.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<serde_json::Value>,
+    /// Cluster mode: plugin name → the exact version every worker runs
+    /// (`sha256:<hex>` of a plugins-folder file, or `builtin`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +163,8 @@ impl Default for RestartPolicy {
 }
 
 struct TaskRunner {
+    /// The task's number within its connector.
+    id: u32,
     cancel: CancellationToken,
     pause: watch::Sender<bool>,
     status: Arc<Mutex<TaskStatus>>,
@@ -179,6 +185,8 @@ struct Connector {
     /// Its plugins with their limits and grants, as `/v1` shows them
     /// (worked out once: the definition does not change in place).
     plugins: Vec<serde_json::Value>,
+    /// Cluster mode: the exact plugins it runs, pinned where it was put.
+    pins: plugin_folder::PluginPins,
 }
 
 impl Connector {
@@ -190,7 +198,7 @@ impl Connector {
         namesrv: &str,
     ) -> Connector {
         let plugins = crate::connector::config::plugin_sandboxes(&definition, namesrv);
-        Connector { definition, target, fault, held: None, tasks, plugins }
+        Connector { definition, target, fault, held: None, tasks, plugins, pins: BTreeMap::new() }
     }
 }
 
@@ -219,6 +227,11 @@ pub struct Worker {
     cluster_readers: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
     /// Cluster mode: the live peers and this worker's heartbeats.
     membership: OnceLock<Arc<Membership>>,
+    /// Cluster mode: the source positions every worker reads.
+    position_log: OnceLock<Arc<PositionLog>>,
+    /// Cluster mode: since when peers' heartbeats are read; source tasks
+    /// are placed only once every live peer has been heard from.
+    heartbeats_since: OnceLock<Instant>,
     plugin_folder: plugin_folder::FolderState,
     shutting_down: std::sync::atomic::AtomicBool,
     /// Whether tasks may start: in cluster mode, only once caught up.
@@ -281,6 +294,8 @@ impl Worker {
             cluster: OnceLock::new(),
             cluster_readers: Mutex::new(Vec::new()),
             membership: OnceLock::new(),
+            position_log: OnceLock::new(),
+            heartbeats_since: OnceLock::new(),
             plugin_folder: Default::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             tasks_enabled: std::sync::atomic::AtomicBool::new(!clustered),
@@ -291,15 +306,17 @@ impl Worker {
         if worker.config.plugins_dir.is_some() {
             worker.scan_folder();
         }
-        for (name, StoredConnector { config, target }) in stored {
+        for (name, StoredConnector { config, target, pins }) in stored {
             let (definition, fault) = worker.definition_or_fault(&name, config);
-            let tasks = if fault.is_none() && target != TargetState::Stopped {
+            let held = if fault.is_none() { worker.pin_mismatch(&definition, &pins) } else { None };
+            let tasks = if fault.is_none() && held.is_none() && target != TargetState::Stopped {
                 worker.start_tasks(&definition, target)
             } else {
                 Vec::new()
             };
             tracing::info!(connector = %name, target = ?target, "connector restored");
-            let connector = Connector::new(definition, target, fault, tasks, &worker.config.namesrv_addr);
+            let mut connector = Connector::new(definition, target, fault, tasks, &worker.config.namesrv_addr);
+            (connector.held, connector.pins) = (held, pins);
             lock(&worker.connectors).insert(name, connector);
         }
         if worker.config.plugins_dir.is_some() {
@@ -350,12 +367,17 @@ impl Worker {
         }
         let definition = ConnectorDefinition::parse(name, posted, &self.config.namesrv_addr)?;
         self.check_plugins(&definition)?;
+        // In a cluster, the plugins as this worker has them are the ones
+        // every worker must run (putting the same config again re-pins).
+        let pins = self.plugin_pins(&definition);
         let applied = match lock(&self.connectors).get(name) {
-            Some(c) if c.definition.posted == definition.posted && c.fault.is_none() => return Ok(Applied::Unchanged),
+            Some(c) if c.definition.posted == definition.posted && c.fault.is_none() && c.pins == pins => {
+                return Ok(Applied::Unchanged);
+            }
             Some(_) => Applied::Updated,
             None => Applied::Created,
         };
-        self.submit(Change::Put { name: name.to_string(), config: definition.posted, create }).await?;
+        self.submit(Change::Put { name: name.to_string(), config: definition.posted, create, pins }).await?;
         Ok(applied)
     }
 
@@ -418,27 +440,35 @@ impl Worker {
     async fn apply(&self, change: Change) -> Result<(), WorkerError> {
         let _change = self.changes.lock().await;
         match change {
-            Change::Put { name, config, create } => {
+            Change::Put { name, config, create, pins } => {
                 let (definition, fault) = self.definition_or_fault(&name, config);
                 let target = match lock(&self.connectors).get(&name) {
-                    Some(c) if c.definition.posted == definition.posted && c.fault == fault => return Ok(()),
+                    Some(c) if c.definition.posted == definition.posted && c.fault == fault && c.pins == pins => {
+                        return Ok(());
+                    }
                     Some(_) if create => return Err(WorkerError::Exists(name)),
                     Some(c) => c.target,
                     None => TargetState::Started,
                 };
                 self.save_with(|stored| {
-                    stored.insert(name.clone(), StoredConnector { config: definition.posted.clone(), target });
+                    let config = definition.posted.clone();
+                    stored.insert(name.clone(), StoredConnector { config, target, pins: pins.clone() });
                 })?;
                 let old =
                     lock(&self.connectors).get_mut(&name).map(|c| std::mem::take(&mut c.tasks)).unwrap_or_default();
                 stop_tasks(old).await;
-                let tasks = if target == TargetState::Stopped || fault.is_some() {
+                let held = if fault.is_none() { self.pin_mismatch(&definition, &pins) } else { None };
+                let tasks = if target == TargetState::Stopped || fault.is_some() || held.is_some() {
                     Vec::new()
                 } else {
                     self.start_tasks(&definition, target)
                 };
+                if let Some(reason) = &held {
+                    tracing::warn!(connector = %name, "{reason}");
+                }
                 tracing::info!(connector = %name, "connector stored");
-                let connector = Connector::new(definition, target, fault, tasks, &self.config.namesrv_addr);
+                let mut connector = Connector::new(definition, target, fault, tasks, &self.config.namesrv_addr);
+                (connector.held, connector.pins) = (held, pins);
                 lock(&self.connectors).insert(name, connector);
             }
             Change::Delete { name } => {
@@ -523,6 +553,19 @@ impl Worker {
         let reader = tokio::spawn(read_cluster_changes(self.clone(), consumer, cancel.clone()));
         lock(&self.cluster_readers).push((cancel, reader));
         self.start_heartbeats(cluster).await.map_err(failed)?;
+        let cancel = CancellationToken::new();
+        let (positions, reader) = PositionLog::start(
+            self.environment.client.clone(),
+            namesrv,
+            cluster,
+            worker_id,
+            &self.config.data_dir,
+            cancel.clone(),
+        )
+        .await
+        .map_err(failed)?;
+        let _ = self.position_log.set(positions);
+        lock(&self.cluster_readers).push((cancel, reader));
         if let Some(log) = self.cluster.get() {
             log.publish(Change::Sync).await.map_err(failed)?;
         }
@@ -652,7 +695,7 @@ impl Worker {
             result = result.and(self.apply(Change::Delete { name }).await);
         }
         for (name, stored) in connectors {
-            let put = Change::Put { name: name.clone(), config: stored.config, create: false };
+            let put = Change::Put { name: name.clone(), config: stored.config, create: false, pins: stored.pins };
             result = result.and(self.apply(put).await);
             result = result.and(self.apply(Change::Target { name, target: stored.target }).await);
         }
@@ -663,7 +706,11 @@ impl Worker {
     fn snapshot(&self) -> BTreeMap<String, StoredConnector> {
         lock(&self.connectors)
             .iter()
-            .map(|(name, c)| (name.clone(), StoredConnector { config: c.definition.posted.clone(), target: c.target }))
+            .map(|(name, c)| {
+                let stored =
+                    StoredConnector { config: c.definition.posted.clone(), target: c.target, pins: c.pins.clone() };
+                (name.clone(), stored)
+            })
             .collect()
     }
 
@@ -804,6 +851,7 @@ impl Worker {
         let membership = Arc::new(Membership::start(client.clone(), namesrv, cluster, &self.config.worker_id).await?);
         let consumer = QueueConsumer::start(client, membership.consumer_config(namesrv, cluster)).await?;
         let _ = self.membership.set(membership.clone());
+        let _ = self.heartbeats_since.set(Instant::now());
         let cancel = CancellationToken::new();
         let exchange = tokio::spawn(exchange_heartbeats(self.clone(), membership, consumer, cancel.clone()));
         lock(&self.cluster_readers).push((cancel, exchange));
@@ -824,11 +872,20 @@ impl Worker {
 
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, std::sync::atomic::Ordering::Release);
+        // Tasks first: in a cluster, a source task publishes its last
+        // positions and is still reported until it has stopped, so no peer
+        // takes it over before; the leaving heartbeat comes after.
+        self.stop_all_tasks().await;
         let readers = std::mem::take(&mut *lock(&self.cluster_readers));
         for (cancel, reader) in readers {
             cancel.cancel();
             let _ = reader.await;
         }
+        // Any a change read meanwhile started.
+        self.stop_all_tasks().await;
+    }
+
+    async fn stop_all_tasks(&self) {
         let _change = self.changes.lock().await;
         let tasks: Vec<TaskRunner> =
             lock(&self.connectors).values_mut().flat_map(|c| std::mem::take(&mut c.tasks)).collect();
@@ -839,8 +896,7 @@ impl Worker {
         let tasks: Vec<TaskView> = connector
             .tasks
             .iter()
-            .enumerate()
-            .map(|(id, task)| {
+            .map(|task| {
                 let status = lock(&task.status).clone();
                 let degraded = task.progress.degraded();
                 let (state, trace) = match (status.state, degraded) {
@@ -852,7 +908,7 @@ impl Worker {
                     (state, _) => (state, status.trace),
                 };
                 TaskView {
-                    id: id as u32,
+                    id: task.id,
                     state,
                     trace,
                     worker_id: self.config.worker_id.clone(),
@@ -895,6 +951,7 @@ impl Worker {
             config: mask_secrets(&connector.definition.posted),
             tasks,
             plugins: connector.plugins.clone(),
+            pins: connector.pins.clone(),
         }
     }
 
@@ -924,13 +981,15 @@ impl Worker {
     }
 
     async fn replace_tasks(&self, name: &str, target: TargetState) {
-        let (old, definition) = {
+        let (old, definition, held) = {
             let mut connectors = lock(&self.connectors);
             let Some(c) = connectors.get_mut(name) else { return };
-            (std::mem::take(&mut c.tasks), c.definition.clone())
+            (std::mem::take(&mut c.tasks), c.definition.clone(), c.held.is_some())
         };
         stop_tasks(old).await;
-        let tasks = self.start_tasks(&definition, target);
+        // A held connector (a plugin missing or not the pinned one) runs
+        // nothing here until the hold is lifted.
+        let tasks = if held { Vec::new() } else { self.start_tasks(&definition, target) };
         if let Some(c) = lock(&self.connectors).get_mut(name) {
             c.tasks = tasks;
         }
@@ -942,13 +1001,6 @@ impl Worker {
         let plugins: Vec<(String, Role)> = match definition.kind {
             ConnectorKind::Sink => SinkSettings::from_definition(definition, &self.config.namesrv_addr)?.plugins(),
             ConnectorKind::Source => {
-                if self.config.cluster.is_some() {
-                    return Err(WorkerError::Plugin(
-                        "source connectors run on standalone workers in this build: in a cluster every worker \
-                         would read the same tables"
-                            .into(),
-                    ));
-                }
                 let settings = SourceSettings::for_tasks(definition, &self.config.namesrv_addr)?;
                 settings.into_iter().take(1).map(|s| (s.plugin, Role::Source)).collect()
             }
@@ -992,33 +1044,128 @@ impl Worker {
                 Err(e) => vec![Err(e.to_string())],
             },
             ConnectorKind::Source => {
-                let positions = PositionStore::open(&self.config.data_dir, &definition.name).map_err(|e| e.to_string());
-                match (SourceSettings::for_tasks(definition, namesrv), positions) {
-                    (Ok(all), Ok(positions)) => {
-                        all.into_iter().map(|s| Ok(TaskPlan::Source(s, positions.clone()))).collect()
-                    }
-                    (Err(e), _) => vec![Err(e.to_string())],
-                    (_, Err(e)) => vec![Err(e)],
-                }
+                let here = self.source_tasks_placed_here(&definition.name, definition, &self.live_peers());
+                return self.start_source_tasks(definition, target, &here);
             }
         };
-        plans
-            .into_iter()
-            .map(|plan| {
-                let cancel = CancellationToken::new();
-                let (pause, paused) = watch::channel(target == TargetState::Paused);
-                let progress = Arc::new(TaskProgress::default());
-                let status =
-                    Arc::new(Mutex::new(TaskStatus { state: TaskState::Unassigned, trace: None, restarts: 0 }));
-                let control = TaskControl { cancel: cancel.clone(), paused, progress: progress.clone() };
-                let consumer = match &plan {
-                    Ok(TaskPlan::Sink(_, consumer)) => Some(consumer.clone()),
-                    _ => None,
-                };
-                let handle = tokio::spawn(supervise(plan, self.environment.clone(), control, status.clone()));
-                TaskRunner { cancel, pause, status, progress, handle, consumer }
+        plans.into_iter().enumerate().map(|(id, plan)| self.spawn_task(id as u32, plan, target)).collect()
+    }
+
+    /// A source connector's tasks numbered `ids` (in a cluster, the ones
+    /// placed on this worker; standalone, all).
+    fn start_source_tasks(
+        &self,
+        definition: &ConnectorDefinition,
+        target: TargetState,
+        ids: &[u32],
+    ) -> Vec<TaskRunner> {
+        let positions = match self.position_log.get() {
+            Some(log) => PositionStore::shared(&self.config.data_dir, &definition.name, log.clone()),
+            None => PositionStore::open(&self.config.data_dir, &definition.name),
+        };
+        match (SourceSettings::for_tasks(definition, &self.config.namesrv_addr), positions) {
+            (Ok(all), Ok(positions)) => all
+                .into_iter()
+                .filter(|s| ids.contains(&s.task))
+                .map(|s| self.spawn_task(s.task, Ok(TaskPlan::Source(s, positions.clone())), target))
+                .collect(),
+            (Err(e), _) => vec![self.spawn_task(0, Err(e.to_string()), target)],
+            (_, Err(e)) => vec![self.spawn_task(0, Err(e.to_string()), target)],
+        }
+    }
+
+    /// Which of a source connector's tasks run here. Standalone: all of
+    /// them. Cluster: each task has one owner among the live workers that
+    /// can run the connector (rendezvous hashing over their ids, so a
+    /// worker that joins or leaves moves only its share); a task starts on
+    /// its owner only once no live peer reports it any more (a previous
+    /// owner finishes its batch and publishes its positions first), and
+    /// only after this worker has heard every live peer's heartbeat.
+    fn source_tasks_placed_here(
+        &self,
+        name: &str,
+        definition: &ConnectorDefinition,
+        peers: &[membership::PeerView],
+    ) -> Vec<u32> {
+        let count = SourceSettings::for_tasks(definition, &self.config.namesrv_addr).map(|t| t.len()).unwrap_or(1);
+        let all = (0..count as u32).collect();
+        if self.config.cluster.is_none() {
+            return all;
+        }
+        let heard_everyone = self.heartbeats_since.get().is_some_and(|since| since.elapsed() >= membership::LIVENESS);
+        if !heard_everyone {
+            return Vec::new();
+        }
+        let candidates = membership::source_candidates(&self.config.worker_id, name, peers);
+        all.into_iter()
+            .filter(|task| {
+                membership::source_owner(&candidates, name, *task) == Some(self.config.worker_id.as_str())
+                    && !membership::peer_runs(peers, name, *task)
             })
             .collect()
+    }
+
+    /// Cluster mode, every heartbeat round: start the source tasks this
+    /// worker now owns, and hand over those it no longer owns (cancelled
+    /// here, reported until they have stopped, then dropped).
+    async fn place_sources(&self) {
+        let enabled = self.tasks_enabled.load(std::sync::atomic::Ordering::Acquire);
+        if self.config.cluster.is_none() || !enabled || self.is_shutting_down() {
+            return;
+        }
+        // A change in progress restarts tasks itself; place next round.
+        let Ok(_change) = self.changes.try_lock() else { return };
+        let peers = self.live_peers();
+        let me = self.config.worker_id.clone();
+        let mut starts = Vec::new();
+        for (name, connector) in lock(&self.connectors).iter_mut() {
+            if connector.definition.kind != ConnectorKind::Source {
+                continue;
+            }
+            connector.tasks.retain(|t| !(t.cancel.is_cancelled() && t.handle.is_finished()));
+            let runnable = connector.fault.is_none() && connector.held.is_none();
+            if !runnable || connector.target == TargetState::Stopped {
+                continue;
+            }
+            let running: Vec<u32> = connector.tasks.iter().filter(|t| !t.cancel.is_cancelled()).map(|t| t.id).collect();
+            let candidates = membership::source_candidates(&me, name, &peers);
+            for task in &connector.tasks {
+                let owner = membership::source_owner(&candidates, name, task.id);
+                if !task.cancel.is_cancelled() && owner != Some(me.as_str()) {
+                    tracing::info!(connector = %name, task = task.id, to = ?owner, "handing a source task over");
+                    task.cancel.cancel();
+                }
+            }
+            let placed = self.source_tasks_placed_here(name, &connector.definition, &peers);
+            let stopping: Vec<u32> = connector.tasks.iter().map(|t| t.id).collect();
+            let new: Vec<u32> = placed.into_iter().filter(|t| !running.contains(t) && !stopping.contains(t)).collect();
+            if !new.is_empty() {
+                starts.push((name.clone(), connector.definition.clone(), connector.target, new));
+            }
+        }
+        for (name, definition, target, ids) in starts {
+            tracing::info!(connector = %name, tasks = ?ids, "taking source tasks over");
+            let tasks = self.start_source_tasks(&definition, target, &ids);
+            if let Some(c) = lock(&self.connectors).get_mut(&name) {
+                c.tasks.extend(tasks);
+                c.tasks.sort_by_key(|t| t.id);
+            }
+        }
+    }
+
+    /// Start one task under supervision.
+    fn spawn_task(&self, id: u32, plan: Result<TaskPlan, String>, target: TargetState) -> TaskRunner {
+        let cancel = CancellationToken::new();
+        let (pause, paused) = watch::channel(target == TargetState::Paused);
+        let progress = Arc::new(TaskProgress::default());
+        let status = Arc::new(Mutex::new(TaskStatus { state: TaskState::Unassigned, trace: None, restarts: 0 }));
+        let control = TaskControl { cancel: cancel.clone(), paused, progress: progress.clone() };
+        let consumer = match &plan {
+            Ok(TaskPlan::Sink(_, consumer)) => Some(consumer.clone()),
+            _ => None,
+        };
+        let handle = tokio::spawn(supervise(plan, self.environment.clone(), control, status.clone()));
+        TaskRunner { id, cancel, pause, status, progress, handle, consumer }
     }
 }
 
@@ -1080,6 +1227,7 @@ async fn exchange_heartbeats(
             membership.peers().record(&message.body);
             consumer.ack([(message.queue.clone(), message.queue_offset)]).await;
         }
+        worker.place_sources().await;
     }
     let mut last = worker.heartbeat();
     last.leaving = true;

@@ -6,6 +6,12 @@
 //! invalid file is refused with its error while the last good version keeps
 //! running. A removed plugin pauses the connectors that need it, with a
 //! status that says why; when it comes back they run again.
+//!
+//! In a cluster, a connector is pinned to the exact plugins of the worker
+//! it was put on ([`PluginPins`]): a worker whose file differs holds the
+//! connector (its tasks leave the consumer group, the status names both
+//! versions) until it has that exact file again, or the config is put again
+//! to pin the version now in the folders.
 
 use super::store::TargetState;
 use super::{Worker, lock};
@@ -47,6 +53,12 @@ pub enum FolderChange {
     Removed(String),
 }
 
+/// Plugin name → the exact version a connector runs: `sha256:<hex>` of a
+/// plugins-folder file, or `builtin` for a plugin compiled into the host
+/// (any version of the host's built-in, so a rolling upgrade of the host
+/// does not hold every connector).
+pub type PluginPins = BTreeMap<String, String>;
+
 /// The plugins a connector's tasks load, by name.
 pub fn plugins_of(definition: &ConnectorDefinition, namesrv: &str) -> Vec<String> {
     match definition.kind {
@@ -62,6 +74,49 @@ pub fn plugins_of(definition: &ConnectorDefinition, namesrv: &str) -> Vec<String
 }
 
 impl Worker {
+    /// Cluster mode: what each of the connector's plugins resolves to on
+    /// this worker (standalone: nothing is pinned).
+    pub(super) fn plugin_pins(&self, definition: &ConnectorDefinition) -> PluginPins {
+        if self.config.cluster.is_none() {
+            return PluginPins::new();
+        }
+        let catalog = &self.environment.catalog;
+        plugins_of(definition, &self.config.namesrv_addr)
+            .into_iter()
+            .filter_map(|plugin| {
+                let pin = match catalog.resolve(&plugin).ok()? {
+                    PluginOrigin::Builtin { .. } => "builtin".to_string(),
+                    PluginOrigin::Pinned { bytes, .. } => format!("sha256:{}", CompileCache::content_hash(&bytes)),
+                    PluginOrigin::File(path) => {
+                        format!("sha256:{}", CompileCache::content_hash(&std::fs::read(path).ok()?))
+                    }
+                };
+                Some((plugin, pin))
+            })
+            .collect()
+    }
+
+    /// Why this worker cannot run a connector pinned to `pins`: the first
+    /// plugin whose version here is another.
+    pub(super) fn pin_mismatch(&self, definition: &ConnectorDefinition, pins: &PluginPins) -> Option<String> {
+        if pins.is_empty() {
+            return None;
+        }
+        let here = self.plugin_pins(definition);
+        pins.iter().find_map(|(plugin, pinned)| {
+            let local = here.get(plugin).map(String::as_str).unwrap_or("missing");
+            (local != pinned).then(|| {
+                format!(
+                    "held: plugin \"{plugin}\" on this worker is {}, but the connector runs {} (pinned where it \
+                     was put); its tasks left the consumer group to workers that have it; copy that exact file \
+                     here, or put the config again to pin the version now in the plugins folder",
+                    short_pin(local),
+                    short_pin(pinned)
+                )
+            })
+        })
+    }
+
     /// Errors of folder files whose content was refused, by file name.
     pub fn refused_plugins(&self) -> BTreeMap<String, String> {
         lock(&self.plugin_folder.files)
@@ -80,7 +135,10 @@ impl Worker {
                 FolderChange::Updated(name) => {
                     tracing::info!(plugin = %name, "plugin updated in the plugins folder");
                     for connector in self.connectors_using(name) {
-                        self.release_and_restart(&connector).await;
+                        match self.pin_mismatch_of(&connector) {
+                            Some(reason) => self.hold(&connector, reason).await,
+                            None => self.release_and_restart(&connector).await,
+                        }
                     }
                 }
                 FolderChange::Refused { name, error } => {
@@ -90,11 +148,13 @@ impl Worker {
                     let builtin = PluginCatalog::builtin(name).is_some();
                     tracing::warn!(plugin = %name, builtin, "plugin removed from the plugins folder");
                     for connector in self.connectors_using(name) {
-                        if builtin {
+                        let mismatch = self.pin_mismatch_of(&connector);
+                        if builtin && mismatch.is_none() {
                             // The built-in of that name takes over.
                             self.release_and_restart(&connector).await;
                         } else {
-                            self.hold(&connector, name).await;
+                            let reason = mismatch.unwrap_or_else(|| self.removed_reason(name));
+                            self.hold(&connector, reason).await;
                         }
                     }
                 }
@@ -165,23 +225,33 @@ impl Worker {
             .collect()
     }
 
-    /// Hold a connector because a plugin it needs is gone. Standalone, its
-    /// tasks pause (keeping their queues: no other worker could take them).
-    /// In a cluster they stop, so the connector's consumer group gives
-    /// their queues to workers that have the plugin.
-    async fn hold(&self, connector: &str, plugin: &str) {
+    fn pin_mismatch_of(&self, connector: &str) -> Option<String> {
+        let connectors = lock(&self.connectors);
+        let c = connectors.get(connector)?;
+        self.pin_mismatch(&c.definition, &c.pins)
+    }
+
+    fn removed_reason(&self, plugin: &str) -> String {
+        if self.config.cluster.is_some() {
+            format!(
+                "held: plugin \"{plugin}\" was removed from this worker's plugins folder; its tasks left the \
+                 consumer group to workers that have it; put it back to run here again"
+            )
+        } else {
+            format!("paused: plugin \"{plugin}\" was removed from the plugins folder; put it back to resume")
+        }
+    }
+
+    /// Hold a connector because a plugin it needs is gone, or is not the
+    /// pinned version. Standalone, its tasks pause (keeping their queues:
+    /// no other worker could take them). In a cluster they stop, so the
+    /// connector's consumer group gives their queues to workers that have
+    /// the plugin.
+    async fn hold(&self, connector: &str, reason: String) {
         let clustered = self.config.cluster.is_some();
         let stopped = {
             let mut connectors = lock(&self.connectors);
             let Some(c) = connectors.get_mut(connector) else { return };
-            let reason = if clustered {
-                format!(
-                    "held: plugin \"{plugin}\" was removed from this worker's plugins folder; its tasks left the \
-                     consumer group to workers that have it; put it back to run here again"
-                )
-            } else {
-                format!("paused: plugin \"{plugin}\" was removed from the plugins folder; put it back to resume")
-            };
             tracing::warn!(connector, "{reason}");
             c.held = Some(reason);
             if clustered {
@@ -212,6 +282,14 @@ impl Worker {
         };
         tracing::info!(connector, "restarting the connector's tasks with the new plugin version");
         self.replace_tasks(connector, target).await;
+    }
+}
+
+/// A pin as a status shows it: the kind and the first 12 hex digits.
+fn short_pin(pin: &str) -> String {
+    match pin.strip_prefix("sha256:") {
+        Some(hex) => format!("sha256:{}…", &hex[..hex.len().min(12)]),
+        None => pin.to_string(),
     }
 }
 

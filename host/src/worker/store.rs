@@ -33,6 +33,9 @@ impl TargetState {
 pub struct StoredConnector {
     pub config: ConnectorConfig,
     pub target: TargetState,
+    /// Cluster mode: the exact plugins it runs (`plugin name → pin`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pins: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,7 +116,8 @@ mod tests {
         assert!(store.load().unwrap().is_empty());
         let mut connectors = BTreeMap::new();
         let config: ConnectorConfig = [("connector.class".to_string(), "openmldb-sink".to_string())].into();
-        connectors.insert("a".to_string(), StoredConnector { config, target: TargetState::Paused });
+        connectors
+            .insert("a".to_string(), StoredConnector { config, target: TargetState::Paused, pins: BTreeMap::new() });
         store.save(&connectors).unwrap();
         assert_eq!(store.load().unwrap(), connectors);
         std::fs::write(dir.path().join("nested/connectors.json"), "{").unwrap();
