@@ -8,6 +8,8 @@
 # table and fails on any lost message.
 #   scripts/reliability.sh           the quick form (as in CI): 3 kills, a 10 s outage
 #   scripts/reliability.sh --long    20 kills, a 60 s outage, more fuzzing
+#   scripts/reliability.sh --quick --only cluster    one group of scenarios
+#     (kill, outage, broker, cluster, poison, fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -18,7 +20,10 @@ ensure_zookeeper
 scripts/rocketmq.sh start
 trap 'scripts/rocketmq.sh stop' EXIT
 mode="--quick"
-[ "${1:-}" = "--long" ] && mode="--long"
+case "${1:-}" in
+  --long) mode="--long"; shift ;;
+  --quick) shift ;;
+esac
 log "building (the first build takes several minutes)"
 cargo bench --locked -p rmq-openmldb --bench reliability --no-run
-SCHEMATHESIS="$SCHEMATHESIS_BIN" cargo bench --locked -p rmq-openmldb --bench reliability -- "$mode"
+SCHEMATHESIS="$SCHEMATHESIS_BIN" cargo bench --locked -p rmq-openmldb --bench reliability -- "$mode" "$@"

@@ -13,7 +13,7 @@ use common::{
 };
 use rmq_openmldb::rocketmq::ConsumedMessage;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -565,6 +565,32 @@ fn a_cluster_refuses_a_second_create_and_a_worker_that_was_away_converges_before
     });
 }
 
+/// A worker of `cluster` whose plugins folder holds `plugin` as
+/// `house-style.wasm`; returns it and its plugins folder.
+async fn worker_with_house_style(dir: &Path, cluster: &str, name: &str, plugin: &[u8]) -> (WorkerProcess, PathBuf) {
+    let data = dir.join(name);
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(plugins.join("house-style.wasm"), plugin).unwrap();
+    let extra = format!("worker_id = \"{name}\"\ncluster = \"{cluster}\"\nplugins_dir = \"{}\"\n", plugins.display());
+    (WorkerProcess::start_with(&data, &extra).await, plugins)
+}
+
+/// A sink of `topic` through the `house-style` transform (masking `name`).
+fn house_style_sink(standin: &common::OpenMldb, topic: &str) -> Value {
+    let mut connector = standin.sink(topic);
+    for (key, value) in [
+        ("insert.mode", "INSERT_OR_IGNORE"),
+        ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
+        ("transforms", "style"),
+        ("transforms.style.type", "house-style"),
+        ("transforms.style.fields", "name"),
+    ] {
+        connector[key] = json!(value);
+    }
+    connector
+}
+
 #[test]
 fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it() {
     with_broker(|_| async {
@@ -574,31 +600,10 @@ fn a_cluster_worker_that_loses_a_plugin_hands_its_queues_to_a_worker_that_has_it
         let topic = unique("held");
         produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
         let mask = Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("mask.wasm");
-        let start = |name: &'static str| {
-            let (data, cluster, mask) = (dir.path().join(name), cluster.clone(), mask.clone());
-            async move {
-                let plugins = data.join("plugins");
-                std::fs::create_dir_all(&plugins).unwrap();
-                std::fs::copy(&mask, plugins.join("house-style.wasm")).unwrap();
-                let extra = format!(
-                    "worker_id = \"{name}\"\ncluster = \"{cluster}\"\nplugins_dir = \"{}\"\n",
-                    plugins.display()
-                );
-                (WorkerProcess::start_with(&data, &extra).await, plugins)
-            }
-        };
-        let (a, _) = start("worker-a").await;
-        let (b, b_plugins) = start("worker-b").await;
-        let mut connector = standin.sink(&topic);
-        for (key, value) in [
-            ("insert.mode", "INSERT_OR_IGNORE"),
-            ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
-            ("transforms", "style"),
-            ("transforms.style.type", "house-style"),
-            ("transforms.style.fields", "name"),
-        ] {
-            connector[key] = json!(value);
-        }
+        let plugin = std::fs::read(&mask).unwrap();
+        let (a, _) = worker_with_house_style(dir.path(), &cluster, "worker-a", &plugin).await;
+        let (b, b_plugins) = worker_with_house_style(dir.path(), &cluster, "worker-b", &plugin).await;
+        let connector = house_style_sink(&standin, &topic);
         let (_, reply) = a.post("/connectors/held", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
         a.wait_for_tasks("held", "RUNNING").await;
@@ -683,31 +688,9 @@ fn a_cluster_connector_runs_only_the_exact_plugin_it_was_put_with() {
         produce(dir.path(), &topic, &(1..=1000).map(numbered_row).collect::<Vec<_>>());
         let first = std::fs::read(Path::new(env!("RMQ_OPENMLDB_TEST_COMPONENTS")).join("mask.wasm")).unwrap();
         let second = another_build_of(&first);
-        let start = |name: &'static str, plugin: Vec<u8>| {
-            let (data, cluster) = (dir.path().join(name), cluster.clone());
-            async move {
-                let plugins = data.join("plugins");
-                std::fs::create_dir_all(&plugins).unwrap();
-                std::fs::write(plugins.join("house-style.wasm"), plugin).unwrap();
-                let extra = format!(
-                    "worker_id = \"{name}\"\ncluster = \"{cluster}\"\nplugins_dir = \"{}\"\n",
-                    plugins.display()
-                );
-                (WorkerProcess::start_with(&data, &extra).await, plugins)
-            }
-        };
-        let (a, a_plugins) = start("worker-a", first.clone()).await;
-        let (b, b_plugins) = start("worker-b", second.clone()).await;
-        let mut connector = standin.sink(&topic);
-        for (key, value) in [
-            ("insert.mode", "INSERT_OR_IGNORE"),
-            ("consume.from.where", "CONSUME_FROM_FIRST_OFFSET"),
-            ("transforms", "style"),
-            ("transforms.style.type", "house-style"),
-            ("transforms.style.fields", "name"),
-        ] {
-            connector[key] = json!(value);
-        }
+        let (a, a_plugins) = worker_with_house_style(dir.path(), &cluster, "worker-a", &first).await;
+        let (b, b_plugins) = worker_with_house_style(dir.path(), &cluster, "worker-b", &second).await;
+        let connector = house_style_sink(&standin, &topic);
         let (_, reply) = a.post("/connectors/pinned", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
         let pin = a.get("/v1/connectors/pinned").await.1["pins"]["house-style"].as_str().unwrap().to_string();
