@@ -36,6 +36,9 @@ const MAX_OFFSET_PROPERTY: &str = "MAX_OFFSET";
 /// How long a previous owner that is still alive gets to finish the batch
 /// it is writing and commit, before a gained queue is read.
 pub const DEFAULT_HANDOFF_GRACE: Duration = Duration::from_secs(2);
+/// The longest a gained queue waits for a previous owner whose commits
+/// keep moving.
+const MAX_HANDOFF_WAIT: Duration = Duration::from_secs(10);
 
 /// `consume.from.where`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -662,16 +665,27 @@ impl QueueConsumer {
             Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
             None => -1,
         };
-        // Committed before: a previous owner may still be finishing.
-        let committed = if committed >= 0 && !self.config.handoff_grace.is_zero() {
-            tokio::time::sleep(self.config.handoff_grace).await;
-            match &self.offsets {
-                Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
-                None => committed,
+        // Committed before: a previous owner may still be finishing. Wait
+        // out the grace; while the committed offset still moves over a
+        // grace, the previous owner has not let go yet (it may not have
+        // seen the rebalance): wait again, up to MAX_HANDOFF_WAIT.
+        let mut committed = committed;
+        if committed >= 0 && !self.config.handoff_grace.is_zero() {
+            let given_up = std::time::Instant::now() + MAX_HANDOFF_WAIT;
+            loop {
+                tokio::time::sleep(self.config.handoff_grace).await;
+                let now = match &self.offsets {
+                    Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
+                    None => committed,
+                };
+                let settled = now == committed;
+                committed = now;
+                if settled || std::time::Instant::now() >= given_up {
+                    break;
+                }
+                tracing::debug!(queue = ?queue, offset = now, "the previous owner still commits; waiting");
             }
-        } else {
-            committed
-        };
+        }
         if lock(&self.state).queues.get(&queue).is_none_or(|s| s.ownership != Ownership::Pending) {
             return;
         }
