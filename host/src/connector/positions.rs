@@ -235,10 +235,10 @@ impl PositionLog {
             tracing::debug!("creating {topic}: {e}");
         }
         let cache_path = data_dir.join("cluster-positions.json");
-        let cache = match std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice::<PositionCache>(&b).ok())
-        {
-            Some(cache) if !cache.epoch.is_empty() => cache,
-            _ => PositionCache { epoch: new_epoch(), connectors: BTreeMap::new() },
+        let kept = std::fs::read(&cache_path).ok().and_then(|b| serde_json::from_slice::<PositionCache>(&b).ok());
+        let (cache, new) = match kept {
+            Some(cache) if !cache.epoch.is_empty() => (cache, false),
+            _ => (PositionCache { epoch: new_epoch(), connectors: BTreeMap::new() }, true),
         };
         let group = format!("rmq-openmldb-{cluster}-{worker_id}-positions-{}", cache.epoch);
         let mut config = ConsumerConfig::new(namesrv, &group, &[&topic]);
@@ -253,6 +253,11 @@ impl PositionLog {
             markers: Mutex::new(HashMap::new()),
             next_marker: AtomicU64::new(0),
         });
+        if new {
+            // Kept at once, so the next start reads on in the same group
+            // (a worker with no source would otherwise make a group a start).
+            log.save_cache();
+        }
         let reader = tokio::spawn(read_positions(log.clone(), consumer, cancel));
         Ok((log, reader))
     }
