@@ -1127,7 +1127,6 @@ impl Worker {
             if !runnable || connector.target == TargetState::Stopped {
                 continue;
             }
-            let running: Vec<u32> = connector.tasks.iter().filter(|t| !t.cancel.is_cancelled()).map(|t| t.id).collect();
             let candidates = membership::source_candidates(&me, name, &peers);
             for task in &connector.tasks {
                 let owner = membership::source_owner(&candidates, name, task.id);
@@ -1136,9 +1135,11 @@ impl Worker {
                     task.cancel.cancel();
                 }
             }
+            // A task still here (running, or stopping after a hand-over) is
+            // not started again.
+            let here: Vec<u32> = connector.tasks.iter().map(|t| t.id).collect();
             let placed = self.source_tasks_placed_here(name, &connector.definition, &peers);
-            let stopping: Vec<u32> = connector.tasks.iter().map(|t| t.id).collect();
-            let new: Vec<u32> = placed.into_iter().filter(|t| !running.contains(t) && !stopping.contains(t)).collect();
+            let new: Vec<u32> = placed.into_iter().filter(|t| !here.contains(t)).collect();
             if !new.is_empty() {
                 starts.push((name.clone(), connector.definition.clone(), connector.target, new));
             }
