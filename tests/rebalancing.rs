@@ -1,8 +1,9 @@
 //! Queue ownership, tried as a user would: the worker binary, connector
 //! JSON over HTTP, the real broker. With `max.tasks=8` and plain INSERT
 //! (no key, nothing to absorb a duplicate) every id arrives exactly once,
-//! in the OpenMLDB stand-in and in MariaDB: no task ever writes a queue
-//! another has taken, and nothing is read twice without a failure.
+//! in the OpenMLDB stand-in and in MariaDB, from one worker or from three
+//! that join while the messages flow: no task ever writes a queue another
+//! has taken, and nothing is read twice without a failure.
 
 #![recursion_limit = "512"]
 
@@ -10,6 +11,7 @@ mod common;
 
 use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
 use common::{WorkerProcess, produce_to, standin, unique, with_broker};
+use openmldb_standin::StandIn;
 use openmldb_standin::store::Value;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -42,33 +44,96 @@ fn eight_tasks_in_one_worker_write_every_id_exactly_once_with_plain_insert() {
         connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
         let (_, reply) = worker.post("/connectors/eight", &connector.to_string()).await;
         assert_eq!(reply["status"], 200, "{reply}");
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let counts = loop {
-            let counts: BTreeMap<i64, u64> = {
-                let catalog = standin.state.catalog.lock().unwrap();
-                let mut counts = BTreeMap::new();
-                for row in &catalog.databases["rocketmq_test"][&topic].rows {
-                    if let Some(Value::BigInt(id)) = row.first() {
-                        *counts.entry(*id).or_default() += 1;
-                    }
-                }
-                counts
-            };
-            if counts.len() as u64 >= messages || Instant::now() > deadline {
-                break counts;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        // A moment more: a late duplicate would land now.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let rows: u64 = {
-            let catalog = standin.state.catalog.lock().unwrap();
-            catalog.databases["rocketmq_test"][&topic].rows.len() as u64
-        };
+        let (counts, rows) = wait_for_ids(&standin, &topic, messages).await;
         assert_eq!(counts.len() as u64, messages, "every id arrived; log:\n{}", worker.log_text());
         assert_eq!(rows, messages, "and none twice ({} duplicates)", rows - messages);
         let (_, view) = worker.get("/v1/connectors/eight").await;
         assert_eq!(view["tasks"].as_array().map(Vec::len), Some(8), "{view}");
+    });
+}
+
+/// Stored rows per id, once every id of `0..messages` is there (or three
+/// minutes passed), and the row count a moment later: a late duplicate
+/// would land then.
+async fn wait_for_ids(standin: &StandIn, table: &str, messages: u64) -> (BTreeMap<i64, u64>, u64) {
+    let counts = || {
+        let catalog = standin.state.catalog.lock().unwrap();
+        let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+        for row in &catalog.databases["rocketmq_test"][table].rows {
+            if let Some(Value::BigInt(id)) = row.first() {
+                *counts.entry(*id).or_default() += 1;
+            }
+        }
+        counts
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while (counts().len() as u64) < messages && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = counts();
+    let rows = counts.values().sum();
+    (counts, rows)
+}
+
+#[test]
+fn three_workers_joining_while_messages_flow_write_every_id_exactly_once_with_plain_insert() {
+    with_broker(|_| async {
+        let messages = messages();
+        let dir = tempfile::tempdir().unwrap();
+        let standin = standin().await;
+        let topic = unique("joining");
+        let cluster = unique("joining");
+        let api = rmq_openmldb::openmldb::ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+        let ddl = format!("CREATE TABLE {topic} (id bigint, tag string, INDEX(KEY=id))");
+        assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
+        // A first part waits in the topic; the rest comes while the workers
+        // join, about 8,000 a second.
+        let first = messages / 10;
+        produce_to(dir.path(), &topic, &(0..first).map(body).collect::<Vec<_>>(), 8);
+        let a = WorkerProcess::start_in_cluster(&dir.path().join("a"), &cluster, "worker-a").await;
+        let mut connector = standin.sink(&topic);
+        connector["max-task"] = json!("8");
+        connector["consume.from.where"] = json!("CONSUME_FROM_FIRST_OFFSET");
+        let (_, reply) = a.post("/connectors/joining", &connector.to_string()).await;
+        assert_eq!(reply["status"], 200, "{reply}");
+        let producing = {
+            let (dir, topic) = (dir.path().to_path_buf(), topic.clone());
+            std::thread::spawn(move || {
+                let mut id = first;
+                while id < messages {
+                    let end = (id + 4_000).min(messages);
+                    produce_to(&dir, &topic, &(id..end).map(body).collect::<Vec<_>>(), 8);
+                    id = end;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        };
+        // Two more workers join while a is deep in the queues: each join
+        // moves queues from the workers that hold them.
+        a.wait_for_tasks("joining", "RUNNING").await;
+        let b = WorkerProcess::start_in_cluster(&dir.path().join("b"), &cluster, "worker-b").await;
+        b.wait_for_tasks("joining", "RUNNING").await;
+        let c = WorkerProcess::start_in_cluster(&dir.path().join("c"), &cluster, "worker-c").await;
+        c.wait_for_tasks("joining", "RUNNING").await;
+        producing.join().unwrap();
+        let (counts, rows) = wait_for_ids(&standin, &topic, messages).await;
+        let logs = || format!("a:\n{}\nb:\n{}\nc:\n{}", a.log_text(), b.log_text(), c.log_text());
+        assert_eq!(counts.len() as u64, messages, "every id arrived; logs:\n{}", logs());
+        let twice: Vec<&i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).take(10).collect();
+        assert_eq!(rows, messages, "and none twice ({} duplicates, e.g. ids {twice:?}); logs:\n{}", rows - messages, logs());
+        // The joins moved queues: the later workers wrote too.
+        let view = c.connector_state("joining").await;
+        let written_by = |worker: &str| -> u64 {
+            view["tasks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["worker_id"] == worker)
+                .filter_map(|t| t["rows_written"].as_u64())
+                .sum()
+        };
+        assert!(written_by("worker-b") + written_by("worker-c") > 0, "b and c wrote nothing: {view}");
     });
 }
 

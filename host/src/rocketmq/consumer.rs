@@ -13,21 +13,30 @@
 //! *revoked* here: nothing more of it is handed out or written, the batch
 //! being written finishes, its acknowledged prefix is committed, and only
 //! then is the queue let go. A queue gained from elsewhere is *pending*: it
-//! is paused for the hand-off grace (the time a previous owner that is still
-//! alive needs to finish and commit), then read from the offset the broker
-//! has durably, never from the client's earlier guess.
+//! is paused until the previous owner has let it go, then read from the
+//! offset the broker has durably, never from the client's earlier guess.
+//! In a cluster the peers say so in their heartbeats ([`PeerHandoff`]);
+//! otherwise a hand-off grace (the time a previous owner that is still
+//! alive needs to finish and commit) stands in for their word.
+//!
+//! The client keeps an offset table of its own and writes it to the broker
+//! by itself (on a timer, at shutdown, when a rebalance removes a queue).
+//! This consumer keeps that table empty, so only its own synchronous
+//! commits reach the broker.
 
 use super::client::RocketMqError;
 use super::offsets::{Admission, QueueProgress};
 use crate::openmldb::{ConfigError, ConnectorConfig};
+use cheetah_string::CheetahString;
 use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer, MessageQueueListener, OffsetStore, ReadOffsetType};
+use rocketmq_model::allocation::{AllocateMessageQueueAveragely, AllocateMessageQueueStrategy};
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::{MessageTrait, STRING_HASH_SET};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, mpsc};
 
 /// The property the broker sets on pulled messages: the queue's end offset.
@@ -39,6 +48,16 @@ pub const DEFAULT_HANDOFF_GRACE: Duration = Duration::from_secs(2);
 /// The longest a gained queue waits for a previous owner whose commits
 /// keep moving.
 const MAX_HANDOFF_WAIT: Duration = Duration::from_secs(10);
+/// The longest a gained queue waits for the peers to say its previous
+/// holder let it go (past this, the grace decides, as without peers).
+const MAX_PEER_WAIT: Duration = Duration::from_secs(30);
+/// How often a gained queue asks the peers again.
+const PEER_POLL: Duration = Duration::from_millis(100);
+/// Backoff of a gained queue's broker calls that failed.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Commits a revoked queue tries before it is let go regardless.
+const REVOKE_COMMIT_TRIES: usize = 5;
 
 /// `consume.from.where`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +85,34 @@ pub struct ConsumerConfig {
     /// `rebalance.handoff.grace.ms`: see [`DEFAULT_HANDOFF_GRACE`]. Zero for
     /// a group no other process reads.
     pub handoff_grace: Duration,
+    /// In a cluster: the other workers' word on who holds which queue.
+    pub peers: Option<Peers>,
+}
+
+/// The other workers of a cluster, as far as queue hand-offs go.
+pub trait PeerHandoff: Send + Sync {
+    /// A consumer of this worker started: its held queues go into this
+    /// worker's heartbeats until it is dropped.
+    fn register(&self, consumer: std::sync::Weak<QueueConsumer>);
+    /// Whether every other worker has let `queue` (a [`QueueId::key`]) of
+    /// `group` go, as heard since `since`, when it was gained here.
+    /// `members` are the group's client ids as the broker listed them at
+    /// the last rebalance and `me` this consumer's: a worker whose client
+    /// is no longer listed and who has fallen silent is gone, and holds
+    /// nothing.
+    fn released(&self, group: &str, queue: &str, since: SystemTime, members: &[String], me: &str) -> bool;
+    /// A queue was let go here (committed and dropped): say so soon.
+    fn let_go(&self);
+}
+
+/// A shared [`PeerHandoff`].
+#[derive(Clone)]
+pub struct Peers(pub Arc<dyn PeerHandoff>);
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peers")
+    }
 }
 
 impl ConsumerConfig {
@@ -128,6 +175,7 @@ impl ConsumerConfig {
             instance_name: None,
             lanes: 1,
             handoff_grace: Duration::ZERO,
+            peers: None,
         }
     }
 }
@@ -159,6 +207,11 @@ impl QueueId {
 
     fn message_queue(&self) -> MessageQueue {
         MessageQueue::from_parts(self.topic.as_str(), self.broker.as_str(), self.queue_id)
+    }
+
+    /// `topic/broker/queue id`, as status and heartbeats name a queue.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.topic, self.broker, self.queue_id)
     }
 
     /// The lane this queue belongs to: queue ids of one topic spread evenly,
@@ -240,6 +293,38 @@ struct Assignment {
     assigned: HashSet<MessageQueue>,
 }
 
+/// The group as the broker listed it at the last rebalance.
+#[derive(Debug, Default, Clone)]
+struct GroupMembers {
+    /// This consumer's client id.
+    me: String,
+    all: Vec<String>,
+}
+
+/// RocketMQ's default allocation (averagely), remembering the group's
+/// members it was given.
+struct RecordingAverage {
+    members: Arc<Mutex<GroupMembers>>,
+}
+
+impl AllocateMessageQueueStrategy for RecordingAverage {
+    fn allocate(
+        &self,
+        consumer_group: &CheetahString,
+        current_cid: &CheetahString,
+        mq_all: &[MessageQueue],
+        cid_all: &[CheetahString],
+    ) -> rocketmq_error::Result<Vec<MessageQueue>> {
+        *lock(&self.members) =
+            GroupMembers { me: current_cid.to_string(), all: cid_all.iter().map(|c| c.to_string()).collect() };
+        AllocateMessageQueueAveragely.allocate(consumer_group, current_cid, mq_all, cid_all)
+    }
+
+    fn get_name(&self) -> &'static str {
+        AllocateMessageQueueAveragely.get_name()
+    }
+}
+
 impl MessageQueueListener for AssignmentListener {
     fn message_queue_changed(&self, topic: &str, all: &HashSet<MessageQueue>, assigned: &HashSet<MessageQueue>) {
         let _ = self.changes.send(Assignment { topic: topic.to_string(), all: all.len(), assigned: assigned.clone() });
@@ -253,9 +338,13 @@ pub struct QueueConsumer {
     offsets: Option<Arc<OffsetStore>>,
     /// Serialises pulls from the client; lanes take turns pulling for all.
     pulling: tokio::sync::Mutex<()>,
+    /// Serialises commits, so a queue's commits reach the broker in order
+    /// (two in flight at once could land the older one last).
+    committing: tokio::sync::Mutex<()>,
     /// Fires when messages reach a lane, or a write finishes.
     changed: Notify,
     rebalancer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    members: Arc<Mutex<GroupMembers>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -272,7 +361,9 @@ impl QueueConsumer {
             ConsumeFrom::First => ConsumeFromWhere::ConsumeFromFirstOffset,
             ConsumeFrom::Last => ConsumeFromWhere::ConsumeFromLastOffset,
         };
-        let mut builder = DefaultLitePullConsumer::builder(client);
+        let members = Arc::new(Mutex::new(GroupMembers::default()));
+        let mut builder = DefaultLitePullConsumer::builder(client)
+            .allocate_message_queue_strategy(Arc::new(RecordingAverage { members: members.clone() }));
         if let Some(instance) = &config.instance_name {
             builder = builder.instance_name(instance.as_str());
         }
@@ -286,7 +377,11 @@ impl QueueConsumer {
             // shutdown waits for pulls in flight, so the 20 s default made
             // every stop of an idle consumer take 15-25 s.
             .broker_suspend_max_time_millis(1_000)
-            .consumer_timeout_millis_when_suspend(3_000)
+            // A suspended pull must outlive the broker's hold plus its
+            // long-poll check (5 s): a pull that times out first drops the
+            // connection, and the broker then drops the consumer from the
+            // group, which moves its queues back and forth.
+            .consumer_timeout_millis_when_suspend(10_000)
             .build()
             .map_err(|e| RocketMqError::client("build consumer", e))?;
         let (changes, incoming) = mpsc::unbounded_channel();
@@ -308,9 +403,14 @@ impl QueueConsumer {
             state: Mutex::new(state),
             offsets,
             pulling: tokio::sync::Mutex::new(()),
+            committing: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
             rebalancer: Mutex::new(None),
+            members,
         });
+        if let Some(peers) = &consumer.config.peers {
+            peers.0.register(Arc::downgrade(&consumer));
+        }
         let rebalancer = tokio::spawn(rebalance(Arc::downgrade(&consumer), incoming));
         *lock(&consumer.rebalancer) = Some(rebalancer);
         Ok(consumer)
@@ -318,6 +418,24 @@ impl QueueConsumer {
 
     pub fn lanes(&self) -> usize {
         self.config.lanes.max(1)
+    }
+
+    pub fn group(&self) -> &str {
+        &self.config.group
+    }
+
+    /// This consumer's client id, once the group has rebalanced.
+    pub fn client_id(&self) -> Option<String> {
+        Some(lock(&self.members).me.clone()).filter(|me| !me.is_empty())
+    }
+
+    /// Every queue this consumer has a claim on: pending, read, or being
+    /// handed on ([`QueueId::key`]s). A queue leaves this list only once
+    /// its acknowledged prefix is committed.
+    pub fn held_queues(&self) -> Vec<String> {
+        let mut held: Vec<String> = lock(&self.state).queues.keys().map(QueueId::key).collect();
+        held.sort();
+        held
     }
 
     /// Queues this consumer reads now (taken over, not being handed on).
@@ -477,7 +595,7 @@ impl QueueConsumer {
     /// longer this consumer's are left to their new owner.
     pub async fn ack(&self, acked: impl IntoIterator<Item = (QueueId, i64)>) {
         let mut resume = Vec::new();
-        let commits = {
+        {
             let mut state = lock(&self.state);
             for (queue, offset) in acked {
                 if let Some(slot) = state.queues.get_mut(&queue) {
@@ -492,34 +610,47 @@ impl QueueConsumer {
                     }
                 }
             }
-            pending_commits(&state)
-        };
-        self.commit(commits).await;
+        }
+        self.commit_pending(None).await;
         if !resume.is_empty() {
             self.inner.resume(resume).await;
         }
     }
 
-    /// Send commits to the broker and wait for its answers; a commit that
-    /// fails is sent again with the next acknowledgement.
-    async fn commit(&self, commits: Vec<(QueueId, i64)>) {
+    /// Send the acknowledged prefixes not yet committed (of every queue, or
+    /// of `only`) to the broker and wait for its answers; a commit that
+    /// fails is sent again with the next acknowledgement. What to send is
+    /// read under the commit lock, so no older offset can follow a newer.
+    /// True when every commit was confirmed.
+    async fn commit_pending(&self, only: Option<&QueueId>) -> bool {
+        let _in_order = self.committing.lock().await;
+        let commits: Vec<(QueueId, i64)> = {
+            let state = lock(&self.state);
+            pending_commits(&state).into_iter().filter(|(q, _)| only.is_none_or(|only| only == q)).collect()
+        };
         if commits.is_empty() {
-            return;
+            return true;
         }
         let sends = commits.iter().map(|(queue, offset)| self.commit_one(queue, *offset));
         let results = futures::future::join_all(sends).await;
         let mut state = lock(&self.state);
+        let mut all_done = true;
         for ((queue, offset), done) in commits.into_iter().zip(results) {
+            all_done &= done;
             if done && let Some(slot) = state.queues.get_mut(&queue) {
                 slot.progress.mark_committed(offset);
             }
         }
+        all_done
     }
 
+    /// One synchronous commit. The client's own offset table is left
+    /// alone: the client persists that table by itself (on a timer, at
+    /// shutdown and when a rebalance removes a queue), and an entry there
+    /// would be written over another worker's later commits.
     async fn commit_one(&self, queue: &QueueId, offset: i64) -> bool {
         let Some(store) = &self.offsets else { return false };
         let mq = queue.message_queue();
-        store.update_offset(&mq, offset, true).await;
         match store.update_consume_offset_to_broker(&mq, offset, false).await {
             Ok(()) => true,
             Err(e) => {
@@ -571,11 +702,9 @@ impl QueueConsumer {
         if let Some(rebalancer) = lock(&self.rebalancer).take() {
             rebalancer.abort();
         }
-        let commits = {
-            let state = lock(&self.state);
-            pending_commits(&state)
-        };
-        self.commit(commits).await;
+        self.commit_pending(None).await;
+        // Nothing is held here any more: heartbeats say so from now on.
+        lock(&self.state).queues.clear();
         self.inner.shutdown().await;
         tracing::info!(group = %self.config.group, "consumer stopped");
     }
@@ -630,11 +759,16 @@ impl QueueConsumer {
             }
             notified.await;
         }
-        let commit = {
-            let state = lock(&self.state);
-            state.queues.get(&queue).and_then(|s| s.progress.pending_commit()).map(|o| (queue.clone(), o))
-        };
-        self.commit(commit.into_iter().collect()).await;
+        // What the next owner reads from: worth a few tries (a prefix left
+        // uncommitted is written twice, once here and once there).
+        let mut backoff = RETRY_FIRST;
+        for _ in 0..REVOKE_COMMIT_TRIES {
+            if self.commit_pending(Some(&queue)).await {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
         let regain = {
             let mut state = lock(&self.state);
             match state.queues.get(&queue).map(|s| (s.ownership, s.regain)) {
@@ -654,6 +788,9 @@ impl QueueConsumer {
             tokio::spawn(self.clone().take_over(queue));
         } else {
             tracing::info!(group = %self.config.group, queue = ?queue, "queue handed over");
+            if let Some(peers) = &self.config.peers {
+                peers.0.let_go();
+            }
         }
     }
 
@@ -661,63 +798,164 @@ impl QueueConsumer {
     /// the previous owner (if it is still alive) had time to commit.
     async fn take_over(self: Arc<Self>, queue: QueueId) {
         let mq = queue.message_queue();
-        let committed = match &self.offsets {
-            Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
-            None => -1,
+        // The client seeded its offset table when it began pulling the
+        // queue; left there, its own persisting would write it back later.
+        self.forget_client_offset(&mq).await;
+        // In a cluster, the peers say when the previous holder has let the
+        // queue go (its prefix committed): its offset is final then.
+        let released = match &self.config.peers {
+            Some(peers) => match self.wait_for_release(&queue, peers).await {
+                Some(released) => released,
+                None => return,
+            },
+            None => false,
         };
-        // Committed before: a previous owner may still be finishing. Wait
-        // out the grace; while the committed offset still moves over a
-        // grace, the previous owner has not let go yet (it may not have
-        // seen the rebalance): wait again, up to MAX_HANDOFF_WAIT.
-        let mut committed = committed;
-        if committed >= 0 && !self.config.handoff_grace.is_zero() {
+        let Some(mut committed) = self.committed_offset(&queue).await else { return };
+        // Otherwise a previous owner may still be finishing. Wait out the
+        // grace; while the committed offset still moves over a grace, it
+        // has not let go yet (it may not have seen the rebalance): wait
+        // again, up to MAX_HANDOFF_WAIT. A group with nothing committed
+        // waits too: its first owner may commit for the first time now.
+        if !released && !self.config.handoff_grace.is_zero() {
             let given_up = std::time::Instant::now() + MAX_HANDOFF_WAIT;
             loop {
                 tokio::time::sleep(self.config.handoff_grace).await;
-                let now = match &self.offsets {
-                    Some(store) => store.read_offset(&mq, ReadOffsetType::ReadFromStore).await,
-                    None => committed,
-                };
+                let Some(now) = self.committed_offset(&queue).await else { return };
                 let settled = now == committed;
                 committed = now;
                 if settled || std::time::Instant::now() >= given_up {
                     break;
                 }
-                tracing::debug!(queue = ?queue, offset = now, "the previous owner still commits; waiting");
+                tracing::debug!(queue = ?queue, offset = ?now, "the previous owner still commits; waiting");
             }
         }
-        if lock(&self.state).queues.get(&queue).is_none_or(|s| s.ownership != Ownership::Pending) {
+        if !self.is_pending(&queue) {
             return;
         }
-        let start = if committed >= 0 {
-            Some(committed)
-        } else {
+        let start = match committed {
+            Some(offset) => offset,
             // A new group: where consume.from.where says.
-            let bound = match self.config.consume_from {
-                ConsumeFrom::First => self.inner.min_offset(&mq).await,
-                ConsumeFrom::Last => self.inner.max_offset(&mq).await,
-            };
-            bound.ok()
+            None => {
+                let from = self.config.consume_from;
+                let bound = self
+                    .retry_while_pending(&queue, "reading the queue's bounds", || async {
+                        match from {
+                            ConsumeFrom::First => self.inner.min_offset(&mq).await,
+                            ConsumeFrom::Last => self.inner.max_offset(&mq).await,
+                        }
+                    })
+                    .await;
+                let Some(bound) = bound else { return };
+                bound
+            }
         };
-        match start {
-            Some(offset) => {
-                if let Err(e) = self.inner.seek(&mq, offset).await {
-                    tracing::warn!(queue = ?queue, offset, "seeking a gained queue: {e}");
-                }
-            }
-            None => tracing::warn!(queue = ?queue, "no start offset for a gained queue; reading where the client is"),
+        let seek = self.retry_while_pending(&queue, "seeking a gained queue", || self.inner.seek(&mq, start)).await;
+        if seek.is_none() {
+            return;
         }
-        {
+        self.forget_client_offset(&mq).await;
+        let owned = {
             let mut state = lock(&self.state);
-            if let Some(slot) = state.queues.get_mut(&queue)
-                && slot.ownership == Ownership::Pending
-            {
-                slot.ownership = Ownership::Owned;
-                slot.progress = start.map(QueueProgress::starting_at).unwrap_or_default();
+            match state.queues.get_mut(&queue) {
+                Some(slot) if slot.ownership == Ownership::Pending => {
+                    slot.ownership = Ownership::Owned;
+                    slot.progress = QueueProgress::starting_at(start);
+                    true
+                }
+                _ => false,
             }
+        };
+        if !owned {
+            return;
         }
         self.inner.resume(vec![mq]).await;
-        tracing::info!(group = %self.config.group, queue = ?queue, from = ?start, "queue taken over");
+        tracing::info!(group = %self.config.group, queue = ?queue, from = start, "queue taken over");
+    }
+
+    /// Wait until the peers say no one else holds `queue` (true), or
+    /// MAX_PEER_WAIT passed (false); `None` once it is no longer pending.
+    async fn wait_for_release(&self, queue: &QueueId, peers: &Peers) -> Option<bool> {
+        let since = SystemTime::now();
+        let given_up = Instant::now() + MAX_PEER_WAIT;
+        let key = queue.key();
+        loop {
+            if !self.is_pending(queue) {
+                return None;
+            }
+            let members = lock(&self.members).clone();
+            if peers.0.released(&self.config.group, &key, since, &members.all, &members.me) {
+                return Some(true);
+            }
+            if Instant::now() >= given_up {
+                tracing::warn!(
+                    group = %self.config.group, queue = %key,
+                    "no word from the peers that the previous holder let go within {MAX_PEER_WAIT:?}; taking it over on the grace"
+                );
+                return Some(false);
+            }
+            tokio::time::sleep(PEER_POLL).await;
+        }
+    }
+
+    /// The offset the broker holds for a gained queue: `Some(None)` when
+    /// this group never committed one. A failed read is tried again, never
+    /// taken for "never committed" (that would start the queue where
+    /// `consume.from.where` says, skipping or repeating messages); `None`
+    /// once the queue is no longer pending here.
+    async fn committed_offset(&self, queue: &QueueId) -> Option<Option<i64>> {
+        let Some(store) = &self.offsets else { return Some(None) };
+        let mq = queue.message_queue();
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let offset = store.read_offset(&mq, ReadOffsetType::ReadFromStore).await;
+            // The read put the offset in the client's table: see take_over.
+            store.remove_offset(&mq).await;
+            match offset {
+                -1 => return Some(None),
+                offset if offset >= 0 => return Some(Some(offset)),
+                _ => {}
+            }
+            if !self.is_pending(queue) {
+                return None;
+            }
+            tracing::warn!(group = %self.config.group, queue = ?queue, "reading the committed offset failed; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// `attempt` until it succeeds, while `queue` is still pending here.
+    async fn retry_while_pending<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+        &self,
+        queue: &QueueId,
+        what: &str,
+        mut attempt: impl FnMut() -> F,
+    ) -> Option<T> {
+        let mut backoff = RETRY_FIRST;
+        loop {
+            match attempt().await {
+                Ok(value) => return Some(value),
+                Err(e) if self.is_pending(queue) => {
+                    tracing::warn!(group = %self.config.group, queue = ?queue, "{what}: {e}; trying again");
+                }
+                Err(e) => {
+                    tracing::info!(group = %self.config.group, queue = ?queue, "{what}: {e}; the queue moved on");
+                    return None;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn is_pending(&self, queue: &QueueId) -> bool {
+        lock(&self.state).queues.get(queue).is_some_and(|s| s.ownership == Ownership::Pending)
+    }
+
+    async fn forget_client_offset(&self, mq: &MessageQueue) {
+        if let Some(store) = &self.offsets {
+            store.remove_offset(mq).await;
+        }
     }
 }
 
@@ -874,6 +1112,11 @@ impl SharedConsumer {
     /// The consumer, started on first use.
     pub async fn get(&self) -> Result<Arc<QueueConsumer>, RocketMqError> {
         self.started.get_or_try_init(|| QueueConsumer::start(self.client.clone(), self.config.clone())).await.cloned()
+    }
+
+    /// The consumer, if it has started.
+    pub fn current(&self) -> Option<Arc<QueueConsumer>> {
+        self.started.get().cloned()
     }
 
     /// Commit what is acknowledged and stop, if it was started.

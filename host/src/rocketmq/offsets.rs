@@ -136,7 +136,7 @@ impl QueueProgress {
     }
 
     pub fn mark_committed(&mut self, offset: i64) {
-        self.committed = Some(offset);
+        self.committed = Some(self.committed.map_or(offset, |done| done.max(offset)));
     }
 
     pub fn committed(&self) -> Option<i64> {

@@ -10,13 +10,23 @@
 //! is made of, and what places source tasks (sinks' queue ownership stays
 //! with RocketMQ's rebalancing): each source task has one owner among the
 //! live workers that can run its connector, by rendezvous hashing.
+//!
+//! Heartbeats also list, per consumer group, the queues each worker holds
+//! (pending, read or being handed on). A worker that gains a queue reads it
+//! only once every other live worker has said, in a heartbeat sent since,
+//! that it does not hold the queue (its acknowledged prefix is committed by
+//! then), or is gone: its client left the group and it fell silent. Sent
+//! times are the peers' clocks: workers on several hosts need them in step
+//! (NTP), as Kafka Connect's do.
 
 use super::{TaskState, TaskView};
-use crate::rocketmq::{ConsumeFrom, ConsumerConfig, OutgoingMessage, Producer, RocketMqError};
+use crate::rocketmq::consumer::PeerHandoff;
+use crate::rocketmq::{ConsumeFrom, ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqError};
 use rocketmq_client_rust::ClientRuntime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a worker says it is alive.
@@ -25,6 +35,21 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const LIVENESS: Duration = Duration::from_secs(7);
 
 const HEARTBEAT_VERSION: u32 = 1;
+/// Listening this long, a worker has heard every live peer at least once.
+const HEARD_EVERYONE: Duration = Duration::from_secs(5);
+/// A peer whose consumer left the group and who has been silent this long
+/// (more than a heartbeat interval) is gone: it holds no queue.
+const GONE_AND_SILENT: Duration = Duration::from_secs(3);
+
+/// The queues one consumer of a worker holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerReport {
+    pub group: String,
+    /// Its client id as the broker lists it, once it has rebalanced.
+    pub client_id: Option<String>,
+    /// `topic/broker/queue id`, in any state short of let go.
+    pub held: Vec<String>,
+}
 
 /// One connector as a worker runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +72,9 @@ pub struct Heartbeat {
     #[serde(default)]
     pub leaving: bool,
     pub connectors: BTreeMap<String, ConnectorReport>,
+    /// Its sink consumers and the queues they hold.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerReport>,
 }
 
 impl Heartbeat {
@@ -58,6 +86,7 @@ impl Heartbeat {
             sent_ms: now_ms(),
             leaving: false,
             connectors,
+            consumers: Vec::new(),
         }
     }
 }
@@ -89,12 +118,18 @@ pub struct Membership {
     worker_id: String,
     producer: Producer,
     peers: PeerTable,
+    /// This worker's sink consumers, while they live.
+    consumers: Mutex<Vec<Weak<QueueConsumer>>>,
+    /// A queue was let go: the next heartbeat should not wait its turn.
+    heartbeat_soon: AtomicBool,
 }
 
 /// The peers heard from, by worker id.
 pub struct PeerTable {
     worker_id: String,
     peers: Mutex<BTreeMap<String, Peer>>,
+    /// Since when heartbeats are read.
+    listening_since: Instant,
 }
 
 impl Membership {
@@ -110,7 +145,14 @@ impl Membership {
         if let Err(e) = producer.create_topic(&topic, 1).await {
             tracing::debug!("creating {topic}: {e}");
         }
-        Ok(Membership { topic, worker_id: worker_id.to_string(), producer, peers: PeerTable::new(worker_id) })
+        Ok(Membership {
+            topic,
+            worker_id: worker_id.to_string(),
+            producer,
+            peers: PeerTable::new(worker_id),
+            consumers: Mutex::new(Vec::new()),
+            heartbeat_soon: AtomicBool::new(false),
+        })
     }
 
     /// Every worker reads every heartbeat: a group of its own, from now on.
@@ -135,11 +177,66 @@ impl Membership {
     pub fn peers(&self) -> &PeerTable {
         &self.peers
     }
+
+    /// What this worker's live sink consumers hold, for its heartbeat.
+    pub fn consumer_reports(&self) -> Vec<ConsumerReport> {
+        let mut consumers = super::lock(&self.consumers);
+        consumers.retain(|c| c.strong_count() > 0);
+        consumers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| ConsumerReport { group: c.group().to_string(), client_id: c.client_id(), held: c.held_queues() })
+            .collect()
+    }
+
+    /// Whether a heartbeat is due before its interval (and clear that).
+    pub fn take_heartbeat_soon(&self) -> bool {
+        self.heartbeat_soon.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl PeerHandoff for Membership {
+    fn register(&self, consumer: Weak<QueueConsumer>) {
+        super::lock(&self.consumers).push(consumer);
+    }
+
+    fn released(&self, group: &str, queue: &str, since: SystemTime, members: &[String], me: &str) -> bool {
+        self.peers.released(group, queue, since, members, me)
+    }
+
+    fn let_go(&self) {
+        self.heartbeat_soon.store(true, Ordering::Release);
+    }
 }
 
 impl PeerTable {
     pub fn new(worker_id: &str) -> PeerTable {
-        PeerTable { worker_id: worker_id.to_string(), peers: Mutex::new(BTreeMap::new()) }
+        PeerTable { worker_id: worker_id.to_string(), peers: Mutex::new(BTreeMap::new()), listening_since: Instant::now() }
+    }
+
+    /// Whether no other worker holds `queue` of `group`: see the module's
+    /// top comment, and [`PeerHandoff::released`].
+    pub fn released(&self, group: &str, queue: &str, since: SystemTime, members: &[String], me: &str) -> bool {
+        if self.listening_since.elapsed() < HEARD_EVERYONE {
+            return false;
+        }
+        let since_ms = since.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+        let peers = super::lock(&self.peers);
+        peers.values().all(|peer| {
+            let silent = peer.seen.elapsed();
+            if silent > LIVENESS {
+                return true;
+            }
+            let consumer = peer.heartbeat.consumers.iter().find(|c| c.group == group);
+            let holds = consumer.is_some_and(|c| c.held.iter().any(|q| q == queue));
+            if peer.heartbeat.sent_ms >= since_ms && !holds {
+                return true;
+            }
+            let listed = consumer
+                .and_then(|c| c.client_id.as_deref())
+                .is_none_or(|client| client == me || members.iter().any(|m| m == client));
+            !listed && silent >= GONE_AND_SILENT
+        })
     }
 
     /// A heartbeat read from the topic. Old ones (a group that starts
@@ -294,6 +391,44 @@ mod tests {
         leaving.leaving = true;
         table.record(&body(&leaving));
         assert!(table.live_peers().is_empty(), "a worker that says it leaves is gone at once");
+    }
+
+    #[test]
+    fn a_gained_queue_is_read_once_every_peer_said_since_that_it_let_go_or_is_gone() {
+        let queue = "t/broker-a/0";
+        let holding = |held: &[&str], sent_ms: u64| {
+            let mut h = heartbeat("b", 1);
+            h.sent_ms = sent_ms;
+            h.consumers = vec![ConsumerReport {
+                group: "g".into(),
+                client_id: Some("cid-b".into()),
+                held: held.iter().map(|q| q.to_string()).collect(),
+            }];
+            body(&h)
+        };
+        let members = ["cid-a".to_string(), "cid-b".to_string()];
+        let since = SystemTime::now() - Duration::from_millis(100);
+        let since_ms = now_ms() - 50;
+        let mut table = PeerTable::new("a");
+        table.record(&holding(&[], since_ms));
+        assert!(!table.released("g", queue, since, &members, "cid-a"), "not every peer may have been heard yet");
+
+        table.listening_since = Instant::now() - HEARD_EVERYONE;
+        assert!(table.released("g", queue, since, &members, "cid-a"), "b said since the gain that it holds nothing");
+        let later = SystemTime::now() + Duration::from_secs(1);
+        assert!(!table.released("g", queue, later, &members, "cid-a"), "a heartbeat from before the gain says nothing");
+
+        table.record(&holding(&[queue], since_ms + 1));
+        assert!(!table.released("g", queue, since, &members, "cid-a"), "b still holds it");
+        assert!(table.released("other-group", queue, since, &members, "cid-a"), "b holds it for another group");
+        assert!(!table.released("g", queue, since, &["cid-a".into()], "cid-a"), "b left the group but is not silent");
+
+        super::super::lock(&table.peers).get_mut("b").unwrap().seen -= GONE_AND_SILENT;
+        assert!(!table.released("g", queue, since, &members, "cid-a"), "silent but still in the group: may be writing");
+        assert!(table.released("g", queue, since, &["cid-a".into()], "cid-a"), "out of the group and silent: gone");
+
+        table.record(&holding(&[], since_ms + 2));
+        assert!(table.released("g", queue, since, &members, "cid-a"), "b let go");
     }
 
     fn peer(worker: &str, report: Option<ConnectorReport>) -> PeerView {

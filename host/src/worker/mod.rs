@@ -819,7 +819,11 @@ impl Worker {
                 (name.clone(), ConnectorReport { state: view.state, trace: view.trace, tasks: view.tasks })
             })
             .collect();
-        Heartbeat::new(&self.config.worker_id, &self.config.http_addr.to_string(), connectors)
+        let mut heartbeat = Heartbeat::new(&self.config.worker_id, &self.config.http_addr.to_string(), connectors);
+        if let Some(membership) = self.membership.get() {
+            heartbeat.consumers = membership.consumer_reports();
+        }
+        heartbeat
     }
 
     /// Every live worker and what it runs, this one first; `/v1/cluster`.
@@ -1032,6 +1036,12 @@ impl Worker {
                     consumer.lanes = definition.max_tasks as usize;
                     consumer.instance_name =
                         Some(format!("{}-{}-{}", self.config.worker_id, std::process::id(), definition.name));
+                    // In a cluster, a gained queue waits for its previous
+                    // holder's word that it let go.
+                    consumer.peers = self
+                        .membership
+                        .get()
+                        .map(|m| crate::rocketmq::consumer::Peers(m.clone() as Arc<dyn crate::rocketmq::consumer::PeerHandoff>));
                     let shared = SharedConsumer::new(self.environment.client.clone(), consumer);
                     (0..definition.max_tasks)
                         .map(|task| {
@@ -1214,7 +1224,8 @@ async fn exchange_heartbeats(
 ) {
     let mut last_sent: Option<Instant> = None;
     loop {
-        if last_sent.is_none_or(|sent| sent.elapsed() >= membership::HEARTBEAT_INTERVAL) {
+        let due = last_sent.is_none_or(|sent| sent.elapsed() >= membership::HEARTBEAT_INTERVAL);
+        if membership.take_heartbeat_soon() || due {
             if let Err(e) = membership.publish(&worker.heartbeat()).await {
                 tracing::warn!("publishing this worker's heartbeat: {e}");
             }
