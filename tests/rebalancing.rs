@@ -121,7 +121,13 @@ fn three_workers_joining_while_messages_flow_write_every_id_exactly_once_with_pl
         let logs = || format!("a:\n{}\nb:\n{}\nc:\n{}", a.log_text(), b.log_text(), c.log_text());
         assert_eq!(counts.len() as u64, messages, "every id arrived; logs:\n{}", logs());
         let twice: Vec<&i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).take(10).collect();
-        assert_eq!(rows, messages, "and none twice ({} duplicates, e.g. ids {twice:?}); logs:\n{}", rows - messages, logs());
+        assert_eq!(
+            rows,
+            messages,
+            "and none twice ({} duplicates, e.g. ids {twice:?}); logs:\n{}",
+            rows - messages,
+            logs()
+        );
         // The joins moved queues: the later workers wrote too.
         let view = c.connector_state("joining").await;
         let written_by = |worker: &str| -> u64 {

@@ -211,7 +211,11 @@ impl PeerHandoff for Membership {
 
 impl PeerTable {
     pub fn new(worker_id: &str) -> PeerTable {
-        PeerTable { worker_id: worker_id.to_string(), peers: Mutex::new(BTreeMap::new()), listening_since: Instant::now() }
+        PeerTable {
+            worker_id: worker_id.to_string(),
+            peers: Mutex::new(BTreeMap::new()),
+            listening_since: Instant::now(),
+        }
     }
 
     /// Whether no other worker holds `queue` of `group`: see the module's

@@ -1038,10 +1038,9 @@ impl Worker {
                         Some(format!("{}-{}-{}", self.config.worker_id, std::process::id(), definition.name));
                     // In a cluster, a gained queue waits for its previous
                     // holder's word that it let go.
-                    consumer.peers = self
-                        .membership
-                        .get()
-                        .map(|m| crate::rocketmq::consumer::Peers(m.clone() as Arc<dyn crate::rocketmq::consumer::PeerHandoff>));
+                    consumer.peers = self.membership.get().map(|m| {
+                        crate::rocketmq::consumer::Peers(m.clone() as Arc<dyn crate::rocketmq::consumer::PeerHandoff>)
+                    });
                     let shared = SharedConsumer::new(self.environment.client.clone(), consumer);
                     (0..definition.max_tasks)
                         .map(|task| {
