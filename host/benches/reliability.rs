@@ -540,9 +540,23 @@ impl Harness {
         };
         let faults_over_time = async {
             let http = reqwest::Client::new();
+            // The stand-in opens its port again when the refusal window
+            // ends, on its own timer: a call made at that moment may still
+            // be refused, so it is tried again for a while.
             let set = |body: Json| {
                 let (http, faults) = (http.clone(), faults.clone());
-                async move { http.post(&faults).body(body.to_string()).send().await.unwrap() }
+                async move {
+                    let given_up = Instant::now() + Duration::from_secs(5);
+                    loop {
+                        match http.post(&faults).body(body.to_string()).send().await {
+                            Ok(reply) => return reply,
+                            Err(e) if e.is_connect() && Instant::now() < given_up => {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            Err(e) => panic!("setting the stand-in's faults to {body}: {e}"),
+                        }
+                    }
+                }
             };
             tokio::time::sleep(Duration::from_secs(2)).await;
             set(json!({"refuse_connections_ms": plan.refuse.as_millis() as u64})).await;
