@@ -33,10 +33,7 @@ fn eight_tasks_in_one_worker_write_every_id_exactly_once_with_plain_insert() {
         let messages = messages();
         let dir = tempfile::tempdir().unwrap();
         let standin = standin().await;
-        let topic = unique("eight");
-        let api = rmq_openmldb::openmldb::ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
-        let ddl = format!("CREATE TABLE {topic} (id bigint, tag string, INDEX(KEY=id))");
-        assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
+        let topic = table_named_like_its_topic(&standin, "eight").await;
         produce_to(dir.path(), &topic, &(0..messages).map(body).collect::<Vec<_>>(), 8);
         let worker = WorkerProcess::start(dir.path()).await;
         let mut connector = standin.sink(&topic);
@@ -50,6 +47,15 @@ fn eight_tasks_in_one_worker_write_every_id_exactly_once_with_plain_insert() {
         let (_, view) = worker.get("/v1/connectors/eight").await;
         assert_eq!(view["tasks"].as_array().map(Vec::len), Some(8), "{view}");
     });
+}
+
+/// A fresh topic name, and a stand-in table of that name for its rows.
+async fn table_named_like_its_topic(standin: &StandIn, name: &str) -> String {
+    let topic = unique(name);
+    let api = rmq_openmldb::openmldb::ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
+    let ddl = format!("CREATE TABLE {topic} (id bigint, tag string, INDEX(KEY=id))");
+    assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
+    topic
 }
 
 /// Stored rows per id, once every id of `0..messages` is there (or three
@@ -82,11 +88,8 @@ fn three_workers_joining_while_messages_flow_write_every_id_exactly_once_with_pl
         let messages = messages();
         let dir = tempfile::tempdir().unwrap();
         let standin = standin().await;
-        let topic = unique("joining");
+        let topic = table_named_like_its_topic(&standin, "joining").await;
         let cluster = unique("joining");
-        let api = rmq_openmldb::openmldb::ApiClient::new(&standin.addr.to_string(), Duration::from_secs(5)).unwrap();
-        let ddl = format!("CREATE TABLE {topic} (id bigint, tag string, INDEX(KEY=id))");
-        assert!(api.execute("rocketmq_test", &ddl).await.unwrap().is_ok());
         // A first part waits in the topic; the rest comes while the workers
         // join, about 8,000 a second.
         let first = messages / 10;
