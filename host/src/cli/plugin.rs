@@ -1,11 +1,16 @@
 //! `rmq-openmldb plugin list | inspect | test`: the plugin author's loop.
 
-use crate::plugin::bindings::{Cell, Column, ColumnType, Message, TableSchema};
+use crate::plugin::bindings::sql::SqlValue;
+use crate::plugin::bindings::{
+    Cell, Column, ColumnType, Message, Row, RowBatch, SourcePosition, TableSchema, failure_kind_name,
+};
 use crate::plugin::sandbox::{Sandbox, is_sandbox_key};
 use crate::plugin::{
-    CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin, RuntimeConfig, StageSpec,
-    default_cache_dir,
+    CacheOutcome, MessageFailure, PluginCatalog, PluginChain, PluginEngine, PluginOrigin, PluginServices, Role,
+    RuntimeConfig, SinkInstance, SourceInstance, StageSpec, default_cache_dir,
 };
+use crate::sql::{RecordedCall, SqlConnection};
+use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{Map, Value, json};
@@ -105,28 +110,41 @@ pub enum PluginCommand {
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// The converter: a built-in name, a plugins-folder name or a `.wasm` file.
+    /// The converter (a built-in name, a plugins-folder name or a `.wasm`
+    /// file), or a source plugin: then its records are printed.
     pub converter: String,
-    /// One message body per line (a JSON value, or any text).
+    /// One message body per line (a JSON value, or any text); not for sources.
     #[arg(long)]
-    pub input: PathBuf,
-    /// `{"table": "...", "columns": [{"name": "...", "type": "bigint", "nullable": true}, ...]}`.
+    pub input: Option<PathBuf>,
+    /// `{"table": "...", "columns": [{"name": "...", "type": "bigint", "nullable": true}, ...]}`; not for sources.
     #[arg(long)]
-    pub table_schema: PathBuf,
+    pub table_schema: Option<PathBuf>,
     /// A transform to apply after the converter; repeat for a chain.
     #[arg(long = "transform", action = clap::ArgAction::Append)]
     pub transforms: Vec<String>,
+    /// A sink plugin to hand the rows to. Its `sql` calls reach no
+    /// database: each is printed (and answered as a success) instead.
+    #[arg(long)]
+    pub sink: Option<String>,
     /// `key=value` for the plugin named last before it (the converter when
-    /// it comes before any --transform).
+    /// it comes before any --transform or --sink).
     #[arg(long = "config", action = clap::ArgAction::Append)]
     pub configs: Vec<String>,
+    /// Sources: `PARTITION=POSITION`, a position stored before (as after a
+    /// restart); repeat for several partitions.
+    #[arg(long = "position", action = clap::ArgAction::Append)]
+    pub positions: Vec<String>,
+    /// Sources: poll at most this many times (it stops earlier at the
+    /// first poll that returns nothing).
+    #[arg(long, default_value_t = 100)]
+    pub polls: u32,
     /// Topic the sample messages claim to come from.
     #[arg(long, default_value = "plugin-test")]
     pub topic: String,
     /// Born and store timestamp of the sample messages (epoch ms).
     #[arg(long, default_value_t = 0)]
     pub timestamp: i64,
-    /// Messages per call into the plugins.
+    /// Messages per call into the plugins (records per poll for sources).
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
     /// A file of the JSON lines the run must print (what `plugin test`
@@ -135,7 +153,8 @@ pub struct TestArgs {
     pub expect: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
-    /// Which plugin each --config belongs to (filled from the argument order).
+    /// Which plugin each --config belongs to (filled from the argument
+    /// order): 0 the converter, 1..=n the transforms, n+1 the sink.
     #[arg(skip)]
     pub config_owner: Vec<usize>,
 }
@@ -145,10 +164,23 @@ impl TestArgs {
     /// the command line.
     pub fn assign_configs(&mut self, matches: &ArgMatches) {
         let transform_positions: Vec<usize> = matches.indices_of("transforms").map(|i| i.collect()).unwrap_or_default();
+        let sink_position = matches.index_of("sink");
+        let sink_owner = self.transforms.len() + 1;
         self.config_owner = matches
             .indices_of("configs")
-            .map(|indices| indices.map(|at| transform_positions.iter().filter(|t| **t < at).count()).collect())
+            .map(|indices| {
+                indices
+                    .map(|at| match sink_position {
+                        Some(sink) if sink < at => sink_owner,
+                        _ => transform_positions.iter().filter(|t| **t < at).count(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
+    }
+
+    fn required(&self, path: &Option<PathBuf>, flag: &str) -> Result<PathBuf> {
+        path.clone().with_context(|| format!("{flag} is required to test the converter {}", self.converter))
     }
 }
 
@@ -319,12 +351,18 @@ fn split_config(entry: &str) -> Result<(String, String)> {
 fn test(args: &TestArgs) -> Result<()> {
     let engine = args.runtime.engine()?;
     let catalog = args.runtime.catalog();
-    let table = read_table_schema(&args.table_schema)?;
-    let mut stage_configs: Vec<Vec<(String, String)>> = vec![Vec::new(); args.transforms.len() + 1];
+    let mut stage_configs: Vec<Vec<(String, String)>> = vec![Vec::new(); args.transforms.len() + 2];
     for (i, entry) in args.configs.iter().enumerate() {
         let owner = args.config_owner.get(i).copied().unwrap_or(0);
         stage_configs[owner].push(split_config(entry)?);
     }
+    let first = engine.load(catalog.resolve(&args.converter)?, None)?;
+    if first.role == Role::Source {
+        return test_source(args, &engine, first, &stage_configs[0]);
+    }
+    let table_schema = args.required(&args.table_schema, "--table-schema")?;
+    let input_path = args.required(&args.input, "--input")?;
+    let table = read_table_schema(&table_schema)?;
     let converter = args.runtime.stage(&args.converter, &stage_configs[0])?;
     let transforms: Vec<StageSpec> = args
         .transforms
@@ -335,9 +373,13 @@ fn test(args: &TestArgs) -> Result<()> {
     let mut chain = PluginChain::new(&engine, &catalog, &converter, &transforms, table.clone(), "plugin-test")?;
     let needs = chain.converter_needs();
     tracing::debug!(stages = ?chain.stage_names(), ?needs, "chain ready");
+    let mut sink = match &args.sink {
+        Some(name) => Some(RecordingSink::start(args, &engine, &catalog, name, &stage_configs[args.transforms.len() + 1], &table)?),
+        None => None,
+    };
 
     let input =
-        std::fs::File::open(&args.input).with_context(|| format!("cannot read the input {}", args.input.display()))?;
+        std::fs::File::open(&input_path).with_context(|| format!("cannot read the input {}", input_path.display()))?;
     let mut lines = std::io::BufReader::new(input).lines().enumerate();
     let mut out = std::io::stdout().lock();
     let mut expected = args.expect.as_deref().map(Expected::read).transpose()?;
@@ -352,7 +394,7 @@ fn test(args: &TestArgs) -> Result<()> {
     loop {
         let mut batch: Vec<(usize, Message)> = Vec::with_capacity(args.batch_size);
         for (number, line) in lines.by_ref() {
-            let line = line.with_context(|| format!("{}: line {}", args.input.display(), number + 1))?;
+            let line = line.with_context(|| format!("{}: line {}", input_path.display(), number + 1))?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -367,6 +409,20 @@ fn test(args: &TestArgs) -> Result<()> {
         let bodies: Vec<Message> = batch.iter().map(|(_, m)| m.clone()).collect();
         let output = chain.run(&bodies)?;
         messages += batch.len() as u64;
+        if let Some(sink) = sink.as_mut() {
+            // The sink's statements are the output; the chain's failures
+            // and drops are still shown, by line.
+            let lines: Vec<usize> = batch.iter().map(|(line, _)| *line).collect();
+            for failure in &output.failures {
+                failures += 1;
+                emit(&mut out, failure_json(lines[failure.source_index as usize], failure))?;
+            }
+            rows += output.rows.len() as u64;
+            for line in sink.write(&output.rows, &lines)? {
+                emit(&mut out, line)?;
+            }
+            continue;
+        }
         for (index, (line, _)) in batch.iter().enumerate() {
             let index = index as u32;
             let mut produced = false;
@@ -386,7 +442,158 @@ fn test(args: &TestArgs) -> Result<()> {
             }
         }
     }
+    if let Some(sink) = sink.as_mut() {
+        for line in sink.flush()? {
+            emit(&mut out, line)?;
+        }
+    }
     eprintln!("{messages} messages: {rows} rows, {failures} failures, {dropped} dropped");
+    if let Some(expected) = expected {
+        expected.finish()?;
+        eprintln!("output matches {}", expected.path.display());
+    }
+    Ok(())
+}
+
+/// `plugin test --sink`: a sink plugin whose `sql` calls are recorded,
+/// each printed as `{"execute": STATEMENT, "params": [[...], ...]}` or
+/// `{"query": STATEMENT, "params": [...]}`.
+struct RecordingSink {
+    instance: SinkInstance,
+    calls: Arc<Mutex<Vec<RecordedCall>>>,
+    stage: String,
+}
+
+impl RecordingSink {
+    fn start(
+        args: &TestArgs,
+        engine: &PluginEngine,
+        catalog: &PluginCatalog,
+        name: &str,
+        config: &[(String, String)],
+        table: &TableSchema,
+    ) -> Result<RecordingSink> {
+        let stage = args.runtime.stage(name, config)?;
+        let loaded = engine.load(catalog.resolve(name)?, Some(Role::Sink))?;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let connection = SqlConnection::recording(Arc::clone(&calls)).context("cannot start the recording")?;
+        let services = PluginServices::sandboxed(loaded.name.clone(), "plugin-test", stage.sandbox, Some(connection));
+        let stage_name = format!("sink {}", loaded.name);
+        let instance = SinkInstance::new(engine, loaded, stage.config, table.clone(), services)?;
+        Ok(RecordingSink { instance, calls, stage: stage_name })
+    }
+
+    /// Hand the rows to the sink: its statements, then the rows it
+    /// refused (by input line).
+    fn write(&mut self, rows: &[Row], lines: &[usize]) -> Result<Vec<Value>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = RowBatch { rows: rows.to_vec(), origins: Vec::new() };
+        let failures = self.instance.write(&batch)?;
+        let mut out = self.recorded();
+        for failure in failures {
+            let line = lines[rows[failure.index as usize].source_index as usize];
+            out.push(json!({"line": line, "failure": {
+                "stage": self.stage, "kind": failure_kind_name(failure.kind), "message": failure.message,
+            }}));
+        }
+        Ok(out)
+    }
+
+    fn flush(&mut self) -> Result<Vec<Value>> {
+        self.instance.flush()?;
+        Ok(self.recorded())
+    }
+
+    fn recorded(&self) -> Vec<Value> {
+        let calls = std::mem::take(&mut *self.calls.lock().unwrap_or_else(|p| p.into_inner()));
+        calls
+            .into_iter()
+            .map(|call| match call {
+                RecordedCall::Execute { statement, params } => json!({
+                    "execute": statement,
+                    "params": params.iter().map(|row| row.iter().map(sql_value_json).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                }),
+                RecordedCall::Query { statement, params } => {
+                    json!({"query": statement, "params": params.iter().map(sql_value_json).collect::<Vec<_>>()})
+                }
+            })
+            .collect()
+    }
+}
+
+/// A statement parameter as JSON: numbers and text as themselves, dates
+/// and date-times in MySQL's text form, bytes and times tagged.
+fn sql_value_json(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Int(n) => json!(n),
+        SqlValue::Uint(n) => json!(n),
+        SqlValue::Float(f) => cell_json(&Cell::Float(*f)),
+        SqlValue::Double(f) => cell_json(&Cell::Double(*f)),
+        SqlValue::Decimal(text) | SqlValue::Text(text) => json!(text),
+        SqlValue::Bytes(bytes) => json!({"bytes": hex::encode(bytes)}),
+        SqlValue::Date(d) => json!(format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)),
+        SqlValue::Datetime(t) => json!(format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+            t.date.year, t.date.month, t.date.day, t.hour, t.minute, t.second, t.microsecond
+        )),
+        SqlValue::Time(micros) => json!({"time_us": micros}),
+    }
+}
+
+/// `plugin test SOURCE`: init with the `--position`s, then poll until a
+/// poll returns nothing (or `--polls`), printing each record.
+fn test_source(
+    args: &TestArgs,
+    engine: &PluginEngine,
+    plugin: Arc<crate::plugin::LoadedPlugin>,
+    config: &[(String, String)],
+) -> Result<()> {
+    if args.input.is_some() || args.sink.is_some() || !args.transforms.is_empty() {
+        bail!("{} is a source: it takes no --input, --transform or --sink (it makes the messages)", args.converter);
+    }
+    let stage = args.runtime.stage(&args.converter, config)?;
+    let positions = args
+        .positions
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((partition, position)) if !partition.is_empty() => {
+                Ok(SourcePosition { partition: partition.to_string(), position: position.to_string() })
+            }
+            _ => bail!("--position \"{entry}\": expected PARTITION=POSITION"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let services = PluginServices::sandboxed(plugin.name.clone(), "plugin-test", stage.sandbox, None);
+    let mut source = SourceInstance::new(engine, plugin, stage.config, positions, services)?;
+    let mut out = std::io::stdout().lock();
+    let mut expected = args.expect.as_deref().map(Expected::read).transpose()?;
+    let max = u32::try_from(args.batch_size.max(1)).unwrap_or(u32::MAX);
+    let mut records = 0u64;
+    for _ in 0..args.polls {
+        let polled = source.poll(max)?;
+        if polled.is_empty() {
+            break;
+        }
+        for record in polled {
+            records += 1;
+            let line = json!({
+                "topic": record.topic,
+                "keys": record.keys,
+                "tags": record.tags,
+                "properties": record.properties.iter().map(|p| json!([p.key, p.value])).collect::<Vec<_>>(),
+                "body": String::from_utf8_lossy(&record.body),
+                "partition": record.partition,
+                "position": record.position,
+            });
+            writeln!(out, "{line}")?;
+            if let Some(expected) = expected.as_mut() {
+                expected.check(&line)?;
+            }
+        }
+    }
+    eprintln!("{records} records");
     if let Some(expected) = expected {
         expected.finish()?;
         eprintln!("output matches {}", expected.path.display());

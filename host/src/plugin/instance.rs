@@ -199,6 +199,7 @@ fn trap_kind(error: &CallError) -> Option<TrapKind> {
 
 fn classify(plugin: &str, limits: &Limits, error: wasmtime::Error, store: &Store<PluginState>) -> CallError {
     let stderr = store.data().stderr.contents();
+    let panic_line = store.data().stderr.panic_line();
     let text = format!("{error:#}");
     let waited = error.downcast_ref::<HostWaitDeadline>().map(|w| w.import);
     if let Some(too_large) = error.downcast_ref::<OutputTooLarge>() {
@@ -212,7 +213,7 @@ fn classify(plugin: &str, limits: &Limits, error: wasmtime::Error, store: &Store
         _ if waited.is_some() => TrapKind::Deadline,
         Some(Trap::Interrupt) => TrapKind::Deadline,
         _ if text.contains("forcing trap when growing memory") => TrapKind::MemoryLimit,
-        _ if stderr.contains("panicked at") => TrapKind::Panic,
+        _ if stderr.contains("panicked at") || panic_line.is_some() => TrapKind::Panic,
         _ if stderr.contains("memory allocation of") => TrapKind::MemoryLimit,
         Some(_) => TrapKind::Other,
         None if text.contains("instantiat") => {
@@ -244,9 +245,16 @@ fn classify(plugin: &str, limits: &Limits, error: wasmtime::Error, store: &Store
         },
     };
     if !stderr.is_empty() {
-        let tail: String =
-            stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
-        detail.push_str(&format!("; plugin stderr: {tail}"));
+        let mut tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+        // Go prints the panic first and its stack trace after: keep the
+        // line that says what happened.
+        if let Some(line) = panic_line.as_deref()
+            && !tail.iter().any(|l| l.trim() == line)
+        {
+            tail.insert(0, line);
+            tail.insert(1, "…");
+        }
+        detail.push_str(&format!("; plugin stderr: {}", tail.join(" | ")));
     }
     CallError::Trap { plugin: plugin.to_string(), kind, detail }
 }

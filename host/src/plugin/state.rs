@@ -461,18 +461,62 @@ impl sql::Host for PluginState {
 
 /// An output stream that never fails and keeps the last `capacity` bytes.
 /// A plugin that prints a lot loses old output, never its ability to run.
+/// It also keeps the first panic line (Go's `panic: …`), which a long
+/// stack trace after it would push out of the tail.
 #[derive(Clone)]
 pub struct TailPipe {
     capacity: usize,
     buffer: Arc<Mutex<VecDeque<u8>>>,
+    lines: Arc<Mutex<PanicLine>>,
+}
+
+/// The line being written and the first panic line seen.
+#[derive(Default)]
+struct PanicLine {
+    current: Vec<u8>,
+    first_panic: Option<String>,
+}
+
+/// The longest panic line kept, in bytes.
+const PANIC_LINE_MAX: usize = 1024;
+
+impl PanicLine {
+    fn push(&mut self, bytes: &[u8]) {
+        if self.first_panic.is_some() {
+            return;
+        }
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.end_line();
+                if self.first_panic.is_some() {
+                    return;
+                }
+            } else if self.current.len() < PANIC_LINE_MAX {
+                self.current.push(byte);
+            }
+        }
+    }
+
+    fn end_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.current).trim().to_string();
+        self.current.clear();
+        if line.starts_with("panic: ") || line.starts_with("fatal error: ") {
+            self.first_panic = Some(line);
+        }
+    }
 }
 
 impl TailPipe {
     pub fn new(capacity: usize) -> Self {
-        TailPipe { capacity, buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))) }
+        TailPipe {
+            capacity,
+            buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
+            lines: Arc::default(),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
+        lock(&self.lines).push(bytes);
         let mut buffer = lock(&self.buffer);
         let keep = bytes.len().min(self.capacity);
         let overflow = (buffer.len() + keep).saturating_sub(self.capacity);
@@ -488,6 +532,19 @@ impl TailPipe {
         bytes.extend_from_slice(a);
         bytes.extend_from_slice(b);
         String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+
+    /// The first line the plugin wrote that starts with `panic: ` or
+    /// `fatal error: ` (how Go reports a panic), even if unfinished.
+    pub fn panic_line(&self) -> Option<String> {
+        let lines = lock(&self.lines);
+        if lines.first_panic.is_none() && !lines.current.is_empty() {
+            let line = String::from_utf8_lossy(&lines.current).trim().to_string();
+            if line.starts_with("panic: ") || line.starts_with("fatal error: ") {
+                return Some(line);
+            }
+        }
+        lines.first_panic.clone()
     }
 }
 

@@ -14,7 +14,7 @@ pub use url::{MysqlUrl, UrlError};
 use crate::openmldb::ConnectorConfig;
 use crate::plugin::bindings::sql::{ResultSet, SqlError, SqlErrorKind, SqlValue};
 use mysql_async::prelude::Queryable;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Longest one query or execute may take before the plugin gets `timeout`.
@@ -209,6 +209,43 @@ impl SqlConnection {
                 Err(error(SqlErrorKind::Connection, None, format!("the connection to {} is closed", self.describe)))
             }
         }
+    }
+}
+
+/// A statement a plugin sent to a [`SqlConnection::recording`] connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordedCall {
+    Query { statement: String, params: Vec<SqlValue> },
+    Execute { statement: String, params: Vec<Vec<SqlValue>> },
+}
+
+impl SqlConnection {
+    /// A connection to no database, for `plugin test`: every statement
+    /// succeeds (a query with no rows, an execute with one row affected per
+    /// parameter set) and is recorded in `calls`, in order. Parameters are
+    /// checked as a real connection checks them.
+    pub fn recording(calls: Arc<Mutex<Vec<RecordedCall>>>) -> std::io::Result<SqlConnection> {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        std::thread::Builder::new().name("sql-recording".into()).spawn(move || {
+            let record = |call: RecordedCall| calls.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+            while let Ok(request) = incoming.recv() {
+                match request {
+                    Request::Query { statement, params, reply } => {
+                        record(RecordedCall::Query { statement, params });
+                        let _ = reply.send(Ok(ResultSet { columns: Vec::new(), rows: Vec::new() }));
+                    }
+                    Request::Execute { statement, params, reply } => {
+                        let affected = vec![1; params.len()];
+                        record(RecordedCall::Execute { statement, params });
+                        let _ = reply.send(Ok(affected));
+                    }
+                    Request::Transaction { reply, .. } => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+        })?;
+        Ok(SqlConnection { requests, call_timeout: Duration::from_secs(30), describe: "a recording (no database)".into() })
     }
 }
 

@@ -5,12 +5,11 @@
 //! C plugin needs clang, lld and wasi-libc, and nothing from crates.io.
 
 use super::toolchain;
-use super::{Names, Project, ProjectFile, Template, sample_files};
+use super::{Names, Project, ProjectFile, Template, component, sample_files};
 use crate::plugin::Role;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use wit_bindgen_core::wit_parser::Resolve;
 
 const TRANSFORM: &str = include_str!("templates/c/transform.c");
 const CONVERTER: &str = include_str!("templates/c/converter.c");
@@ -59,7 +58,7 @@ pub(super) fn build(project: &Project, component: &Path) -> Result<()> {
 
     let module = std::fs::read(&core_module).with_context(|| format!("cannot read {}", core_module.display()))?;
     let bytes =
-        componentize(&module).with_context(|| format!("cannot make a component of {}", core_module.display()))?;
+        component::componentize(&module).with_context(|| format!("cannot make a component of {}", core_module.display()))?;
     std::fs::write(component, bytes).with_context(|| format!("cannot write {}", component.display()))
 }
 
@@ -80,11 +79,7 @@ fn c_sources(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// wit-bindgen's C generator, as `wit-bindgen c WIT --world WORLD --out-dir OUT`.
 fn generate_bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
-    let mut resolve = Resolve::default();
-    let (package, _) = resolve.push_dir(wit).with_context(|| format!("cannot read the WIT in {}", wit.display()))?;
-    let world_id = resolve
-        .select_world(&[package], Some(world))
-        .with_context(|| format!("{}: no world \"{world}\"", wit.display()))?;
+    let (mut resolve, world_id) = component::resolve_world(wit, world)?;
     let mut files = wit_bindgen_core::Files::default();
     wit_bindgen_c::Opts::default().build().generate(&mut resolve, world_id, &mut files)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -93,17 +88,4 @@ fn generate_bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
         std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-/// A core module (with its component-type section) into a component, its
-/// WASI preview 1 imports served by the reactor adapter.
-fn componentize(module: &[u8]) -> Result<Vec<u8>> {
-    use wasi_preview1_component_adapter_provider::{
-        WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-    };
-    wit_component::ComponentEncoder::default()
-        .module(module)?
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
-        .validate(true)
-        .encode()
 }

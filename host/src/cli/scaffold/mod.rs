@@ -8,6 +8,8 @@
 //! same loader the worker uses.
 
 mod c;
+mod component;
+mod go;
 mod js;
 mod python;
 mod rust;
@@ -29,6 +31,8 @@ const SAMPLE_CSV: &str = include_str!("templates/sample/messages.csv");
 const SAMPLE_TABLE: &str = include_str!("templates/sample/table.json");
 const EXPECTED_TRANSFORM: &str = include_str!("templates/sample/expected-transform.jsonl");
 const EXPECTED_CONVERTER: &str = include_str!("templates/sample/expected-converter.jsonl");
+const EXPECTED_SINK: &str = include_str!("templates/sample/expected-sink.jsonl");
+const EXPECTED_SOURCE: &str = include_str!("templates/sample/expected-source.jsonl");
 
 /// A language `plugin new` scaffolds and `plugin build` builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +41,11 @@ pub enum Language {
     Python,
     JavaScript,
     C,
+    Go,
 }
 
 impl Language {
-    pub const ALL: [Language; 4] = [Language::Rust, Language::Python, Language::JavaScript, Language::C];
+    pub const ALL: [Language; 5] = [Language::Rust, Language::Python, Language::JavaScript, Language::C, Language::Go];
 
     /// The name used by `--lang` and `plugin.toml`.
     pub fn name(self) -> &'static str {
@@ -49,6 +54,7 @@ impl Language {
             Language::Python => "python",
             Language::JavaScript => "js",
             Language::C => "c",
+            Language::Go => "go",
         }
     }
 
@@ -58,6 +64,7 @@ impl Language {
             Language::Python => "Python",
             Language::JavaScript => "JavaScript",
             Language::C => "C",
+            Language::Go => "Go",
         }
     }
 
@@ -67,8 +74,9 @@ impl Language {
             "python" | "py" => Language::Python,
             "js" | "javascript" => Language::JavaScript,
             "c" => Language::C,
+            "go" | "golang" => Language::Go,
             _ => bail!(
-                "--lang {name}: expected one of {} (Go: no component toolchain on these machines yet; see docs/plugins.md)",
+                "--lang {name}: expected one of {}",
                 Language::ALL.map(Language::name).join(", ")
             ),
         })
@@ -79,6 +87,7 @@ impl Language {
         match self {
             Language::Rust => &[Role::Converter, Role::Transform, Role::Sink, Role::Source],
             Language::Python | Language::JavaScript | Language::C => &[Role::Converter, Role::Transform],
+            Language::Go => &[Role::Converter, Role::Transform, Role::Sink, Role::Source],
         }
     }
 }
@@ -109,16 +118,27 @@ impl Names<'_> {
             .replace("@ROLE@", self.role.name())
     }
 
-    /// The `plugin test` line of a converter or transform project.
+    /// The `plugin test` line that checks the project against its sample:
+    /// a converter's rows, a transform's rows after the built-in converter,
+    /// a sink's statements (its `sql` calls recorded, no database), a
+    /// source's records resumed after a stored position.
     fn test_command(&self, component: &str, input: &str) -> String {
+        let expect = "--expect sample/expected.jsonl";
         match self.role {
             Role::Transform => format!(
                 "rmq-openmldb plugin test json-converter --input sample/{input} --table-schema sample/table.json \
-                 --transform ./{component} --config fields=name --expect sample/expected.jsonl"
+                 --transform ./{component} --config fields=name {expect}"
             ),
-            _ => format!(
-                "rmq-openmldb plugin test ./{component} --input sample/{input} --table-schema sample/table.json \
-                 --expect sample/expected.jsonl"
+            Role::Converter => format!(
+                "rmq-openmldb plugin test ./{component} --input sample/{input} --table-schema sample/table.json {expect}"
+            ),
+            Role::Sink => format!(
+                "rmq-openmldb plugin test json-converter --input sample/{input} --table-schema sample/table.json \
+                 --sink ./{component} {expect}"
+            ),
+            Role::Source => format!(
+                "rmq-openmldb plugin test ./{component} --config topic=demo --config count=5 \
+                 --config records.per.poll=2 --position sequence=2 {expect}"
             ),
         }
     }
@@ -138,12 +158,14 @@ impl Names<'_> {
     }
 }
 
-/// The sample input and its expected output, for roles `plugin test` runs.
+/// The sample input and the output `plugin test` must give for it.
 fn sample_files(role: Role, input: &'static str) -> Vec<ProjectFile> {
     let expected = match role {
         Role::Transform => EXPECTED_TRANSFORM,
         Role::Converter => EXPECTED_CONVERTER,
-        Role::Sink | Role::Source => return Vec::new(),
+        Role::Sink => EXPECTED_SINK,
+        // A source makes its own input.
+        Role::Source => return vec![ProjectFile { path: "sample/expected.jsonl", content: EXPECTED_SOURCE.to_string() }],
     };
     let messages = if input.ends_with(".csv") { SAMPLE_CSV } else { SAMPLE_MESSAGES };
     vec![
@@ -190,6 +212,7 @@ pub fn new_project(name: &str, lang: &str, role: &str, dir: Option<&Path>) -> Re
         Language::Python => python::template(&names),
         Language::JavaScript => js::template(&names),
         Language::C => c::template(&names),
+        Language::Go => go::template(&names),
     };
     let manifest = format!(
         "# An rmq-openmldb plugin project; `rmq-openmldb plugin build` reads this.\n\
@@ -291,6 +314,7 @@ pub fn build_project(dir: &Path) -> Result<Built> {
         Language::Python => python::build(&project, &component)?,
         Language::JavaScript => js::build(&project, &component)?,
         Language::C => c::build(&project, &component)?,
+        Language::Go => go::build(&project, &component)?,
     }
     // Checked through the compile cache the worker and `plugin test` use,
     // so the first load after a build does not compile again (seconds for

@@ -31,9 +31,7 @@ pub(super) fn template(names: &Names) -> Template {
     ];
     files.extend(sample_files(names.role, "messages.jsonl"));
     let mut steps = String::from("    cargo test                      # the logic, natively\n");
-    if matches!(names.role, Role::Converter | Role::Transform) {
-        steps.push_str(&format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), "messages.jsonl")));
-    }
+    steps.push_str(&format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), "messages.jsonl")));
     Template { files, steps }
 }
 
