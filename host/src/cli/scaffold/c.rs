@@ -13,6 +13,8 @@ use std::process::Command;
 
 const TRANSFORM: &str = include_str!("templates/c/transform.c");
 const CONVERTER: &str = include_str!("templates/c/converter.c");
+const SINK: &str = include_str!("templates/c/sink.c");
+const SOURCE: &str = include_str!("templates/c/source.c");
 
 /// Where generated bindings go; rewritten by every build.
 const BINDINGS_DIR: &str = "gen";
@@ -23,7 +25,9 @@ const CLANG_INSTALL: &str =
 pub(super) fn template(names: &Names) -> Template {
     let (source, input) = match names.role {
         Role::Converter => (CONVERTER, "messages.csv"),
-        _ => (TRANSFORM, "messages.jsonl"),
+        Role::Transform => (TRANSFORM, "messages.jsonl"),
+        Role::Sink => (SINK, "messages.jsonl"),
+        Role::Source => (SOURCE, "messages.jsonl"),
     };
     let mut files = vec![
         ProjectFile { path: "plugin.c", content: names.fill(source) },

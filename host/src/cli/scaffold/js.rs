@@ -11,11 +11,15 @@ use std::process::Command;
 
 const TRANSFORM: &str = include_str!("templates/js/transform.js");
 const CONVERTER: &str = include_str!("templates/js/converter.js");
+const SINK: &str = include_str!("templates/js/sink.js");
+const SOURCE: &str = include_str!("templates/js/source.js");
 
 pub(super) fn template(names: &Names) -> Template {
     let source = match names.role {
         Role::Converter => CONVERTER,
-        _ => TRANSFORM,
+        Role::Transform => TRANSFORM,
+        Role::Sink => SINK,
+        Role::Source => SOURCE,
     };
     let mut files = vec![
         ProjectFile { path: "app.js", content: names.fill(source) },

@@ -81,15 +81,6 @@ impl Language {
             ),
         })
     }
-
-    /// Roles this language has a template for.
-    pub fn template_roles(self) -> &'static [Role] {
-        match self {
-            Language::Rust => &[Role::Converter, Role::Transform, Role::Sink, Role::Source],
-            Language::Python | Language::JavaScript | Language::C => &[Role::Converter, Role::Transform],
-            Language::Go => &[Role::Converter, Role::Transform, Role::Sink, Role::Source],
-        }
-    }
 }
 
 /// One file of a new project.
@@ -194,14 +185,6 @@ pub fn new_project(name: &str, lang: &str, role: &str, dir: Option<&Path>) -> Re
     let Some(role) = Role::ALL.into_iter().find(|r| r.name() == role) else {
         bail!("--role {role}: expected converter, transform, sink or source");
     };
-    if !language.template_roles().contains(&role) {
-        bail!(
-            "--role {role}: there is no {} template for this role yet (templates: {}); \
-             the role works in any language, see docs/plugins.md",
-            language.display(),
-            language.template_roles().iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
-        );
-    }
     let root = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(name));
     if root.exists() && std::fs::read_dir(&root).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{} already exists and is not empty", root.display());

@@ -10,11 +10,15 @@ use std::process::Command;
 
 const TRANSFORM: &str = include_str!("templates/python/transform.py");
 const CONVERTER: &str = include_str!("templates/python/converter.py");
+const SINK: &str = include_str!("templates/python/sink.py");
+const SOURCE: &str = include_str!("templates/python/source.py");
 
 pub(super) fn template(names: &Names) -> Template {
     let source = match names.role {
         Role::Converter => CONVERTER,
-        _ => TRANSFORM,
+        Role::Transform => TRANSFORM,
+        Role::Sink => SINK,
+        Role::Source => SOURCE,
     };
     let mut files = vec![
         ProjectFile { path: "app.py", content: names.fill(source) },
