@@ -2,7 +2,7 @@
 # Install the toolchains `rmq-openmldb plugin build` drives, from the package
 # registries only, on a fresh Debian machine.
 #
-#   scripts/plugin-toolchains.sh [all|rust|python|js|c]...   (default: all)
+#   scripts/plugin-toolchains.sh [all|rust|python|js|c|go]...   (default: all)
 #   scripts/plugin-toolchains.sh --print-dir                  where Python and JS tools go
 #
 #   rust     the wasm32-wasip2 target (rustup)
@@ -11,6 +11,10 @@
 #   c        clang-19, lld-19, wasi-libc and clang's wasm32 runtime (Debian);
 #            wit-bindgen's C generator and `component new` with the WASI
 #            preview 1 adapter are built into rmq-openmldb itself
+#   go       Go >= 1.25 (stock Go, GOOS=wasip1): the one on PATH if new
+#            enough, else Go's own toolchain module from the Go module proxy
+#            into $RMQ_OPENMLDB_TOOLCHAINS/go; the Go generator and its
+#            support module are built into rmq-openmldb
 #
 # Python and JS tools go to $RMQ_OPENMLDB_TOOLCHAINS (default
 # ~/.cache/rmq-openmldb/toolchains), where `plugin build` looks for them
@@ -23,6 +27,8 @@ TOOLCHAINS="${RMQ_OPENMLDB_TOOLCHAINS:-$HOME/.cache/rmq-openmldb/toolchains}"
 COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_JS_VERSION=0.23.0
 CLANG_VERSION=19
+GO_MINIMUM=1.25
+GO_VERSION=1.26.8
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31merror: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -75,17 +81,47 @@ install_c() {
   apt_install "clang-$CLANG_VERSION" "lld-$CLANG_VERSION" wasi-libc "libclang-rt-$CLANG_VERSION-dev-wasm32"
 }
 
+# True when `$1 version` reports Go >= GO_MINIMUM.
+go_is_recent() {
+  local version
+  version=$(GOTOOLCHAIN=local "$1" env GOVERSION 2>/dev/null) || return 1
+  version=${version#go}
+  [ "$(printf '%s\n%s\n' "$GO_MINIMUM" "$version" | sort -V | head -1)" = "$GO_MINIMUM" ]
+}
+
+install_go() {
+  if command -v go >/dev/null && go_is_recent "$(command -v go)"; then return; fi
+  local dir="$TOOLCHAINS/go"
+  if [ -x "$dir/bin/go" ] && go_is_recent "$dir/bin/go"; then return; fi
+  local arch
+  case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) die "no Go toolchain for $(uname -m)" ;; esac
+  local module="v0.0.1-go$GO_VERSION.linux-$arch"
+  log "installing Go $GO_VERSION into $dir (golang.org/toolchain $module, from the Go module proxy)"
+  command -v unzip >/dev/null || apt_install unzip
+  local tmp
+  tmp=$(mktemp -d)
+  curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/$module.zip"
+  unzip -q "$tmp/go.zip" -d "$tmp"
+  rm -rf "$dir"
+  mkdir -p "$TOOLCHAINS"
+  mv "$tmp/golang.org/toolchain@$module" "$dir"
+  chmod +x "$dir/bin/"* "$dir/pkg/tool/"*/* 2>/dev/null || true
+  rm -rf "$tmp"
+  go_is_recent "$dir/bin/go" || die "the Go in $dir does not run"
+}
+
 [ "${1:-}" = "--print-dir" ] && { echo "$TOOLCHAINS"; exit 0; }
 languages=("$@")
 [ ${#languages[@]} -eq 0 ] && languages=(all)
 for language in "${languages[@]}"; do
   case "$language" in
-    all) install_rust; install_python; install_js; install_c ;;
+    all) install_rust; install_python; install_js; install_c; install_go ;;
     rust) install_rust ;;
     python) install_python ;;
     js|javascript) install_js ;;
     c) install_c ;;
-    *) die "unknown language '$language' (expected all, rust, python, js or c)" ;;
+    go|golang) install_go ;;
+    *) die "unknown language '$language' (expected all, rust, python, js, c or go)" ;;
   esac
 done
-log "plugin toolchains ready (Python and JS tools in $TOOLCHAINS)"
+log "plugin toolchains ready (Python, JS and, when PATH has none, Go tools in $TOOLCHAINS)"

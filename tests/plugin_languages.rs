@@ -1,10 +1,11 @@
 //! Plugins in every language the toolkit knows (Rust, Python, JavaScript,
-//! C), as a new user meets them: `plugin new` scaffolds a project, `plugin
-//! build` makes the component with the language's toolchain
-//! (`scripts/plugin-toolchains.sh` installs them), and the test command
-//! the project's README gives passes. Then the examples' orders transform,
-//! written in all four languages, runs in real pipelines (worker binary,
-//! real broker, OpenMLDB stand-in) and every language writes the same rows.
+//! C, Go) and every role, as a new user meets them: `plugin new` scaffolds
+//! a project, `plugin build` makes the component with the language's
+//! toolchain (`scripts/plugin-toolchains.sh` installs them), and the test
+//! command the project's README gives passes. Then the examples' orders
+//! transform, written in all five languages, runs in real pipelines (worker
+//! binary, real broker, OpenMLDB stand-in) and every language writes the
+//! same rows.
 
 mod common;
 
@@ -15,7 +16,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
+const LANGUAGES: [&str; 5] = ["rust", "python", "js", "c", "go"];
+const ROLES: [&str; 4] = ["converter", "transform", "sink", "source"];
 
 /// `rmq-openmldb ARGS` run in `dir`, as a plugin author would.
 fn rmq_openmldb_in(dir: &Path, args: &[&str]) -> Output {
@@ -52,10 +54,10 @@ fn readme_test_command(project: &Path) -> Vec<String> {
 }
 
 #[test]
-fn every_language_scaffolds_builds_and_passes_its_own_sample_test() {
+fn every_role_in_every_language_scaffolds_builds_and_passes_its_own_sample_test() {
     let work = tempfile::tempdir().unwrap();
     for lang in LANGUAGES {
-        for role in ["transform", "converter"] {
+        for role in ROLES {
             let name = format!("{role}-in-{lang}");
             let created =
                 succeed(rmq_openmldb_in(work.path(), &["plugin", "new", &name, "--lang", lang, "--role", role]), "new");
@@ -79,14 +81,24 @@ fn every_language_scaffolds_builds_and_passes_its_own_sample_test() {
             assert!(stderr.contains("output matches sample/expected.jsonl"), "{name}: {stderr}");
         }
     }
-    // A changed expectation is caught, naming the line.
-    let project = work.path().join("transform-in-c");
-    let expected = project.join("sample/expected.jsonl");
-    std::fs::write(&expected, std::fs::read_to_string(&expected).unwrap().replace("GJK", "gjk")).unwrap();
-    let args = readme_test_command(&project);
-    let output = rmq_openmldb_in(&project, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success() && stderr.contains("sample/expected.jsonl line 2: expected"), "{stderr}");
+    // A changed expectation is caught, naming the line: in a row, in a
+    // sink's statement, in a source's record.
+    for (project, from, to, line) in [
+        ("transform-in-c", "GJK", "gjk", 2),
+        ("sink-in-go", "\"gjk\"", "\"GJK\"", 1),
+        ("source-in-python", "\"position\": \"4\"", "\"position\": \"40\"", 2),
+    ] {
+        let project = work.path().join(project);
+        let expected = project.join("sample/expected.jsonl");
+        let text = std::fs::read_to_string(&expected).unwrap();
+        assert!(text.contains(from), "{}: {text}", expected.display());
+        std::fs::write(&expected, text.replace(from, to)).unwrap();
+        let args = readme_test_command(&project);
+        let output = rmq_openmldb_in(&project, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let want = format!("sample/expected.jsonl line {line}: expected");
+        assert!(!output.status.success() && stderr.contains(&want), "{}: {stderr}", project.display());
+    }
 }
 
 #[test]
@@ -121,10 +133,8 @@ fn plugin_new_refuses_what_it_cannot_do_and_says_so() {
         refused(&["plugin", "new", "x", "--role", "filter"])
             .contains("--role filter: expected converter, transform, sink or source")
     );
-    let go = refused(&["plugin", "new", "x", "--lang", "go", "--role", "transform"]);
-    assert!(go.contains("--lang go: expected one of rust, python, js, c") && go.contains("Go"), "{go}");
-    let sink = refused(&["plugin", "new", "x", "--lang", "python", "--role", "sink"]);
-    assert!(sink.contains("no Python template for this role yet (templates: converter, transform)"), "{sink}");
+    let cobol = refused(&["plugin", "new", "x", "--lang", "cobol", "--role", "transform"]);
+    assert!(cobol.contains("--lang cobol: expected one of rust, python, js, c, go"), "{cobol}");
     let nothing = refused(&["plugin", "build"]);
     assert!(nothing.contains("no plugin.toml (or Cargo.toml)"), "{nothing}");
 }
@@ -150,7 +160,11 @@ fn copy_project(from: &Path, to: &Path) {
 /// non-ASCII and NULL; quantities positive, zero, negative and NULL;
 /// prices present and NULL.
 fn orders() -> Vec<Value> {
-    (1..=400i64)
+    orders_numbered(400)
+}
+
+fn orders_numbered(count: i64) -> Vec<Value> {
+    (1..=count)
         .map(|i| {
             let card = match i {
                 i if i % 7 == 0 => Value::Null,
@@ -197,7 +211,7 @@ fn same_row(a: &Value, b: &Value) -> bool {
 }
 
 #[test]
-fn the_orders_example_in_four_languages_writes_identical_rows_through_real_pipelines() {
+fn the_orders_example_in_five_languages_writes_identical_rows_through_real_pipelines() {
     with_broker(|_| async {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
@@ -275,6 +289,127 @@ fn the_orders_example_in_four_languages_writes_identical_rows_through_real_pipel
         for lang in LANGUAGES {
             let view = worker.connector_state(&format!("orders-{lang}")).await;
             assert_eq!(view["state"], "RUNNING", "{lang}: {view}");
+        }
+    });
+}
+
+/// Go's collector may not start inside `cabi_realloc` (the host copying a
+/// call's arguments in): the support module the binary ships runs it only
+/// at the export's safe point. Unpatched, 100,000 rows trapped a few times
+/// per run ("cannot leave component instance"), hidden by the retry on a
+/// fresh instance; `plugin test` reports every trap.
+#[test]
+fn the_go_transform_traps_zero_times_over_a_hundred_thousand_rows_at_every_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("orders-go");
+    copy_project(&root().join("examples/plugins/orders-transform/go"), &project);
+    succeed(rmq_openmldb_in(&project, &["plugin", "build"]), "build the Go example");
+    let input = dir.path().join("orders.jsonl");
+    let bodies: Vec<String> = orders_numbered(100_000).iter().map(Value::to_string).collect();
+    std::fs::write(&input, bodies.join("\n")).unwrap();
+    let table = root().join("examples/plugins/orders-transform/sample/table.json");
+    let mut outputs = Vec::new();
+    for batch in ["1", "256", "2048"] {
+        let output = rmq_openmldb_in(
+            &project,
+            &[
+                "plugin",
+                "test",
+                "json-converter",
+                "--input",
+                input.to_str().unwrap(),
+                "--table-schema",
+                table.to_str().unwrap(),
+                "--transform",
+                "./orders-go.wasm",
+                "--config",
+                "keep=4",
+                "--batch-size",
+                batch,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let stdout = succeed(output, &format!("plugin test at batch size {batch}"));
+        let report = stderr.lines().find(|l| l.starts_with("orders-go:")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(report.contains(" 0 traps"), "batch size {batch}: {report}");
+        let rows = stdout.lines().filter(|l| l.contains("\"row\"")).count();
+        let kept = orders_numbered(100_000).iter().filter(|o| o["quantity"].as_i64().is_none_or(|q| q > 0)).count();
+        assert_eq!(rows, kept, "batch size {batch}");
+        outputs.push(stdout);
+    }
+    assert!(outputs.iter().all(|o| o == &outputs[0]), "every batch size prints the same rows");
+}
+
+/// The sink and source roles in languages other than Rust, end to end: a
+/// JavaScript source (the template as `plugin new` makes it) produces 1,000
+/// records into the real broker, and a Python sink (its template too)
+/// writes them into real MariaDB through the `sql` capability. Every record
+/// arrives once: the table has no key to hide a duplicate.
+#[test]
+fn a_javascript_source_feeds_a_python_sink_writing_mariadb_through_the_real_broker() {
+    use common::mysql::{db_password, db_port, db_user, fresh_database, mariadb, sql};
+    mariadb();
+    with_broker(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for (name, lang, role) in [("seq-source-js", "js", "source"), ("rows-sink-python", "python", "sink")] {
+            succeed(rmq_openmldb_in(dir.path(), &["plugin", "new", name, "--lang", lang, "--role", role]), "new");
+            let project = dir.path().join(name);
+            let install = plugins.to_str().unwrap();
+            succeed(rmq_openmldb_in(&project, &["plugin", "build", ".", "--install", install]), "build");
+        }
+        let database = fresh_database("languages");
+        sql(Some(&database), "CREATE TABLE seq_rows (seq BIGINT NOT NULL)");
+        let topic = unique("sequence");
+        let worker = WorkerProcess::start_with(
+            dir.path(),
+            &format!("worker_id = \"languages-roles\"\nplugins_dir = \"{}\"\n", plugins.display()),
+        )
+        .await;
+
+        let source = json!({
+            "connector.class": "plugin-source",
+            "source.plugin": "seq-source-js",
+            "topic": topic,
+            "count": "1000",
+            "records.per.poll": "50",
+        });
+        let (status, reply) = worker.post("/connectors/seq-source", &source.to_string()).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
+
+        // The source's first sends create the topic; the sink then reads it
+        // from its first offset.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let sink = json!({
+            "connector.class": "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector",
+            "connect.topicnames": topic,
+            "connection.url": format!("jdbc:mysql://127.0.0.1:{}/{database}", db_port()),
+            "connection.user": db_user(),
+            "connection.password": db_password(),
+            "sink.plugin": "rows-sink-python",
+            "table.name.format": "seq_rows",
+            "value.converter": "json-converter",
+            "consume.from.where": "CONSUME_FROM_FIRST_OFFSET",
+        });
+        let (status, reply) = worker.post("/connectors/rows-sink", &sink.to_string()).await;
+        assert_eq!((status, &reply["status"]), (200, &json!(200)), "{reply}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let summary = loop {
+            let summary =
+                sql(Some(&database), "SELECT COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM seq_rows");
+            if summary.trim() == "1000\t1000\t1\t1000" || std::time::Instant::now() > deadline {
+                break summary;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert_eq!(summary.trim(), "1000\t1000\t1\t1000", "count, distinct, min, max; log:\n{}", worker.log_text());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = sql(Some(&database), "SELECT COUNT(*) FROM seq_rows");
+        assert_eq!(after.trim(), "1000", "nothing more arrives");
+        for name in ["rows-sink", "seq-source"] {
+            let view = worker.connector_state(name).await;
+            assert_eq!(view["state"], "RUNNING", "{name}: {view}");
         }
     });
 }

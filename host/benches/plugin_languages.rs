@@ -1,5 +1,5 @@
 //! What a plugin costs, per language: the examples' orders transform
-//! (`examples/plugins/orders-transform/{rust,python,js,c}`) built with
+//! (`examples/plugins/orders-transform/{rust,python,js,c,go}`) built with
 //! `rmq-openmldb plugin build` (the toolchains of
 //! `scripts/plugin-toolchains.sh`), then, in the worker's runtime: component
 //! size, first load (compile), load from the compile cache, first call
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const LANGUAGES: [&str; 4] = ["rust", "c", "python", "js"];
+const LANGUAGES: [&str; 5] = ["rust", "c", "go", "python", "js"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

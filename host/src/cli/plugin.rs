@@ -10,12 +10,12 @@ use crate::plugin::{
     RuntimeConfig, SinkInstance, SourceInstance, StageSpec, default_cache_dir,
 };
 use crate::sql::{RecordedCall, SqlConnection};
-use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{Map, Value, json};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Options every plugin command shares.
 #[derive(Args, Debug, Clone)]
@@ -374,7 +374,14 @@ fn test(args: &TestArgs) -> Result<()> {
     let needs = chain.converter_needs();
     tracing::debug!(stages = ?chain.stage_names(), ?needs, "chain ready");
     let mut sink = match &args.sink {
-        Some(name) => Some(RecordingSink::start(args, &engine, &catalog, name, &stage_configs[args.transforms.len() + 1], &table)?),
+        Some(name) => Some(RecordingSink::start(
+            args,
+            &engine,
+            &catalog,
+            name,
+            &stage_configs[args.transforms.len() + 1],
+            &table,
+        )?),
         None => None,
     };
 
@@ -448,6 +455,7 @@ fn test(args: &TestArgs) -> Result<()> {
         }
     }
     eprintln!("{messages} messages: {rows} rows, {failures} failures, {dropped} dropped");
+    report_calls();
     if let Some(expected) = expected {
         expected.finish()?;
         eprintln!("output matches {}", expected.path.display());
@@ -594,11 +602,32 @@ fn test_source(
         }
     }
     eprintln!("{records} records");
+    report_calls();
     if let Some(expected) = expected {
         expected.finish()?;
         eprintln!("output matches {}", expected.path.display());
     }
     Ok(())
+}
+
+/// Calls and traps per plugin of the run: a trap is retried on a fresh
+/// instance, so the printed lines alone would not show it.
+fn report_calls() {
+    use std::sync::atomic::Ordering::Relaxed;
+    for services in crate::plugin::live_plugins() {
+        let f = services.figures();
+        let traps = [&f.traps_deadline, &f.traps_memory, &f.traps_panic, &f.traps_other].map(|c| c.load(Relaxed));
+        eprintln!(
+            "{}: {} calls, {} traps (deadline {}, memory {}, panic {}, other {})",
+            services.plugin,
+            f.calls.load(Relaxed),
+            traps.iter().sum::<u64>(),
+            traps[0],
+            traps[1],
+            traps[2],
+            traps[3]
+        );
+    }
 }
 
 /// `plugin test --expect FILE`: the lines the run must print, compared as

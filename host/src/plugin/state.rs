@@ -508,11 +508,7 @@ impl PanicLine {
 
 impl TailPipe {
     pub fn new(capacity: usize) -> Self {
-        TailPipe {
-            capacity,
-            buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
-            lines: Arc::default(),
-        }
+        TailPipe { capacity, buffer: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))), lines: Arc::default() }
     }
 
     fn push(&self, bytes: &[u8]) {

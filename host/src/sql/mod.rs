@@ -245,7 +245,11 @@ impl SqlConnection {
                 }
             }
         })?;
-        Ok(SqlConnection { requests, call_timeout: Duration::from_secs(30), describe: "a recording (no database)".into() })
+        Ok(SqlConnection {
+            requests,
+            call_timeout: Duration::from_secs(30),
+            describe: "a recording (no database)".into(),
+        })
     }
 }
 

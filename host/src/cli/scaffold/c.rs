@@ -61,8 +61,8 @@ pub(super) fn build(project: &Project, component: &Path) -> Result<()> {
     toolchain::run(command, &project.dir, &format!("clang (wasm32-wasi; needs {CLANG_INSTALL})"))?;
 
     let module = std::fs::read(&core_module).with_context(|| format!("cannot read {}", core_module.display()))?;
-    let bytes =
-        component::componentize(&module).with_context(|| format!("cannot make a component of {}", core_module.display()))?;
+    let bytes = component::componentize(&module)
+        .with_context(|| format!("cannot make a component of {}", core_module.display()))?;
     std::fs::write(component, bytes).with_context(|| format!("cannot write {}", component.display()))
 }
 

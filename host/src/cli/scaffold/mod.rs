@@ -75,10 +75,7 @@ impl Language {
             "js" | "javascript" => Language::JavaScript,
             "c" => Language::C,
             "go" | "golang" => Language::Go,
-            _ => bail!(
-                "--lang {name}: expected one of {}",
-                Language::ALL.map(Language::name).join(", ")
-            ),
+            _ => bail!("--lang {name}: expected one of {}", Language::ALL.map(Language::name).join(", ")),
         })
     }
 }
@@ -156,7 +153,9 @@ fn sample_files(role: Role, input: &'static str) -> Vec<ProjectFile> {
         Role::Converter => EXPECTED_CONVERTER,
         Role::Sink => EXPECTED_SINK,
         // A source makes its own input.
-        Role::Source => return vec![ProjectFile { path: "sample/expected.jsonl", content: EXPECTED_SOURCE.to_string() }],
+        Role::Source => {
+            return vec![ProjectFile { path: "sample/expected.jsonl", content: EXPECTED_SOURCE.to_string() }];
+        }
     };
     let messages = if input.ends_with(".csv") { SAMPLE_CSV } else { SAMPLE_MESSAGES };
     vec![
