@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh machine (wasm32-wasip2, the plugin
-# toolchains for Python, JavaScript and C, Java and Maven, Chromium,
+# toolchains for Python, JavaScript, C and Go, Java and Maven, Chromium,
 # MariaDB, ZooKeeper, the official OpenMLDB SDK from PyPI), start Apache RocketMQ and MariaDB on loopback, run every test,
 # and stop both again.
 #   ./scripts/test.sh            all tests
