@@ -5,16 +5,10 @@
 //! C plugin needs clang, lld and wasi-libc, and nothing from crates.io.
 
 use super::toolchain;
-use super::{Names, Project, ProjectFile, Template, component, sample_files};
-use crate::plugin::Role;
+use super::{Names, Project, RoleSources, Template, component};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const TRANSFORM: &str = include_str!("templates/c/transform.c");
-const CONVERTER: &str = include_str!("templates/c/converter.c");
-const SINK: &str = include_str!("templates/c/sink.c");
-const SOURCE: &str = include_str!("templates/c/source.c");
 
 /// Where generated bindings go; rewritten by every build.
 const BINDINGS_DIR: &str = "gen";
@@ -22,20 +16,16 @@ const BINDINGS_DIR: &str = "gen";
 const CLANG_INSTALL: &str =
     "`apt-get install clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32` or scripts/plugin-toolchains.sh c";
 
+/// The example of each role.
+const SOURCES: RoleSources = RoleSources {
+    converter: include_str!("templates/c/converter.c"),
+    transform: include_str!("templates/c/transform.c"),
+    sink: include_str!("templates/c/sink.c"),
+    source: include_str!("templates/c/source.c"),
+};
+
 pub(super) fn template(names: &Names) -> Template {
-    let (source, input) = match names.role {
-        Role::Converter => (CONVERTER, "messages.csv"),
-        Role::Transform => (TRANSFORM, "messages.jsonl"),
-        Role::Sink => (SINK, "messages.jsonl"),
-        Role::Source => (SOURCE, "messages.jsonl"),
-    };
-    let mut files = vec![
-        ProjectFile { path: "plugin.c", content: names.fill(source) },
-        ProjectFile { path: ".gitignore", content: "/gen\n/target\n/*.wasm\n".into() },
-    ];
-    files.extend(sample_files(names.role, input));
-    let steps = format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), input));
-    Template { files, steps }
+    SOURCES.project(names, "plugin.c", "/gen\n/target\n/*.wasm\n", "messages.csv")
 }
 
 pub(super) fn build(project: &Project, component: &Path) -> Result<()> {

@@ -11,17 +11,12 @@
 //! and those files.
 
 use super::toolchain;
-use super::{Names, Project, ProjectFile, Template, component, sample_files};
+use super::{Names, Project, RoleSources, Template, component};
 use crate::plugin::Role;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wit_bindgen_core::wit_parser::Resolve;
-
-const TRANSFORM: &str = include_str!("templates/go/transform.go");
-const CONVERTER: &str = include_str!("templates/go/converter.go");
-const SINK: &str = include_str!("templates/go/sink.go");
-const SOURCE: &str = include_str!("templates/go/source.go");
 
 /// `go.bytecodealliance.org/pkg` as the wit-bindgen-go 0.63.0 crate carries
 /// it, with `go 1.25` instead of `go 1.27.1` (nothing in it needs more) and
@@ -52,20 +47,16 @@ const MINIMUM_GO: (u32, u32) = (1, 25);
 
 const GO_INSTALL: &str = "Go 1.25 or later from https://go.dev/dl (or scripts/plugin-toolchains.sh go)";
 
+/// The example of each role.
+const SOURCES: RoleSources = RoleSources {
+    converter: include_str!("templates/go/converter.go"),
+    transform: include_str!("templates/go/transform.go"),
+    sink: include_str!("templates/go/sink.go"),
+    source: include_str!("templates/go/source.go"),
+};
+
 pub(super) fn template(names: &Names) -> Template {
-    let source = match names.role {
-        Role::Converter => CONVERTER,
-        Role::Transform => TRANSFORM,
-        Role::Sink => SINK,
-        Role::Source => SOURCE,
-    };
-    let mut files = vec![
-        ProjectFile { path: "plugin.go", content: names.fill(source) },
-        ProjectFile { path: ".gitignore", content: "/target\n/*.wasm\n".into() },
-    ];
-    files.extend(sample_files(names.role, "messages.jsonl"));
-    let steps = format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), "messages.jsonl"));
-    Template { files, steps }
+    SOURCES.project(names, "plugin.go", "/target\n/*.wasm\n", "messages.jsonl")
 }
 
 /// The package a role's export lives in, as the Go generator names it.

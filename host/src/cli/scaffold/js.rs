@@ -3,31 +3,21 @@
 //! host does not offer.
 
 use super::toolchain;
-use super::{Names, Project, ProjectFile, Template, sample_files};
-use crate::plugin::Role;
+use super::{Names, Project, RoleSources, Template};
 use anyhow::Result;
 use std::path::Path;
 use std::process::Command;
 
-const TRANSFORM: &str = include_str!("templates/js/transform.js");
-const CONVERTER: &str = include_str!("templates/js/converter.js");
-const SINK: &str = include_str!("templates/js/sink.js");
-const SOURCE: &str = include_str!("templates/js/source.js");
+/// The example of each role.
+const SOURCES: RoleSources = RoleSources {
+    converter: include_str!("templates/js/converter.js"),
+    transform: include_str!("templates/js/transform.js"),
+    sink: include_str!("templates/js/sink.js"),
+    source: include_str!("templates/js/source.js"),
+};
 
 pub(super) fn template(names: &Names) -> Template {
-    let source = match names.role {
-        Role::Converter => CONVERTER,
-        Role::Transform => TRANSFORM,
-        Role::Sink => SINK,
-        Role::Source => SOURCE,
-    };
-    let mut files = vec![
-        ProjectFile { path: "app.js", content: names.fill(source) },
-        ProjectFile { path: ".gitignore", content: "/*.wasm\n".into() },
-    ];
-    files.extend(sample_files(names.role, "messages.jsonl"));
-    let steps = format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), "messages.jsonl"));
-    Template { files, steps }
+    SOURCES.project(names, "app.js", "/*.wasm\n", "messages.jsonl")
 }
 
 pub(super) fn build(project: &Project, component: &Path) -> Result<()> {

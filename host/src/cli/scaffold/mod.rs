@@ -93,6 +93,36 @@ struct Template {
     steps: String,
 }
 
+/// A language's example of each role, as template text.
+struct RoleSources {
+    converter: &'static str,
+    transform: &'static str,
+    sink: &'static str,
+    source: &'static str,
+}
+
+impl RoleSources {
+    /// A project of one source file, `file`, filled from the role's
+    /// example, beside the sample and a `.gitignore` of `ignored`; its
+    /// README tests it with the role's `plugin test` line. A converter
+    /// reads `converter_input`, every other role the JSON sample.
+    fn project(&self, names: &Names, file: &'static str, ignored: &str, converter_input: &'static str) -> Template {
+        let (source, input) = match names.role {
+            Role::Converter => (self.converter, converter_input),
+            Role::Transform => (self.transform, "messages.jsonl"),
+            Role::Sink => (self.sink, "messages.jsonl"),
+            Role::Source => (self.source, "messages.jsonl"),
+        };
+        let mut files = vec![
+            ProjectFile { path: file, content: names.fill(source) },
+            ProjectFile { path: ".gitignore", content: ignored.to_string() },
+        ];
+        files.extend(sample_files(names.role, input));
+        let steps = format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), input));
+        Template { files, steps }
+    }
+}
+
 /// The names a template fills in.
 struct Names<'a> {
     name: &'a str,

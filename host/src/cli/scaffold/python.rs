@@ -2,31 +2,21 @@
 //! which bundles CPython and the project's modules.
 
 use super::toolchain;
-use super::{Names, Project, ProjectFile, Template, sample_files};
-use crate::plugin::Role;
+use super::{Names, Project, RoleSources, Template};
 use anyhow::Result;
 use std::path::Path;
 use std::process::Command;
 
-const TRANSFORM: &str = include_str!("templates/python/transform.py");
-const CONVERTER: &str = include_str!("templates/python/converter.py");
-const SINK: &str = include_str!("templates/python/sink.py");
-const SOURCE: &str = include_str!("templates/python/source.py");
+/// The example of each role.
+const SOURCES: RoleSources = RoleSources {
+    converter: include_str!("templates/python/converter.py"),
+    transform: include_str!("templates/python/transform.py"),
+    sink: include_str!("templates/python/sink.py"),
+    source: include_str!("templates/python/source.py"),
+};
 
 pub(super) fn template(names: &Names) -> Template {
-    let source = match names.role {
-        Role::Converter => CONVERTER,
-        Role::Transform => TRANSFORM,
-        Role::Sink => SINK,
-        Role::Source => SOURCE,
-    };
-    let mut files = vec![
-        ProjectFile { path: "app.py", content: names.fill(source) },
-        ProjectFile { path: ".gitignore", content: "/*.wasm\n__pycache__/\n".into() },
-    ];
-    files.extend(sample_files(names.role, "messages.jsonl"));
-    let steps = format!("    {}\n", names.test_command(&format!("{}.wasm", names.name), "messages.jsonl"));
-    Template { files, steps }
+    SOURCES.project(names, "app.py", "/*.wasm\n__pycache__/\n", "messages.jsonl")
 }
 
 pub(super) fn build(project: &Project, component: &Path) -> Result<()> {
