@@ -11,24 +11,41 @@
 //! - latency from send to row stored (the INSERT acknowledged, so visible
 //!   to readers), p50/p99/max, at 1,000 and 10,000 messages/s.
 //!
-//! It also runs the same messages with one and three WASM transforms, the
-//! converter alone natively and as WebAssembly in a plain loop (for the
-//! WASM/native ratio), and the `rmq-openmldb run` binary with the connector
-//! posted over HTTP (its rate and peak RSS).
+//! The pipeline runs in the `rmq-openmldb run` binary, one worker process
+//! per scenario with the connector posted over HTTP, so the CPU figures are
+//! the worker's alone: for the guide's pipeline (JsonConverter envelopes,
+//! the built-in WASM converter) into the APIServer and through the native
+//! writer, and with one and three WASM transforms, it prints rows/s, the
+//! ratio to the consume ceiling of the same run, the worker's CPU
+//! microseconds per row (user + system, from its own clock over the
+//! measured span: first row stored to last) and their split over the
+//! stages (from its per-stage CPU clock; "other" is the runtime, network
+//! I/O and the clients' own tasks), and its peak RSS.
+//!
+//! The converter alone, natively and as WebAssembly, and the WASM
+//! converter with three WASM transforms, each in a plain loop in this
+//! process, give the WASM/native ratios and the plugins' CPU per row.
 //!
 //! Run: `scripts/bench.sh` (or `scripts/rocketmq.sh start && cargo bench -p
 //! rmq-openmldb --bench end_to_end`, `-- --quick` for a shorter run).
 //! `ROCKETMQ_NAMESRV` and `OPENMLDB_APISERVER` point it at a real RocketMQ
 //! and OpenMLDB; `BENCH_MESSAGES` sets how many messages are preloaded.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
+use cpu::{CpuPerRow, CpuReading};
 use openmldb_standin::store::Value;
-use openmldb_standin::{StandIn, StandInOptions};
+use openmldb_standin::{NativeSide, StandIn, StandInOptions, ZooKeeper};
 use rmq_openmldb::connector::{SinkSettings, TaskControl, TaskProgress, run_sink_task};
 use rmq_openmldb::openmldb::{ApiClient, ConnectorConfig};
 use rmq_openmldb::openmldb::{OpenMldbWriter, WriterConfig};
 use rmq_openmldb::plugin::bindings as host;
-use rmq_openmldb::plugin::{ConverterInstance, PluginCatalog, PluginEngine, PluginServices, Role, RuntimeConfig};
+use rmq_openmldb::plugin::{
+    ConverterInstance, PluginCatalog, PluginChain, PluginEngine, PluginServices, Role, RuntimeConfig,
+};
 use rmq_openmldb::rocketmq::{ConsumerConfig, OutgoingMessage, Producer, QueueConsumer, RocketMqClient};
+use rmq_openmldb::telemetry::thread_cpu_time;
 use rmq_openmldb_sdk as sdk;
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::HashMap;
@@ -84,10 +101,14 @@ const THREE_TRANSFORMS: &[(&str, &str)] = &[
 ];
 
 fn connector_config(topic: &str, apiserver: &str) -> ConnectorConfig {
+    connector_config_at(topic, &format!("openmldb://{apiserver}/{DATABASE}"))
+}
+
+fn connector_config_at(topic: &str, url: &str) -> ConnectorConfig {
     [
         ("connector.class", "org.apache.rocketmq.connect.jdbc.connector.JdbcSinkConnector"),
         ("connect.topicnames", topic),
-        ("connection.url", &format!("openmldb://{apiserver}/{DATABASE}")),
+        ("connection.url", url),
         ("insert.mode", "INSERT"),
         ("auto.create", "true"),
         ("openmldb.index.key", "id"),
@@ -153,7 +174,24 @@ struct Bench {
     runtime: Arc<ClientRuntime>,
     engine: Arc<PluginEngine>,
     backend: Backend,
+    /// `connection.url` of the stand-in's native side, when ZooKeeper is
+    /// installed (a real APIServer has none here).
+    native_url: Option<String>,
     stamp: u128,
+}
+
+/// Where a scenario's rows go.
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    ApiServer,
+    Native,
+}
+
+/// What one worker process did.
+struct WorkerFigures {
+    rate: f64,
+    cpu: CpuPerRow,
+    peak_rss: u64,
 }
 
 impl Bench {
@@ -197,7 +235,7 @@ impl Bench {
 
     /// Preload `count` messages into a new topic and measure the raw
     /// consume ceiling on them.
-    async fn preload_and_ceiling(&self, count: i64) -> (String, f64) {
+    async fn preload_and_ceiling(&self, count: i64) -> (String, f64, CpuPerRow) {
         let topic = format!("e2e_sustained_{}", self.stamp);
         let producer = self.producer(&topic).await;
         let mut id = 0;
@@ -223,30 +261,20 @@ impl Bench {
         .expect("consumer");
         let mut consumed = 0i64;
         let mut started = None;
+        let mut cpu_start = CpuReading::here();
         while consumed < count {
             let batch = consumer.poll(Duration::from_millis(500)).await;
             if !batch.is_empty() && started.is_none() {
                 started = Some(Instant::now());
+                cpu_start = CpuReading::here();
             }
             consumed += batch.len() as i64;
             consumer.ack(batch.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
         }
         let ceiling = count as f64 / started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
+        let cpu = CpuPerRow::between(&cpu_start, &CpuReading::here(), count as usize);
         consumer.shutdown().await;
-        (topic, ceiling)
-    }
-
-    /// The sink task's sustained rate on the preloaded topic (its own
-    /// consumer group and table), first row stored to last.
-    async fn sustained(&self, topic: &str, count: i64, variant: &str, extra: &[(&str, &str)]) -> f64 {
-        let table = format!("{topic}_{variant}");
-        let mut extra = extra.to_vec();
-        extra.push(("table.name.format", &table));
-        let (cancel, handle, _) = self.start_sink(topic, &format!("e2e-{variant}-{}", self.stamp), &extra);
-        let rate = rate_until_stored(&self.backend, &table, count as usize).await;
-        cancel.cancel();
-        let _ = handle.await;
-        rate
+        (topic, ceiling, cpu)
     }
 
     /// For the converter comparison: a plain sequential loop (poll,
@@ -258,7 +286,7 @@ impl Bench {
         count: i64,
         variant: &str,
         mut convert: impl FnMut(&[rmq_openmldb::rocketmq::ConsumedMessage]) -> Vec<host::Row>,
-    ) -> f64 {
+    ) -> (f64, f64) {
         let table = format!("{topic}_{variant}");
         let config = connector_config(topic, &self.backend.addr());
         let columns = table_columns();
@@ -276,24 +304,39 @@ impl Bench {
         let cancel = CancellationToken::new();
         let mut written = 0usize;
         let mut started = None;
+        let mut convert_cpu = Duration::ZERO;
         while written < count as usize {
             let batch = consumer.poll_lane(0, Duration::from_millis(500), 2048, 8 << 20).await;
             if batch.is_empty() {
                 continue;
             }
             started.get_or_insert_with(Instant::now);
-            let rows = tokio::task::block_in_place(|| convert(&batch));
+            let rows = tokio::task::block_in_place(|| {
+                let before = thread_cpu_time();
+                let rows = convert(&batch);
+                convert_cpu += thread_cpu_time().saturating_sub(before);
+                rows
+            });
             written += writer.write(&rows, &cancel).await.written.len();
             consumer.ack(batch.iter().map(|m| (m.queue.clone(), m.queue_offset))).await;
         }
         let rate = count as f64 / started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::INFINITY);
         consumer.shutdown().await;
-        rate
+        (rate, convert_cpu.as_secs_f64() * 1e6 / count as f64)
     }
 
-    /// The same through the `rmq-openmldb run` binary, with the connector
-    /// posted over HTTP; returns the rate and the worker's peak RSS.
-    async fn worker_process(&self, topic: &str, count: i64, extra: &[(&str, &str)]) -> (f64, u64) {
+    /// The preloaded topic through an `rmq-openmldb run` worker of its own
+    /// (connector posted over HTTP, its own consumer group and table): its
+    /// rate and CPU per row from the first row stored to the last, and its
+    /// peak RSS.
+    async fn worker_process(
+        &self,
+        topic: &str,
+        count: i64,
+        variant: &str,
+        path: Path,
+        extra: ConnectorKeys,
+    ) -> WorkerFigures {
         let dir = tempfile::tempdir().expect("temporary folder");
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let config = dir.path().join("worker.toml");
@@ -314,18 +357,39 @@ impl Bench {
         while http.get(format!("{base}/v1/worker")).send().await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let table = format!("{topic}_process");
-        let mut connector = connector_config(topic, &self.backend.addr());
+        let table = format!("{topic}_{variant}");
+        let url = match path {
+            Path::ApiServer => format!("openmldb://{}/{DATABASE}", self.backend.addr()),
+            Path::Native => self.native_url.clone().expect("the native side"),
+        };
+        let mut connector = connector_config_at(topic, &url);
         connector.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         connector.insert("table.name.format".into(), table.clone());
         let reply = http
             .post(format!("{base}/v1/connectors"))
-            .json(&serde_json::json!({"name": format!("e2e-process-{}", self.stamp), "config": connector}))
+            .json(&serde_json::json!({"name": format!("e2e-{variant}-{}", self.stamp), "config": connector}))
             .send()
             .await
             .expect("create the connector");
         assert_eq!(reply.status().as_u16(), 201, "{:?}", reply.text().await);
-        let rate = rate_until_stored(&self.backend, &table, count as usize).await;
+
+        let mut seen = 0usize;
+        let mut first: Option<(Instant, usize, CpuReading)> = None;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while seen < count as usize && Instant::now() < deadline {
+            let fresh = self.backend.new_rows(&table, &mut seen).await;
+            if !fresh.is_empty() && first.is_none() {
+                first = Some((Instant::now(), seen, CpuReading::of_worker(&http, &base).await));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let end = CpuReading::of_worker(&http, &base).await;
+        let (rate, cpu) = match first {
+            Some((at, rows, start)) if seen > rows => {
+                ((seen - rows) as f64 / at.elapsed().as_secs_f64(), CpuPerRow::between(&start, &end, seen - rows))
+            }
+            _ => (0.0, CpuPerRow::default()),
+        };
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
         let peak_kib: u64 = status
             .lines()
@@ -335,7 +399,7 @@ impl Bench {
             .unwrap_or(0);
         let _ = child.kill();
         let _ = child.wait();
-        (rate, peak_kib * 1024)
+        WorkerFigures { rate, cpu, peak_rss: peak_kib * 1024 }
     }
 
     /// Send at `rate` messages/s for `duration` (batches every 10 ms, over
@@ -486,24 +550,6 @@ fn host_row(row: sdk::Row) -> host::Row {
     host::Row { source_index: row.source_index, cells }
 }
 
-/// Wait until `table` holds `count` rows; the rate from first row to last.
-async fn rate_until_stored(backend: &Backend, table: &str, count: usize) -> f64 {
-    let mut seen = 0usize;
-    let mut first: Option<(Instant, usize)> = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while seen < count && Instant::now() < deadline {
-        let fresh = backend.new_rows(table, &mut seen).await;
-        if !fresh.is_empty() && first.is_none() {
-            first = Some((Instant::now(), seen));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    match first {
-        Some((at, rows)) if seen > rows => (seen - rows) as f64 / at.elapsed().as_secs_f64(),
-        _ => 0.0,
-    }
-}
-
 /// Latency figures at one rate; from the delivery histogram's bucket
 /// bounds (`≤`) when the rows cannot be watched one by one.
 struct Latency {
@@ -531,6 +577,8 @@ fn main() {
     let client = RocketMqClient::new().expect("RocketMQ client");
     let runtime = client.client();
     client.run(async move {
+        // Kept until the end: the native side and its private ZooKeeper.
+        let mut native_parts: Option<(ZooKeeper, NativeSide)> = None;
         let backend = match std::env::var("OPENMLDB_APISERVER") {
             Ok(addr) => {
                 let api = ApiClient::new(&addr, Duration::from_secs(30)).expect("client");
@@ -541,31 +589,66 @@ fn main() {
                 let standin = StandIn::start("127.0.0.1:0".parse().expect("address"), StandInOptions::default())
                     .await
                     .expect("stand-in");
-                println!("writing into the OpenMLDB APIServer stand-in (in this process), database {DATABASE}");
+                println!("writing into the OpenMLDB stand-in (in this process), database {DATABASE}");
+                let port =
+                    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+                match ZooKeeper::start_on(port) {
+                    Ok(zk) => {
+                        let native = NativeSide::start(standin.state.clone(), &zk.hosts(), "/openmldb_cluster")
+                            .await
+                            .expect("native side");
+                        native_parts = Some((zk, native));
+                    }
+                    Err(e) => println!("no native path: {e}"),
+                }
                 Backend::StandIn(standin)
             }
         };
+        let native_url = native_parts
+            .as_ref()
+            .map(|(zk, _)| format!("jdbc:openmldb:///{DATABASE}?zk={}&zkPath=/openmldb_cluster", zk.hosts()));
         let api = ApiClient::new(&backend.addr(), Duration::from_secs(30)).expect("client");
         // An existing database is fine.
         let _ = api.execute(DATABASE, &format!("CREATE DATABASE {DATABASE}")).await;
         let engine = Arc::new(PluginEngine::new(RuntimeConfig { cache_dir: None }).expect("engine"));
-        let bench = Bench { namesrv: namesrv.clone(), runtime, engine, backend, stamp };
+        let bench = Bench { namesrv: namesrv.clone(), runtime, engine, backend, native_url, stamp };
 
-        println!("End to end: broker at {namesrv}, the worker's sink task, OpenMLDB APIServer stand-in");
-        let (topic, ceiling) = bench.preload_and_ceiling(count).await;
+        println!("End to end: broker at {namesrv}, an rmq-openmldb worker process per scenario, the OpenMLDB stand-in");
+        let (topic, ceiling, ceiling_cpu) = bench.preload_and_ceiling(count).await;
         println!("{count} preloaded employee_test envelopes over {QUEUES} queues:");
-        println!("  {:<44} {ceiling:>10.0} msg/s", "raw consume ceiling (poll + ack)");
-        let variants: [(&str, &str, ConnectorKeys); 3] = [
-            ("wasm", "WASM JSON converter", &[]),
-            ("one", "WASM converter + 1 WASM transform", ONE_TRANSFORM),
-            ("three", "WASM converter + 3 WASM transforms", THREE_TRANSFORMS),
-        ];
-        for (variant, label, extra) in variants {
-            let rate = bench.sustained(&topic, count, variant, extra).await;
-            println!("  {label:<44} {rate:>10.0} rows/s  {:.2} of the ceiling", rate / ceiling);
+        println!(
+            "  {:<40} {ceiling:>9.0} msg/s, {:.2} CPU µs/message (this process)",
+            "raw consume ceiling (poll + ack)", ceiling_cpu.total
+        );
+        println!(
+            "  {:<40} {:>9} {:>6} {} {:>8}",
+            "worker process, JsonConverter envelopes",
+            "rows/s",
+            "of ceil",
+            CpuPerRow::headings(),
+            "peak RSS"
+        );
+        let mut scenarios: Vec<(&str, &str, Path, ConnectorKeys)> =
+            vec![("api", "guide's pipeline, APIServer", Path::ApiServer, &[])];
+        if bench.native_url.is_some() {
+            scenarios.push(("native", "guide's pipeline, native writer", Path::Native, &[]));
         }
-        // The converter alone, compiled natively vs as WebAssembly, in the
-        // same simple loop (no overlap of conversion and writing).
+        scenarios.push(("one", "+ 1 WASM transform, APIServer", Path::ApiServer, ONE_TRANSFORM));
+        scenarios.push(("three", "+ 3 WASM transforms (4 plugins), APIServer", Path::ApiServer, THREE_TRANSFORMS));
+        for (variant, label, path, extra) in scenarios {
+            let figures = bench.worker_process(&topic, count, variant, path, extra).await;
+            println!(
+                "  {label:<40} {:>9.0} {:>7.2} {} {:>6.1}MB",
+                figures.rate,
+                figures.rate / ceiling,
+                figures.cpu.cells(),
+                figures.peak_rss as f64 / 1e6
+            );
+        }
+
+        // The plugins alone, in a plain loop in this process (poll, convert,
+        // write, acknowledge, no overlap): the native converter against the
+        // WASM one, and the WASM one with three WASM transforms.
         let host_schema =
             host::TableSchema { database: DATABASE.into(), table: "employee_test".into(), columns: table_columns() };
         let sdk_schema = sdk::TableSchema {
@@ -588,7 +671,7 @@ fn main() {
         };
         let mut native =
             json_converter::JsonConverter::new(&sdk::PluginConfig::default(), sdk_schema).expect("native converter");
-        let native_rate = bench
+        let (native_rate, native_cpu) = bench
             .sequential(&topic, count, "native", |batch| {
                 let messages: Vec<sdk::Message> = batch.iter().map(sdk_message).collect();
                 native.convert_batch(&messages).rows.into_iter().map(host_row).collect()
@@ -599,34 +682,47 @@ fn main() {
             .load(PluginCatalog::default().resolve("json-converter").expect("built-in"), Some(Role::Converter))
             .expect("load json-converter");
         let services = PluginServices::new("json-converter", "bench");
-        let mut wasm = ConverterInstance::new(&bench.engine, plugin, vec![], host_schema, services).expect("instance");
-        let wasm_rate = bench
+        let mut wasm =
+            ConverterInstance::new(&bench.engine, plugin, vec![], host_schema.clone(), services).expect("instance");
+        let (wasm_rate, wasm_cpu) = bench
             .sequential(&topic, count, "wasmloop", |batch| {
                 let messages: Vec<host::Message> = batch.iter().map(host_message).collect();
                 wasm.convert(&messages).expect("convert").rows
             })
             .await;
+        let mut three_config = connector_config(&topic, &bench.backend.addr());
+        three_config.extend(THREE_TRANSFORMS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let three = SinkSettings::from_config("e2e-chain", &namesrv, &three_config).expect("settings");
+        let mut chain = PluginChain::new(
+            &bench.engine,
+            &PluginCatalog::default(),
+            &three.converter,
+            &three.transforms,
+            host_schema,
+            "e2e-chain",
+        )
+        .expect("chain");
+        let (chain_rate, chain_cpu) = bench
+            .sequential(&topic, count, "chainloop", |batch| {
+                let messages: Vec<host::Message> = batch.iter().map(host_message).collect();
+                chain.run(&messages).expect("chain").rows
+            })
+            .await;
         println!(
-            "  {:<44} {native_rate:>10.0} rows/s  {:.2} of the ceiling",
-            "simple loop, native converter (comparison)",
-            native_rate / ceiling
+            "  {:<40} {:>9} {:>7} {:>14} {:>10}",
+            "plain loop in this process", "rows/s", "of ceil", "plugin µs/row", "of native"
         );
-        println!(
-            "  {:<44} {wasm_rate:>10.0} rows/s  {:.2} of the ceiling, {:.2} of native",
-            "simple loop, WASM converter",
-            wasm_rate / ceiling,
-            wasm_rate / native_rate
-        );
-        let (rate, peak) = bench.worker_process(&topic, count, THREE_TRANSFORMS).await;
-        println!(
-            "  {:<44} {rate:>10.0} rows/s  {:.2} of the ceiling",
-            "worker process, converter + 3 transforms",
-            rate / ceiling
-        );
-        println!("  {:<44} {:>10.1} MB", "worker process peak RSS (4 plugins loaded)", peak as f64 / 1e6);
-        println!("latency, send to row stored ({} s per rate):", duration.as_secs());
+        for (label, rate, cpu) in [
+            ("native converter (comparison)", native_rate, native_cpu),
+            ("WASM converter", wasm_rate, wasm_cpu),
+            ("WASM converter + 3 WASM transforms", chain_rate, chain_cpu),
+        ] {
+            println!("  {label:<40} {rate:>9.0} {:>7.2} {cpu:>14.2} {:>10.2}", rate / ceiling, rate / native_rate);
+        }
+
+        println!("latency, send to row stored ({} s per rate, the sink task in this process):", duration.as_secs());
         println!("  {:>12} {:>10} {:>10} {:>10} {:>10}", "msg/s", "rows", "p50", "p99", "max");
-        for rate in [1_000u64, 10_000] {
+        for rate in [1_000u64, 10_000, 50_000] {
             let l = bench.latency(rate, duration).await;
             let at_most = if l.exact { "" } else { "≤" };
             println!(
@@ -638,5 +734,6 @@ fn main() {
                 l.max.as_secs_f64() * 1e3,
             );
         }
+        drop(native_parts);
     });
 }

@@ -14,6 +14,11 @@
 //! `ROCKETMQ_NAMESRV` and `MARIADB_PORT`/`MARIADB_USER`/`MARIADB_PASSWORD`
 //! point it elsewhere.
 
+#[path = "common/cpu.rs"]
+#[allow(dead_code)] // a worker's readings are for end_to_end
+mod cpu;
+
+use cpu::{CpuPerRow, CpuReading};
 use mysql_async::prelude::Queryable;
 use rmq_openmldb::connector::{
     ConnectorDefinition, PositionStore, SinkSettings, SourceSettings, TaskControl, run_sink_task, run_source_task,
@@ -115,7 +120,14 @@ fn main() {
         // The sink direction: the last source run's topic back into MySQL.
         let topic = format!("bench_source_{stamp}_1000");
         println!("MySQL sink: {rows} envelopes from {topic} into MariaDB (mysql-sink plugin)");
-        println!("{:<26} {:>10} {:>12} {:>22}", "insert.mode / batch.size", "rows", "rows/s", "write per batch, mean");
+        println!(
+            "{:<26} {:>10} {:>12} {:>16} {}",
+            "insert.mode / batch.size",
+            "rows",
+            "rows/s",
+            "write per batch",
+            CpuPerRow::headings()
+        );
         for (mode, batch_size, limit) in
             [("INSERT", 3000u64, rows), ("UPSERT", 3000, rows), ("INSERT", 1, rows.min(5000))]
         {
@@ -149,11 +161,21 @@ fn main() {
                 control,
             ));
             let deadline = Instant::now() + Duration::from_secs(600);
+            // Measured from the first rows stored (plugins loaded, table
+            // created) to the last; this process does nothing else meanwhile.
+            let mut first: Option<(Instant, u64, CpuReading)> = None;
             while progress.rows_written() < limit && Instant::now() < deadline && !task.is_finished() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if first.is_none() && progress.rows_written() > 0 {
+                    first = Some((Instant::now(), progress.rows_written(), CpuReading::here()));
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let elapsed = started.elapsed().as_secs_f64();
+            let end = CpuReading::here();
             let written = progress.rows_written();
+            let (first_at, first_rows, cpu_start) = first.unwrap_or((started, 0, end));
+            let elapsed = first_at.elapsed().as_secs_f64();
+            let measured = written.saturating_sub(first_rows);
+            let cpu = CpuPerRow::between(&cpu_start, &end, measured as usize);
             cancel.cancel();
             match task.await {
                 Ok(Ok(_)) => {}
@@ -164,7 +186,11 @@ fn main() {
             let write = progress.write_time.snapshot();
             let mean_write_ms = if write.count > 0 { write.sum_seconds * 1e3 / write.count as f64 } else { 0.0 };
             let label = format!("{mode} / {batch_size}");
-            println!("{label:<26} {written:>10} {:>12.0} {mean_write_ms:>19.2} ms", written as f64 / elapsed);
+            println!(
+                "{label:<26} {written:>10} {:>12.0} {mean_write_ms:>13.2} ms {}",
+                measured as f64 / elapsed,
+                cpu.cells()
+            );
         }
         conn.query_drop(format!("DROP DATABASE {database}")).await.expect("drop database");
         conn.disconnect().await.ok();

@@ -16,6 +16,7 @@ use crate::plugin::bindings::{Column, ErrorKind, RecordFailure, Row, RowBatch, T
 use crate::plugin::{CallError, PluginCatalog, PluginEngine, PluginServices, Role, SinkInstance, TRAP_KIND, is_poison};
 use crate::sql::SqlConnection;
 use crate::sql::schema::{create_table, describe_table};
+use crate::telemetry::{STAGE_CPU, Stage};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -212,15 +213,17 @@ impl PluginSinkWriter {
                 kind: ErrorKind::Retryable,
                 message: format!("the batch's transaction: {}", e.message),
             };
-            let result = connection.begin().map_err(database).and_then(|()| {
-                let written = instance.write(&batch).and_then(|failures| instance.flush().map(|()| failures));
-                match written {
-                    Ok(failures) => connection.commit().map(|()| failures).map_err(database),
-                    Err(e) => {
-                        let _ = connection.rollback();
-                        Err(e)
+            let result = STAGE_CPU.measure(Stage::Write, || {
+                connection.begin().map_err(database).and_then(|()| {
+                    let written = instance.write(&batch).and_then(|failures| instance.flush().map(|()| failures));
+                    match written {
+                        Ok(failures) => connection.commit().map(|()| failures).map_err(database),
+                        Err(e) => {
+                            let _ = connection.rollback();
+                            Err(e)
+                        }
                     }
-                }
+                })
             });
             (instance, result)
         });

@@ -24,6 +24,7 @@ use crate::openmldb::{WriteReport, WriterError};
 use crate::plugin::bindings::{ErrorKind, Message, Needs, Property, Row};
 use crate::plugin::{CallError, ChainError, ChainOutput, PluginCatalog, PluginChain, PluginEngine};
 use crate::rocketmq::{ConsumedMessage, OutgoingMessage, Producer, QueueConsumer, QueueId, RocketMqError};
+use crate::telemetry::{STAGE_CPU, Stage, thread_cpu_time};
 use rocketmq_client_rust::ClientRuntime;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -284,14 +285,16 @@ impl Intake<'_> {
     ) -> Result<Option<Vec<(String, Vec<u32>, ChainOutput)>>, SinkError> {
         let (progress, cancel) = (&control.progress, &control.cancel);
         let connector = self.settings.connector.clone();
-        let mut pending: Vec<(String, Vec<u32>, Vec<Message>)> = groups
-            .into_iter()
-            .map(|(table, indices)| {
-                let needs = self.chains.get(&table).map(PluginChain::converter_needs).unwrap_or(Needs::empty());
-                let messages = indices.iter().map(|i| plugin_message(&batch[*i as usize], needs)).collect();
-                (table, indices, messages)
-            })
-            .collect();
+        let mut pending: Vec<(String, Vec<u32>, Vec<Message>)> = STAGE_CPU.measure(Stage::Convert, || {
+            groups
+                .into_iter()
+                .map(|(table, indices)| {
+                    let needs = self.chains.get(&table).map(PluginChain::converter_needs).unwrap_or(Needs::empty());
+                    let messages = indices.iter().map(|i| plugin_message(&batch[*i as usize], needs)).collect();
+                    (table, indices, messages)
+                })
+                .collect()
+        });
         let mut done = Vec::with_capacity(pending.len());
         let mut delay = PLUGIN_RETRY;
         while !pending.is_empty() {
@@ -377,6 +380,7 @@ impl Store<'_> {
         // is written, so errors.tolerance=none can stop in front of it.
         let mut to_write: Vec<(String, Vec<Row>)> = Vec::with_capacity(rows.len());
         let mut unresolved: HashSet<u32> = HashSet::new();
+        let checking = thread_cpu_time();
         for (table, table_rows) in rows {
             let Some(writer) = self.writers.get(&table) else {
                 // Cannot happen (a chain exists only with its writer); if it
@@ -404,10 +408,12 @@ impl Store<'_> {
                 !rejected.contains_key(&row.source_index) && before_cut(row.source_index) && owned(row.source_index)
             });
         }
+        STAGE_CPU.add(Stage::Write, thread_cpu_time().saturating_sub(checking));
         let started = Instant::now();
         let reports = self.write_all(&to_write).await;
         progress.write_time.observe(started.elapsed());
 
+        let settling = thread_cpu_time();
         let mut last_error = None;
         // Per message: rows it gave, and the positions of those stored.
         let mut row_counts: HashMap<u32, (usize, Vec<usize>)> = HashMap::new();
@@ -471,6 +477,7 @@ impl Store<'_> {
                 }
             })
             .collect();
+        STAGE_CPU.add(Stage::Acknowledge, thread_cpu_time().saturating_sub(settling));
         let settled = self.settle(&batch, dispositions, taken, &to_write, last_error).await;
         drop(ownership);
         settled

@@ -3,7 +3,7 @@
 //! REST, metrics) without asking the task.
 
 use crate::openmldb::WriteObserver;
-use crate::telemetry::Histogram;
+use crate::telemetry::{Histogram, STAGE_CPU, Stage};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -223,5 +223,9 @@ impl WriteObserver for TaskProgress {
             "writing to {table}: attempt {attempt} failed, next in {} ms: {error}",
             delay.as_millis()
         ));
+    }
+
+    fn built(&self, cpu: Duration) {
+        STAGE_CPU.add(Stage::Write, cpu);
     }
 }

@@ -33,6 +33,7 @@ use super::literal;
 use super::native;
 use super::schema::{TableInfo, create_table_sql, parse_table_info};
 use crate::plugin::bindings::{Column, Row, TableSchema};
+use crate::telemetry::thread_cpu_time;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,11 +55,15 @@ pub enum WriterError {
 }
 
 /// Told about every retry as it happens (the writer's caller shows stalls
-/// with it: counters, a degraded state, warnings).
+/// with it: counters, a degraded state, warnings), and what building the
+/// requests cost.
 pub trait WriteObserver: Send + Sync {
     /// A request failed; it is sent again after `delay` (attempt counts
     /// from 1 for each request).
     fn retrying(&self, table: &str, attempt: u32, error: &str, delay: Duration);
+    /// The CPU time this thread spent checking rows and turning them into
+    /// requests for one `write` call.
+    fn built(&self, _cpu: Duration) {}
 }
 
 /// An observer that ignores retries.
@@ -453,6 +458,7 @@ impl OpenMldbWriter {
                 return report;
             }
         };
+        let building = thread_cpu_time();
         let mut report = WriteReport::default();
         let mut put_rows = Vec::new();
         let mut chunks: Vec<Vec<Pending>> = Vec::new();
@@ -482,6 +488,7 @@ impl OpenMldbWriter {
         if !current.is_empty() {
             chunks.push(current);
         }
+        observer.built(thread_cpu_time().saturating_sub(building));
         let mut outcomes = futures::stream::iter(chunks)
             .map(|chunk| self.write_chunk(client, rows, chunk, cancel, observer))
             .buffer_unordered(self.config.max_inflight);
@@ -744,6 +751,7 @@ impl OpenMldbWriter {
         cancel: &CancellationToken,
         observer: &dyn WriteObserver,
     ) -> WriteReport {
+        let building = thread_cpu_time();
         let mut report = WriteReport::default();
         // Rows still to write: (index, refusals so far) and their values, side by side.
         let mut pending: Vec<(usize, u32)> = Vec::with_capacity(rows.len());
@@ -761,6 +769,7 @@ impl OpenMldbWriter {
             put_if_absent: self.config.insert_mode == InsertMode::InsertOrIgnore,
             memory_limit: self.config.memory_limit,
         };
+        observer.built(thread_cpu_time().saturating_sub(building));
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let results = client.put_rows(database, &self.table, &values, options).await;

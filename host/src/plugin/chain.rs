@@ -13,6 +13,7 @@ use super::engine::{PluginEngine, Role};
 use super::error::{CallError, LoadError};
 use super::instance::{ConverterInstance, PluginConfig, TransformInstance};
 use super::state::PluginServices;
+use crate::telemetry::{STAGE_CPU, Stage};
 use std::collections::HashSet;
 
 /// One plugin of a chain: what to load and its config.
@@ -200,7 +201,8 @@ impl PluginChain {
         let mut failures = Vec::new();
         for (chunk_number, chunk) in messages.chunks(converter_limit).enumerate() {
             let base = (chunk_number * converter_limit) as u32;
-            let converted = retry_trap_once(traps, || self.converter.convert(chunk))
+            let converted = STAGE_CPU
+                .measure(Stage::Convert, || retry_trap_once(traps, || self.converter.convert(chunk)))
                 .map_err(|error| Poisoned { stage: stage.clone(), error })?;
             failures.extend(converted.failures.into_iter().map(|f| MessageFailure {
                 source_index: base + f.index,
@@ -231,7 +233,8 @@ impl PluginChain {
                     Vec::new()
                 };
                 let batch = RowBatch { rows: chunk, origins };
-                let transformed = retry_trap_once(traps, || transform.process(&batch))
+                let transformed = STAGE_CPU
+                    .measure(Stage::Transform, || retry_trap_once(traps, || transform.process(&batch)))
                     .map_err(|error| Poisoned { stage: stage.clone(), error })?;
                 failures.extend(transformed.failures.into_iter().map(|f| MessageFailure {
                     source_index: batch.rows[f.index as usize].source_index,

@@ -3,7 +3,7 @@
 //! traps, restarts, consumer lag per queue, and batch / plugin / write time
 //! histograms; per connector its state; and the process's own figures.
 
-use crate::telemetry::{HistogramSnapshot, process_figures};
+use crate::telemetry::{HistogramSnapshot, STAGE_CPU, Stage, process_figures};
 use crate::worker::Worker;
 use axum::extract::State;
 use axum::http::header;
@@ -219,6 +219,21 @@ pub fn render(worker: &Worker) -> String {
         }
     }
     plugin_families(&mut out);
+    family(
+        &mut out,
+        "stage_cpu_seconds_total",
+        "counter",
+        "CPU time of each stage of the data path, on the threads that did the work (the rest of the process's CPU \
+         time is the runtime, network I/O and the clients' own tasks).",
+    );
+    for stage in Stage::ALL {
+        sample(
+            &mut out,
+            "stage_cpu_seconds_total",
+            &format!("stage=\"{}\"", stage.name()),
+            STAGE_CPU.get(stage).as_secs_f64(),
+        );
+    }
     let process = process_figures();
     let gauges = [
         ("process_resident_memory_bytes", "gauge", "Resident memory.", process.resident_bytes as f64),

@@ -27,6 +27,7 @@
 use super::client::RocketMqError;
 use super::offsets::{Admission, QueueProgress};
 use crate::openmldb::{ConfigError, ConnectorConfig};
+use crate::telemetry::{STAGE_CPU, Stage, thread_cpu_time};
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{ClientRuntime, DefaultLitePullConsumer, MessageQueueListener, OffsetStore, ReadOffsetType};
 use rocketmq_model::allocation::{AllocateMessageQueueAveragely, AllocateMessageQueueStrategy};
@@ -513,6 +514,17 @@ impl QueueConsumer {
         batch: &mut Vec<ConsumedMessage>,
         bytes: &mut usize,
     ) -> bool {
+        STAGE_CPU.measure(Stage::Consume, || self.take_locked(lane, max, max_bytes, batch, bytes))
+    }
+
+    fn take_locked(
+        &self,
+        lane: usize,
+        max: usize,
+        max_bytes: usize,
+        batch: &mut Vec<ConsumedMessage>,
+        bytes: &mut usize,
+    ) -> bool {
         let mut state = lock(&self.state);
         let State { lanes, queues, .. } = &mut *state;
         let Some(buffer) = lanes.get_mut(lane) else { return true };
@@ -538,6 +550,7 @@ impl QueueConsumer {
         }
         let lanes = self.lanes();
         let mut to_pause = Vec::new();
+        let bookkeeping = thread_cpu_time();
         {
             let mut state = lock(&self.state);
             for m in messages {
@@ -565,6 +578,7 @@ impl QueueConsumer {
                 buffers[lane].push_back(convert(m, queue));
             }
         }
+        STAGE_CPU.add(Stage::Consume, thread_cpu_time().saturating_sub(bookkeeping));
         self.changed.notify_waiters();
         if !to_pause.is_empty() {
             tracing::debug!(queues = to_pause.len(), "pausing queues: too many unacknowledged messages");
@@ -595,6 +609,7 @@ impl QueueConsumer {
     /// longer this consumer's are left to their new owner.
     pub async fn ack(&self, acked: impl IntoIterator<Item = (QueueId, i64)>) {
         let mut resume = Vec::new();
+        let bookkeeping = thread_cpu_time();
         {
             let mut state = lock(&self.state);
             for (queue, offset) in acked {
@@ -611,6 +626,7 @@ impl QueueConsumer {
                 }
             }
         }
+        STAGE_CPU.add(Stage::Acknowledge, thread_cpu_time().saturating_sub(bookkeeping));
         self.commit_pending(None).await;
         if !resume.is_empty() {
             self.inner.resume(resume).await;

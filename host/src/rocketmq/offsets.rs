@@ -38,6 +38,9 @@ pub struct QueueProgress {
     committed: Option<i64>,
     /// Offsets handed out and not yet acknowledged (value: acknowledged?).
     in_flight: BTreeMap<i64, bool>,
+    /// How many of `in_flight` are not acknowledged (asked of every pulled
+    /// message, so kept rather than counted).
+    unacknowledged: usize,
     /// The queue's end at the broker, as the last pull reported it.
     broker_end: Option<i64>,
     /// Since when offsets below the first handed-out one are missing.
@@ -54,6 +57,7 @@ impl QueueProgress {
     /// from the returned offset (the first unacknowledged one).
     pub fn rewind(&mut self) -> Option<i64> {
         self.in_flight.clear();
+        self.unacknowledged = 0;
         self.hole_since = None;
         self.committable
     }
@@ -65,7 +69,7 @@ impl QueueProgress {
             // offset arriving later lowers the start, as nothing is
             // committed yet.
             None => self.committable = Some(offset),
-            Some(c) if offset < c && self.committed.is_none() && self.in_flight.values().all(|done| !done) => {
+            Some(c) if offset < c && self.committed.is_none() && self.unacknowledged == self.in_flight.len() => {
                 self.committable = Some(offset)
             }
             Some(c) if offset < c => return Admission::Stale,
@@ -75,6 +79,7 @@ impl QueueProgress {
             return Admission::Stale;
         }
         self.in_flight.insert(offset, false);
+        self.unacknowledged += 1;
         Admission::New
     }
 
@@ -84,8 +89,11 @@ impl QueueProgress {
     }
 
     fn ack_at(&mut self, offset: i64, now: Instant) {
-        if let Some(done) = self.in_flight.get_mut(&offset) {
+        if let Some(done) = self.in_flight.get_mut(&offset)
+            && !*done
+        {
             *done = true;
+            self.unacknowledged -= 1;
         }
         let Some(mut committable) = self.committable else { return };
         while let Some((&first, &done)) = self.in_flight.first_key_value() {
@@ -123,7 +131,7 @@ impl QueueProgress {
 
     /// Offsets handed out and not acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.values().filter(|done| !**done).count()
+        self.unacknowledged
     }
 
     /// The offset to commit, when it moved past the last `committed`.
@@ -158,8 +166,10 @@ mod tests {
         q.mark_committed(10);
         q.ack(12);
         q.ack(11);
+        q.ack(12);
+        q.ack(99);
         assert_eq!(q.pending_commit(), None, "10 is not acknowledged yet");
-        assert_eq!(q.in_flight(), 3);
+        assert_eq!(q.in_flight(), 3, "acknowledging twice, or what was never handed out, counts nothing");
         q.ack(10);
         assert_eq!(q.pending_commit(), Some(13));
         q.mark_committed(13);
