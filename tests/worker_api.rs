@@ -801,6 +801,16 @@ fn metrics_and_the_live_status_page_show_each_connector() {
         assert_eq!(lags.len(), 8, "one lag per queue: {lags:?}");
         assert!(lags.iter().all(|l| l.ends_with(" 0")), "all caught up: {lags:?}");
         assert!(metrics.contains(&format!("rmq_openmldb_write_seconds_bucket{{{task},le=\"+Inf\"}}")));
+        // Every stage's CPU time is counted; the ones that ran cost some.
+        let stage_cpu = |stage: &str| -> f64 {
+            let prefix = format!("rmq_openmldb_stage_cpu_seconds_total{{stage=\"{stage}\"}} ");
+            let line = metrics.lines().find(|l| l.starts_with(&prefix));
+            line.and_then(|l| l[prefix.len()..].parse().ok()).unwrap_or_else(|| panic!("no {prefix}in\n{metrics}"))
+        };
+        for stage in ["consume", "convert", "write", "acknowledge"] {
+            assert!(stage_cpu(stage) > 0.0, "{stage} cost no CPU:\n{metrics}");
+        }
+        assert!(stage_cpu("transform") >= 0.0);
 
         // The status page, as a browser renders it after a few refreshes.
         let page = format!("{}/", worker.base);
