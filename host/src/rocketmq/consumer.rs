@@ -514,33 +514,24 @@ impl QueueConsumer {
         batch: &mut Vec<ConsumedMessage>,
         bytes: &mut usize,
     ) -> bool {
-        STAGE_CPU.measure(Stage::Consume, || self.take_locked(lane, max, max_bytes, batch, bytes))
-    }
-
-    fn take_locked(
-        &self,
-        lane: usize,
-        max: usize,
-        max_bytes: usize,
-        batch: &mut Vec<ConsumedMessage>,
-        bytes: &mut usize,
-    ) -> bool {
-        let mut state = lock(&self.state);
-        let State { lanes, queues, .. } = &mut *state;
-        let Some(buffer) = lanes.get_mut(lane) else { return true };
-        while let Some(next) = buffer.front() {
-            // A queue revoked since its messages arrived: they stay unread here.
-            if queues.get(&next.queue).is_none_or(|s| s.ownership != Ownership::Owned) {
-                buffer.pop_front();
-                continue;
+        STAGE_CPU.measure(Stage::Consume, || {
+            let mut state = lock(&self.state);
+            let State { lanes, queues, .. } = &mut *state;
+            let Some(buffer) = lanes.get_mut(lane) else { return true };
+            while let Some(next) = buffer.front() {
+                // A queue revoked since its messages arrived: they stay unread here.
+                if queues.get(&next.queue).is_none_or(|s| s.ownership != Ownership::Owned) {
+                    buffer.pop_front();
+                    continue;
+                }
+                if !batch.is_empty() && (batch.len() >= max || *bytes + next.body.len() > max_bytes) {
+                    return true;
+                }
+                *bytes += next.body.len();
+                batch.extend(buffer.pop_front());
             }
-            if !batch.is_empty() && (batch.len() >= max || *bytes + next.body.len() > max_bytes) {
-                return true;
-            }
-            *bytes += next.body.len();
-            batch.extend(buffer.pop_front());
-        }
-        false
+            false
+        })
     }
 
     /// Track pulled messages and hand them to their lanes.
